@@ -1,0 +1,1 @@
+"""Typer commands, one module per domain; ``main.run`` is the console script."""

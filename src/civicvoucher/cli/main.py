@@ -1,0 +1,82 @@
+"""The ``civicvoucher`` command. User mistakes print a code and a reason, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from civicvoucher.cli import operations as ops
+from civicvoucher.cli.common import console, database, err_console
+from civicvoucher.cli.registry import member_app, merchant_app, org_app
+from civicvoucher.errors import CivicVoucherError, ImportRejected
+
+app = typer.Typer(
+    help="civicvoucher: public consumption-voucher programs (消费券) on a double-entry ledger.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="org")
+app.add_typer(member_app, name="member")
+app.add_typer(merchant_app, name="merchant")
+app.add_typer(ops.fund_app, name="fund")
+app.add_typer(ops.program_app, name="program")
+app.add_typer(ledger_app, name="ledger")
+for fn in (ops.issue, ops.redeem, ops.capture, ops.void, ops.refund, ops.expire, ops.extend,
+           ops.settle):
+    app.command(fn.__name__)(fn)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema (Alembic) on the configured database."""
+    from civicvoucher.schema import current
+
+    db = database()
+    console.print(f"{db.engine.url.render_as_string(hide_password=True)} at revision {current(db.engine)}")
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Check every ledger invariant and the voucher reconciliation; exit 1 if anything is off."""
+    from civicvoucher.ledger.verify import verify
+
+    with database().session() as s:
+        problems = verify(s)
+    if not problems:
+        console.print("[green]ledger OK[/green]: transfers balance, accounts match their entries, "
+                      "nothing negative, vouchers reconcile")
+        return
+    console.print(f"[red]{len(problems)} problems[/red]")
+    for p in problems[:200]:
+        console.print(f"  {p}")
+    raise typer.Exit(1)
+
+
+def _register_more() -> None:
+    """Commands of the layers built on the core: the demo and the HTTP server."""
+    from civicvoucher.cli import demo, server
+
+    demo.register(app)
+    server.register(app)
+
+
+_register_more()
+
+
+def run() -> None:
+    try:
+        app()
+    except ImportRejected as exc:
+        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
+        for e in exc.errors[:20]:
+            err_console.print(f"  {e}")
+        if len(exc.errors) > 20:
+            err_console.print(f"  ... {len(exc.errors) - 20} more")
+        sys.exit(2)
+    except CivicVoucherError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        sys.exit(2)

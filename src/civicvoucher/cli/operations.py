@@ -1,0 +1,198 @@
+"""fund / program / issue / redeem / hold / capture / void / refund / expire / extend / settle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from civicvoucher.cli.common import console, database, key_or_new, parse_when, parse_yuan
+from civicvoucher.core import clock
+from civicvoucher.core.money import format_cn, format_yuan
+
+fund_app = typer.Typer(help="Union fund accounts.", no_args_is_help=True)
+program_app = typer.Typer(help="Programs and their voucher products.", no_args_is_help=True)
+
+KEY = typer.Option(None, "--key", help="idempotency key: a retry with the same key does nothing new")
+
+
+@fund_app.command("deposit")
+def fund_deposit(
+    org: str = typer.Argument(..., help="division code, USCC or id"),
+    amount: str = typer.Argument(..., help="yuan, e.g. 150000 or 1,234.50"),
+    source: str = typer.Option("dues", help="dues, fiscal, or transfer (from a federation)"),
+    from_org: str = typer.Option(None, "--from", help="the paying federation, for a transfer"),
+    key: str = KEY,
+) -> None:
+    """Deposit into an organisation's fund."""
+    from civicvoucher.funds.service import deposit
+    from civicvoucher.orgs.service import find_org
+
+    k = key_or_new(key, "deposit")
+    with database().session() as s:
+        payer = find_org(s, from_org).id if from_org else None
+        d = deposit(s, org_id=find_org(s, org).id, amount_fen=parse_yuan(amount, "amount"),
+                    source=source, from_org_id=payer, idem_key=k)
+    note = " (replayed: nothing new)" if d.replayed else ""
+    console.print(f"deposited {format_yuan(d.amount_fen)}; fund now {format_yuan(d.balance_fen)}{note}")
+
+
+@fund_app.command("balance")
+def fund_balance_cmd(org: str) -> None:
+    """Show an organisation's fund balance."""
+    from civicvoucher.funds.service import fund_balance
+    from civicvoucher.orgs.service import find_org
+
+    with database().session() as s:
+        o = find_org(s, org)
+        console.print(f"{o.name}: {format_yuan(fund_balance(s, o.id))}")
+
+
+@program_app.command("create")
+def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Create a program from its TOML file (running it again changes nothing)."""
+    from civicvoucher.programs.service import create_program
+    from civicvoucher.programs.spec import load_program_spec
+
+    spec = load_program_spec(file)
+    with database().session() as s:
+        program, created = create_program(s, spec=spec)
+    verb = "created" if created else "exists already, unchanged:"
+    console.print(f"program {program.key} {verb} ({format_yuan(program.per_member_fen)} per member)")
+
+
+def issue(
+    union: str = typer.Argument(..., help="the grassroots union's USCC or id"),
+    program: str = typer.Argument(..., help="program key"),
+    product: list[str] = typer.Option(None, help="product keys (default: all non-optional)"),
+    form: str = typer.Option("digital", help="digital or paper"),
+    partial: bool = typer.Option(False, help="if funds fall short, issue as far as they go"),
+    funded_by: str = typer.Option(None, help="a federation paying from its own fund"),
+    key: str = KEY,
+) -> None:
+    """Issue a program's entitlement to a union's active members."""
+    from civicvoucher.orgs.service import find_org
+    from civicvoucher.vouchers.issuance import issue as do_issue
+
+    k = key_or_new(key, "issue")
+    with database().session() as s:
+        r = do_issue(s, union_id=find_org(s, union).id, program=program, products=product or None,
+                     form=form, mode="partial" if partial else "all_or_nothing",
+                     funding_org_id=find_org(s, funded_by).id if funded_by else None, idem_key=k)
+    i = r.issuance
+    console.print(f"{i.status}: {i.members_issued}/{i.members_eligible} members, "
+                  f"{i.vouchers_issued} vouchers, {format_cn(i.amount_fen)}; "
+                  f"shortfall {format_cn(i.shortfall_fen)}"
+                  + (f"; {i.members_duplicate} entitled via another union" if i.members_duplicate else "")
+                  + (" (replayed)" if r.replayed else ""))
+    if i.status == "refused":
+        raise typer.Exit(1)
+
+
+def redeem(
+    code: str,
+    merchant: str = typer.Option(..., help="merchant USCC or id"),
+    order: str = typer.Option(..., help="order amount in yuan"),
+    channel: str = typer.Option("offline", help="offline, online, takeaway or groupbuy"),
+    hold: bool = typer.Option(False, help="online order: hold until capture or void"),
+    key: str = KEY,
+) -> None:
+    """Spend a voucher at a merchant."""
+    from civicvoucher.merchants.service import find_merchant
+    from civicvoucher.vouchers.redemption import redeem as do_redeem
+
+    k = key_or_new(key, "redeem")
+    db = database()
+    with db.session() as s:
+        merchant_id = find_merchant(s, merchant).id
+    r = db.run(do_redeem, code=code, merchant_id=merchant_id,
+               order_amount_fen=parse_yuan(order, "order"), channel=channel, hold=hold, idem_key=k)
+    red = r.redemption
+    console.print(f"redemption {red.id} {red.status}: voucher {format_yuan(red.amount_fen)} "
+                  f"on an order of {format_yuan(red.order_amount_fen)}"
+                  + (" (replayed)" if r.replayed else ""))
+
+
+def capture(redemption: int) -> None:
+    """Post a held online order."""
+    from civicvoucher.vouchers.redemption import capture as do_capture
+
+    red = database().run(do_capture, redemption_id=redemption)
+    console.print(f"redemption {red.id} {red.status}")
+
+
+def void(redemption: int) -> None:
+    """Release a held online order."""
+    from civicvoucher.vouchers.redemption import void as do_void
+
+    red = database().run(do_void, redemption_id=redemption)
+    console.print(f"redemption {red.id} {red.status}")
+
+
+def refund(redemption: int, reason: str = typer.Option(None), key: str = KEY) -> None:
+    """Refund a redemption: the voucher comes back, or after its deadline the union's fund."""
+    from civicvoucher.vouchers.redemption import refund as do_refund
+
+    r = database().run(do_refund, redemption_id=redemption, reason=reason,
+                       idem_key=key_or_new(key, "refund"))
+    console.print(f"refunded {format_yuan(r.refund.amount_fen)}: {r.refund.outcome}"
+                  + (" (replayed)" if r.replayed else ""))
+
+
+def expire(as_of: str = typer.Option(None, help="default: now"), key: str = KEY) -> None:
+    """Expire vouchers past their deadline; their value goes back to the unions' funds."""
+    from civicvoucher.vouchers.lifecycle import expire as do_expire
+
+    when = parse_when(as_of, "as_of") or clock.now()
+    r = database().run(do_expire, as_of=when, idem_key=key_or_new(key, "expire"))
+    console.print(f"expired {r.run.vouchers_expired} vouchers, {format_cn(r.run.amount_fen)} back to "
+                  f"union funds; {r.run.holds_voided} stale holds voided"
+                  + (" (replayed)" if r.replayed else ""))
+
+
+def extend(
+    program: str,
+    until: str = typer.Option(..., help="new deadline (exclusive), e.g. 2020-08-01"),
+    by: str = typer.Option(..., help="who decided"),
+    reason: str = typer.Option(..., help="why (e.g. the notice delaying the deadline)"),
+    document: str = typer.Option(None, help="the notice's title or number"),
+    product: str = typer.Option(None),
+    union: list[str] = typer.Option(None, help="only these unions (USCC or id)"),
+    region: str = typer.Option(None, help="only unions in this division-code prefix"),
+    form: str = typer.Option(None, help="only digital or paper vouchers"),
+    key: str = KEY,
+) -> None:
+    """Extend the deadline of a program's unspent vouchers (all, or some)."""
+    from civicvoucher.orgs.service import find_org
+    from civicvoucher.vouchers.lifecycle import extend as do_extend
+
+    db = database()
+    with db.session() as s:
+        union_ids = [find_org(s, u).id for u in union] if union else None
+    r = db.run(do_extend, program=program, new_expires_at=parse_when(until, "until"), actor=by,
+               reason=reason, document=document, product=product, union_ids=union_ids,
+               region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
+    console.print(f"extended {r.extension.vouchers_extended} vouchers to {r.extension.new_expires_at}"
+                  + (" (replayed)" if r.replayed else ""))
+
+
+def settle(cutoff: str = typer.Option(None, help="default: now"), key: str = KEY,
+           show: bool = typer.Option(False, help="list each batch's redemptions")) -> None:
+    """Settle posted redemptions up to a cut-off: one payout batch per merchant."""
+    from sqlalchemy import select
+
+    from civicvoucher.settlement.models import SettlementBatch
+    from civicvoucher.settlement.service import batch_redemptions
+    from civicvoucher.settlement.service import settle as do_settle
+
+    db = database()
+    r = db.run(do_settle, cutoff=parse_when(cutoff, "cutoff") or clock.now(),
+               idem_key=key_or_new(key, "settle"))
+    console.print(f"settlement run {r.run.id}: {r.run.batches} batches, {r.run.redemptions} "
+                  f"redemptions, {format_yuan(r.run.amount_fen)}" + (" (replayed)" if r.replayed else ""))
+    if show:
+        with db.session() as s:
+            for b in s.execute(select(SettlementBatch).where(SettlementBatch.run_id == r.run.id)).scalars():
+                ids = [str(x.id) for x in batch_redemptions(s, b.id)]
+                console.print(f"  batch {b.id} merchant {b.merchant_id}: {format_yuan(b.amount_fen)} "
+                              f"({b.redemption_count}): redemptions {', '.join(ids)}")

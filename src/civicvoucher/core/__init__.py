@@ -1,0 +1,1 @@
+"""Pure core: money, ids, clock. Imports no SQLAlchemy, FastAPI or Typer."""

@@ -1,0 +1,46 @@
+"""Identifiers: time-ordered ids and unguessable voucher codes.
+
+A voucher code is 128 bits from ``secrets`` in base32 (26 characters, grouped by five when
+printed), never derived from personal data. Codes are looked up, not verified, so a
+guessed code only works if it was issued; at 2^128 per guess that is hopeless.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _b32(n: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, 32)
+        out.append(_CROCKFORD[r])
+    return "".join(reversed(out))
+
+
+def new_id() -> str:
+    """A 26-character id: 48 bits of milliseconds then 80 random bits (ULID layout)."""
+    ms = int(time.time() * 1000)
+    return _b32((ms << 80) | secrets.randbits(80), 26)
+
+
+def voucher_code() -> str:
+    """128 random bits as RFC 4648 base32 (A-Z, 2-7), 26 characters, no padding."""
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii")[:26]
+
+
+_TYPO = str.maketrans({"0": "O", "1": "I", "8": "B"})
+
+
+def normalise_code(text: str) -> str:
+    """Accept codes as people type them: lower case, dashes, spaces; 0/1/8 read as O/I/B."""
+    return text.strip().upper().replace("-", "").replace(" ", "").translate(_TYPO)
+
+
+def format_code(code: str) -> str:
+    """XXXXXX-XXXXX-... groups of five for printing on paper."""
+    return "-".join(code[i : i + 5] for i in range(0, len(code), 5))

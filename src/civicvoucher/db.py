@@ -1,0 +1,115 @@
+"""Engine, sessions and the transaction runner shared by every service.
+
+SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``: writers queue
+instead of failing mid-way, so a read-then-write inside one transaction cannot race.
+PostgreSQL runs READ COMMITTED; services change state with conditional UPDATEs and row locks,
+and ``Database.run`` retries deadlocks and unique-key races (the retry then finds the winner).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+T = TypeVar("T")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # pragma: no cover - driver glue
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - driver glue
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kw.setdefault("pool_size", 20)
+    kw.setdefault("max_overflow", 40)
+    return create_engine(url, pool_pre_ping=True, **kw)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40P01", "40001"):  # deadlock, serialization failure
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
+class Database:
+    """One per process: ``db.session()`` for a unit of work, ``db.run(fn)`` to retry races."""
+
+    def __init__(self, url: str, **engine_kw: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kw)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    def run(self, fn: Callable[..., T], /, *args: Any, retries: int = 8, **kwargs: Any) -> T:
+        """Run ``fn(session, *args, **kwargs)`` in its own transaction, retrying races.
+
+        A unique-key violation is retried too: services look up their idempotency key first,
+        so the retry returns the winner's result instead of failing.
+        """
+        for attempt in range(retries + 1):
+            try:
+                with self.session() as s:
+                    return fn(s, *args, **kwargs)
+            except IntegrityError:
+                if attempt == retries:
+                    raise
+            except DBAPIError as exc:
+                if attempt == retries or not _retryable(exc):
+                    raise
+            time.sleep(min(0.002 * 2**attempt, 0.2))
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def ping(db: Database) -> None:
+    with db.engine.connect() as c:
+        c.execute(text("SELECT 1"))

@@ -1,0 +1,129 @@
+"""The one exception tree. Every error carries a stable ``code`` (API and CLI print it).
+
+    CivicVoucherError                      code
+    ├── ValidationError                    invalid_input (field, row, reason)
+    │   └── ImportRejected                 import_rejected (list of row errors)
+    ├── NotFound                           not_found
+    ├── Conflict                           conflict
+    │   ├── IdempotencyConflict            idempotency_key_reused / exists_with_different_amount
+    │   ├── InsufficientFunds              insufficient_funds
+    │   ├── VoucherNotRedeemable           voucher_already_redeemed, voucher_expired,
+    │   │                                  voucher_not_yet_valid, category_not_allowed,
+    │   │                                  channel_not_allowed, region_not_allowed,
+    │   │                                  order_below_threshold, voucher_not_issued, ...
+    │   ├── InvalidTransition              invalid_transition
+    │   └── RedemptionNotRefundable        redemption_not_refundable
+    ├── Forbidden                          forbidden
+    └── LedgerInvariantBroken              ledger_invariant_broken (a bug, not user error)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CivicVoucherError(Exception):
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class ValidationError(CivicVoucherError):
+    code = "invalid_input"
+    http_status = 422
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        row: int | None = None,
+        code: str | None = None,
+        **details: object,
+    ) -> None:
+        super().__init__(message, code=code, **details)
+        self.field = field
+        self.row = row
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.field:
+            where.append(f"column {self.field}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        return f"{self.code}: {prefix}{self.message}"
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad cell of an import: 1-based row number as the user sees it in the file."""
+
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.field}: {self.reason}"
+
+
+class ImportRejected(ValidationError):
+    code = "import_rejected"
+
+    def __init__(self, errors: list[RowError], *, total_rows: int) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more bad rows)" if len(errors) > 1 else ""
+        super().__init__(
+            f"nothing imported: {first}{more}", field=first.field, row=first.row
+        )
+        self.errors = errors
+        self.total_rows = total_rows
+
+
+class NotFound(CivicVoucherError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(CivicVoucherError):
+    code = "conflict"
+    http_status = 409
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+
+
+class VoucherNotRedeemable(Conflict):
+    code = "voucher_not_redeemable"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class RedemptionNotRefundable(Conflict):
+    code = "redemption_not_refundable"
+
+
+class Forbidden(CivicVoucherError):
+    code = "forbidden"
+    http_status = 403
+
+
+class LedgerInvariantBroken(CivicVoucherError):
+    code = "ledger_invariant_broken"
+    http_status = 500

@@ -1,0 +1,129 @@
+"""``ledger verify``: the invariants that must hold after every operation.
+
+1. every transfer is well-formed (positive, two different existing accounts) and the ledger
+   as a whole balances (total debits = total credits, posted and pending);
+2. every account's stored totals equal the sum of its transfers;
+3. no account flagged never-negative is negative;
+4. the voucher rows reconcile with vouchers.outstanding per union and program, held vouchers
+   with the pending debits, and redemptions with merchant payables.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from civicvoucher.ledger.models import Account, Transfer
+from civicvoucher.ledger.rules import AccountCode, AccountFlags, TransferFlags
+from civicvoucher.vouchers.models import Redemption, Voucher
+from civicvoucher.vouchers.rules import RedemptionStatus, VoucherStatus
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.subject}: {self.detail}"
+
+
+def verify(session: Session) -> list[Problem]:
+    """All problems found; an empty list means the books are sound."""
+    problems: list[Problem] = []
+    A, T = Account.__table__, Transfer.__table__
+    accounts = {r.id: r for r in session.execute(select(A)).all()}
+
+    bad = session.execute(
+        select(T.c.id).where(
+            (T.c.amount <= 0) | (T.c.debit_account_id == T.c.credit_account_id)
+        )
+    ).scalars().all()
+    problems += [Problem("transfer", t, "amount not positive or same account twice") for t in bad]
+
+    # What each account's totals must be, recomputed from the transfers.
+    pending_open = (T.c.flags.op("&")(int(TransferFlags.PENDING)) != 0) & ~T.c.id.in_(
+        select(T.c.pending_id).where(T.c.pending_id.is_not(None))
+    )
+    posted = T.c.flags.op("&")(int(TransferFlags.PENDING | TransferFlags.VOID_PENDING)) == 0
+    want: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for side, idx in ((T.c.debit_account_id, 0), (T.c.credit_account_id, 1)):
+        q = select(
+            side,
+            func.sum(case((posted, T.c.amount), else_=0)),
+            func.sum(case((pending_open, T.c.amount), else_=0)),
+        ).group_by(side)
+        for acct, p, pend in session.execute(q).all():
+            want[acct][idx] = int(p or 0)
+            want[acct][idx + 2] = int(pend or 0)
+    totals = [0, 0, 0, 0]
+    for acct_id, a in accounts.items():
+        w = want.get(acct_id, [0, 0, 0, 0])
+        have = [a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending]
+        totals = [x + y for x, y in zip(totals, have, strict=True)]
+        if have != w:
+            problems.append(Problem(
+                "entries", a.key,
+                f"stored d/c posted {have[0]}/{have[1]} pending {have[2]}/{have[3]}, "
+                f"transfers say {w[0]}/{w[1]} pending {w[2]}/{w[3]}",
+            ))
+        if a.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
+            a.debits_posted + a.debits_pending > a.credits_posted
+        ):
+            problems.append(Problem("negative", a.key, f"balance {a.credits_posted - a.debits_posted - a.debits_pending} fen"))
+    for acct_id in set(want) - set(accounts):
+        problems.append(Problem("entries", str(acct_id), "transfers name an account that does not exist"))
+    if totals[0] != totals[1] or totals[2] != totals[3]:
+        problems.append(Problem("balance", "ledger", f"debits {totals[0]} vs credits {totals[1]}, pending {totals[2]} vs {totals[3]}"))
+
+    problems += _reconcile_vouchers(session, accounts)
+    return problems
+
+
+def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:
+    problems = []
+    V, R = Voucher.__table__, Redemption.__table__
+    live = session.execute(
+        select(V.c.union_id, V.c.program_id,
+               func.sum(V.c.amount_fen),
+               func.sum(case((V.c.status == VoucherStatus.HELD, V.c.amount_fen), else_=0)))
+        .where(V.c.status.in_([VoucherStatus.ISSUED, VoucherStatus.HELD]))
+        .group_by(V.c.union_id, V.c.program_id)
+    ).all()
+    expected = {(u, p): (int(s), int(h)) for u, p, s, h in live}
+    for a in accounts.values():
+        if a.code != AccountCode.VOUCHERS_OUTSTANDING:
+            continue
+        have = (a.credits_posted - a.debits_posted, a.debits_pending)
+        want = expected.pop((a.org_id, a.program_id), (0, 0))
+        if have != want:
+            problems.append(Problem(
+                "vouchers", a.key,
+                f"account holds {have[0]} fen ({have[1]} on hold), "
+                f"unspent vouchers total {want[0]} fen ({want[1]} on hold)",
+            ))
+    for (u, p), (s, _) in expected.items():
+        problems.append(Problem("vouchers", f"union {u} program {p}", f"{s} fen of vouchers with no outstanding account"))
+
+    owed = session.execute(
+        select(R.c.merchant_id, func.sum(R.c.amount_fen))
+        .where(R.c.status == RedemptionStatus.POSTED, R.c.settlement_batch_id.is_(None))
+        .group_by(R.c.merchant_id)
+    ).all()
+    owed_by = {m: int(s) for m, s in owed}
+    for a in accounts.values():
+        if a.code != AccountCode.MERCHANT_PAYABLE:
+            continue
+        want = owed_by.pop(a.merchant_id, 0)
+        if a.credits_posted - a.debits_posted != want:
+            problems.append(Problem(
+                "payable", a.key,
+                f"account holds {a.credits_posted - a.debits_posted} fen, unsettled redemptions {want} fen",
+            ))
+    for m, s in owed_by.items():
+        problems.append(Problem("payable", f"merchant {m}", f"{s} fen unsettled with no payable account"))
+    return problems

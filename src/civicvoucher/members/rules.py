@@ -1,0 +1,247 @@
+"""Member rows: validating an import file, and keeping ID numbers out of the database.
+
+ID numbers (居民身份证号码) are stored only as a keyed hash and a masked form: an 18-digit ID
+has little entropy (area, birth date, 3 digits), so an unkeyed hash could be brute-forced.
+Pure: no database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from functools import lru_cache
+
+from stdnum.cn import ric as _ric
+from stdnum.cn import uscc as _uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+from civicvoucher.core.tabular import Table, validate_rows
+from civicvoucher.errors import RowError
+from civicvoucher.orgs.rules import normalise_code, uscc_problem
+
+NAME_MAX = 50
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_SCIENTIFIC = re.compile(r"\d+(\.\d+)?E\+?\d+", re.IGNORECASE)
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    LEFT = "left"
+
+
+MEMBER_STATUS_LABEL_ZH: dict[MemberStatus, str] = {
+    MemberStatus.ACTIVE: "在职",
+    MemberStatus.SUSPENDED: "停用",
+    MemberStatus.LEFT: "离会",
+}
+
+_STATUS_WORDS: dict[str, MemberStatus] = {
+    "在职": MemberStatus.ACTIVE,
+    "正常": MemberStatus.ACTIVE,
+    "停用": MemberStatus.SUSPENDED,
+    "离会": MemberStatus.LEFT,
+    "退会": MemberStatus.LEFT,
+    **{m.value: m for m in MemberStatus},
+}
+
+MEMBER_ALIASES: dict[str, str] = {
+    "姓名": "name",
+    "身份证号": "id_number",
+    "身份证号码": "id_number",
+    "公民身份号码": "id_number",
+    "手机号": "phone",
+    "手机号码": "phone",
+    "所属工会": "union",
+    "基层工会": "union",
+    "工会代码": "union",
+    "状态": "status",
+    "会员状态": "status",
+}
+
+# The "(…)" remarks are ignored when the file is read back (see tabular.normalise_header).
+MEMBER_TEMPLATE_HEADER: list[str] = [
+    "姓名",
+    "身份证号",
+    "手机号",
+    "所属工会（统一社会信用代码）",
+    "状态（在职/停用/离会）",
+]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One valid member row, normalised (ID upper-case X, phone bare 11 digits, USCC upper)."""
+
+    name: str
+    id_number: str
+    phone: str | None
+    union: str
+    status: MemberStatus
+
+
+def _with_ric_check(first17: str) -> str:
+    return first17 + _ric.calc_check_digit(first17 + "0")
+
+
+def member_template_example_rows() -> list[list[str]]:
+    """Two made-up example rows for the import template (valid checksums, fake people)."""
+    union = "81110101000000001"
+    union += _uscc.calc_check_digit(union)
+    return [
+        ["张三", _with_ric_check("11010119900101001"), "13800000000", union, "在职"],
+        ["李四", _with_ric_check("31010119851231002"), "", union, "在职"],
+    ]
+
+
+def normalise_id_number(text: str) -> str:
+    """Full-width digits folded, spaces and dashes dropped, 'x' upper-cased."""
+    return normalise_code(text)
+
+
+@lru_cache(maxsize=8192)
+def _area_known(area: str, year: int) -> bool:
+    """stdnum's area-code lookup is slow (a text database); cache it per area and year."""
+    try:
+        _ric.get_birth_place(f"{area}{year:04d}01010000")
+    except StdnumError:
+        return False
+    return True
+
+
+def id_number_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid 18-character resident ID number, or None if it is."""
+    number = normalise_id_number(value)
+    if _SCIENTIFIC.fullmatch(number):
+        return (
+            f"Excel stored the ID number as a number and dropped digits ({value}); format the"
+            " column as Text and type the numbers again"
+        )
+    if re.fullmatch(r"\d{15}", number):
+        return "old 15-digit ID number; give the 18-digit number from the current ID card"
+    if len(number) != 18:
+        return f"ID-card number must be 18 characters, got {len(number)}"
+    if not re.fullmatch(r"\d{17}[\dX]", number):
+        return "ID-card number must be 17 digits followed by a digit or X"
+    if number[-1] != _ric.calc_check_digit(number):
+        hint = ""
+        if number.endswith("000"):
+            hint = " (if the column was a number in Excel, its last digits were lost)"
+        return "ID-card number checksum is wrong" + hint
+    try:  # stdnum's get_birth_date, without its slow re-cleaning of the number
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return f"birth date {number[6:14]} in the ID-card number is not a real date"
+    if not _area_known(number[:6], born.year):
+        return f"area code {number[:6]} in the ID-card number is not a known county"
+    return None
+
+
+def normalise_phone(text: str) -> str:
+    """Digits only, with a leading +86 / 0086 / 86 country code removed."""
+    digits = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", text))
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            return digits[len(prefix) :]
+    return digits
+
+
+def parse_status(text: str) -> MemberStatus | None:
+    """在职/正常/停用/离会/退会 or the English value → MemberStatus; empty → active."""
+    t = text.strip().lower()
+    return MemberStatus.ACTIVE if not t else _STATUS_WORDS.get(t)
+
+
+def validate_member_row(row_no: int, row: dict[str, str]) -> MemberRow | list[RowError]:
+    """Check one member row; returns the normalised row or every problem found in it."""
+    errors: list[RowError] = []
+
+    name = row.get("name", "").strip()
+    if not name:
+        errors.append(RowError(row_no, "name", "name is required"))
+    elif len(name) > NAME_MAX:
+        errors.append(RowError(row_no, "name", f"name is longer than {NAME_MAX} characters"))
+
+    raw_id = row.get("id_number", "").strip()
+    id_number = normalise_id_number(raw_id)
+    if not raw_id:
+        errors.append(RowError(row_no, "id_number", "ID-card number is required"))
+    elif problem := id_number_problem(raw_id):
+        errors.append(RowError(row_no, "id_number", problem))
+
+    phone = normalise_phone(row.get("phone", "").strip()) or None
+    if phone is not None and not _MOBILE.fullmatch(phone):
+        errors.append(
+            RowError(row_no, "phone", f"{phone!r} is not a mainland mobile number (11 digits, 1…)")
+        )
+
+    union = normalise_code(row.get("union", ""))
+    if not union:
+        errors.append(
+            RowError(row_no, "union", "union is required: its unified social credit code")
+        )
+    elif problem := uscc_problem(union):
+        errors.append(RowError(row_no, "union", problem))
+
+    raw_status = row.get("status", "")
+    status = parse_status(raw_status)
+    if status is None:
+        errors.append(
+            RowError(
+                row_no,
+                "status",
+                f"unknown status {raw_status.strip()!r}; use 在职, 停用 or 离会"
+                " (active, suspended, left)",
+            )
+        )
+
+    if errors or status is None:
+        return errors
+    return MemberRow(name=name, id_number=id_number, phone=phone, union=union, status=status)
+
+
+def _member_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
+    number = normalise_id_number(row.get("id_number", ""))
+    if re.fullmatch(r"\d{17}[\dX]", number) and number[-1] == _ric.calc_check_digit(number):
+        return [("id_number", "ID number", number)]
+    return []
+
+
+def validate_member_rows(table: Table) -> tuple[list[tuple[int, MemberRow]], list[RowError]]:
+    """Validate a whole member file; the same ID number twice is an error on the later row."""
+    return validate_rows(
+        table,
+        validate_row=validate_member_row,
+        required=("name", "id_number", "union"),
+        aliases=MEMBER_ALIASES,
+        unique_keys=_member_unique_keys,
+    )
+
+
+def hash_id_number(id_number: str, *, key: bytes) -> str:
+    """HMAC-SHA256 hex of the normalised ID number; keyed, since IDs are easy to enumerate."""
+    if not key:
+        raise ValueError("hash_id_number needs a non-empty secret key")
+    number = normalise_id_number(id_number)
+    return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()
+
+
+def _mask(text: str, *, head: int, tail: int) -> str:
+    if len(text) <= head + tail:
+        return "*" * len(text)
+    return text[:head] + "*" * (len(text) - head - tail) + text[-tail:]
+
+
+def mask_id_number(id_number: str) -> str:
+    """'110101199003071234' → '110***********1234': first 3 and last 4 kept, same length."""
+    return _mask(normalise_id_number(id_number), head=3, tail=4)
+
+
+def mask_phone(phone: str) -> str:
+    """'13812345678' → '138****5678': first 3 and last 4 kept, same length."""
+    return _mask(normalise_phone(phone), head=3, tail=4)

@@ -1,0 +1,138 @@
+"""Organisation use cases: create, import, subtree queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.core import clock
+from civicvoucher.errors import ImportRejected, NotFound, RowError, ValidationError
+from civicvoucher.orgs.models import Org
+from civicvoucher.orgs.rules import OrgLevel, OrgRow
+
+PARENT_LEVELS = {
+    OrgLevel.PROVINCE: (),
+    OrgLevel.CITY: (OrgLevel.PROVINCE,),
+    OrgLevel.COUNTY: (OrgLevel.CITY,),
+    OrgLevel.UNION: (OrgLevel.PROVINCE, OrgLevel.CITY, OrgLevel.COUNTY),
+}
+
+
+def create_org(
+    session: Session,
+    *,
+    level: str,
+    name: str,
+    parent_id: int | None = None,
+    division_code: str | None = None,
+    uscc: str | None = None,
+    unit_type: str | None = None,
+) -> Org:
+    """Add one organisation under its parent; path and region code are derived here."""
+    level = OrgLevel(level)
+    parent = session.get(Org, parent_id) if parent_id is not None else None
+    _check_parent(level, parent)
+    if level != OrgLevel.UNION and not division_code:
+        raise ValidationError("a federation needs its division code", field="division_code")
+    if level == OrgLevel.UNION and not uscc:
+        raise ValidationError("a grassroots union needs its unified social credit code", field="uscc")
+    org = Org(
+        parent_id=parent_id, level=level, name=name, division_code=division_code, uscc=uscc,
+        unit_type=unit_type, path="", created_at=clock.now(),
+        region_code=division_code if level != OrgLevel.UNION else parent.region_code,  # type: ignore[union-attr]
+    )
+    session.add(org)
+    session.flush()
+    org.path = f"{parent.path if parent else '/'}{org.id}/"
+    session.flush()
+    return org
+
+
+def _check_parent(level: OrgLevel, parent: Org | None) -> None:
+    allowed = PARENT_LEVELS[level]
+    if not allowed:
+        if parent is not None:
+            raise ValidationError("a province federation has no parent", field="parent")
+        return
+    if parent is None:
+        raise ValidationError(f"a {level} organisation needs a parent", field="parent")
+    if parent.level not in allowed:
+        raise ValidationError(
+            f"a {level} organisation cannot sit under a {parent.level}", field="parent"
+        )
+
+
+def import_orgs(session: Session, rows: Sequence[tuple[int, OrgRow]]) -> list[Org]:
+    """Create validated rows in file order; parents may be earlier rows or already stored.
+
+    All or nothing: any row that cannot be placed rejects the whole import.
+    """
+    errors: list[RowError] = []
+    created: list[Org] = []
+    by_code = {
+        o.division_code: o
+        for o in session.execute(select(Org).where(Org.division_code.is_not(None))).scalars()
+    }
+    known_uscc = set(
+        session.execute(select(Org.uscc).where(Org.uscc.is_not(None))).scalars()
+    )
+    for row_no, r in rows:
+        parent = by_code.get(r.parent) if r.parent else None
+        if r.parent and parent is None:
+            errors.append(RowError(row_no, "parent", f"no federation with code {r.parent}"))
+            continue
+        if r.division_code and r.division_code in by_code:
+            errors.append(RowError(row_no, "division_code", f"{r.division_code} exists already"))
+            continue
+        if r.uscc and r.uscc in known_uscc:
+            errors.append(RowError(row_no, "uscc", f"{r.uscc} exists already"))
+            continue
+        try:
+            org = create_org(
+                session, level=r.level, name=r.name, parent_id=parent.id if parent else None,
+                division_code=r.division_code, uscc=r.uscc, unit_type=r.unit_type,
+            )
+        except ValidationError as exc:
+            errors.append(RowError(row_no, exc.field or "level", exc.message))
+            continue
+        if org.division_code:
+            by_code[org.division_code] = org
+        if org.uscc:
+            known_uscc.add(org.uscc)
+        created.append(org)
+    if errors:
+        raise ImportRejected(errors, total_rows=len(rows))
+    return created
+
+
+def get_org(session: Session, org_id: int) -> Org:
+    org = session.get(Org, org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} does not exist", code="org_not_found")
+    return org
+
+
+def find_org(session: Session, ref: str | int) -> Org:
+    """By id, division code or USCC: what a person types on the command line."""
+    s = str(ref).strip()
+    q = select(Org).where((Org.division_code == s) | (Org.uscc == s.upper()))
+    org = session.execute(q).scalar_one_or_none()
+    if org is None and s.isdigit() and len(s) != 6:
+        org = session.get(Org, int(s))
+    if org is None:
+        raise NotFound(f"no organisation {s}", code="org_not_found")
+    return org
+
+
+def subtree(session: Session, org: Org, *, level: str | None = None) -> list[Org]:
+    """The organisation and everything under it: one indexed prefix query."""
+    q = select(Org).where(Org.path.startswith(org.path)).order_by(Org.path)
+    if level:
+        q = q.where(Org.level == level)
+    return list(session.execute(q).scalars())
+
+
+def is_within(org: Org, ancestor: Org) -> bool:
+    return org.path.startswith(ancestor.path)

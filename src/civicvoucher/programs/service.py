@@ -1,0 +1,82 @@
+"""Program use cases: create from a spec (idempotent on the program key), look up."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.core import clock
+from civicvoucher.errors import Conflict, NotFound
+from civicvoucher.programs.models import Product, Program
+from civicvoucher.programs.spec import ProgramSpec
+
+
+def _product_row(p) -> dict:
+    return dict(
+        key=p.key, kind=str(p.kind), name=p.name, denominations=p.denominations_fen,
+        face_value_fen=sum(p.denominations_fen), threshold_fen=p.threshold_fen,
+        categories=[str(c) for c in p.categories], channels=[str(c) for c in p.channels],
+        region_scope=str(p.region_scope), valid_from=p.valid_from, expires_at=p.expires_at,
+        optional=p.optional,
+    )
+
+
+def create_program(session: Session, *, spec: ProgramSpec) -> tuple[Program, bool]:
+    """Store a program and its products. The key is the idempotency key: the same spec again
+    returns the stored program (created=False); a different spec under that key is a conflict."""
+    existing = session.execute(select(Program).where(Program.key == spec.key)).scalar_one_or_none()
+    if existing is not None:
+        if _fingerprint_program(session, existing) != _fingerprint_spec(spec):
+            raise Conflict(
+                f"program {spec.key} exists with a different definition",
+                code="idempotency_key_reused",
+            )
+        return existing, False
+    program = Program(
+        key=spec.key, name=spec.name, documents=list(spec.documents),
+        per_member_fen=sum(sum(p.denominations_fen) for p in spec.products),
+        created_at=clock.now(),
+    )
+    session.add(program)
+    session.flush()
+    for p in spec.products:
+        session.add(Product(program_id=program.id, **_product_row(p)))
+    session.flush()
+    return program, True
+
+
+def _fingerprint_spec(spec: ProgramSpec) -> tuple:
+    return (spec.name, tuple(spec.documents),
+            tuple(sorted(tuple(sorted(_product_row(p).items(), key=str)) for p in spec.products)))
+
+
+def _fingerprint_program(session: Session, program: Program) -> tuple:
+    rows = []
+    for p in products_of(session, program.id):
+        d = dict(
+            key=p.key, kind=p.kind, name=p.name, denominations=list(p.denominations),
+            face_value_fen=p.face_value_fen, threshold_fen=p.threshold_fen,
+            categories=list(p.categories), channels=list(p.channels),
+            region_scope=p.region_scope, valid_from=p.valid_from, expires_at=p.expires_at,
+            optional=p.optional,
+        )
+        rows.append(tuple(sorted(d.items(), key=str)))
+    return (program.name, tuple(program.documents), tuple(sorted(rows)))
+
+
+def get_program(session: Session, ref: str | int) -> Program:
+    q = select(Program).where(Program.key == str(ref))
+    program = session.execute(q).scalar_one_or_none()
+    if program is None and str(ref).isdigit():
+        program = session.get(Program, int(ref))
+    if program is None:
+        raise NotFound(f"no program {ref}", code="program_not_found")
+    return program
+
+
+def products_of(session: Session, program_id: int) -> list[Product]:
+    return list(
+        session.execute(
+            select(Product).where(Product.program_id == program_id).order_by(Product.id)
+        ).scalars()
+    )

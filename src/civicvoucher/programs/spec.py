@@ -1,0 +1,102 @@
+"""The program definition file (TOML), validated at the edge with pydantic.
+
+    key = "shanxi-2020"
+    name = "山西省职工一次性特别消费券"
+    documents = ["关于动员引导全省广大职工积极消费促进经济发展的通知"]
+
+    [[products]]
+    key = "voucher"
+    kind = "consumption"            # consumption | tourism_card
+    name = "一次性特别消费券"
+    denominations_yuan = [300]      # or [50, 50, 50, 50, 50, 50]
+    threshold_yuan = 0              # 满减: spend at least this to use one voucher
+    categories = ["daily_goods", "grain_produce", "supermarket_fuel", "hotel_dining", "other"]
+    channels = ["offline"]          # offline | online | takeaway | groupbuy
+    region_scope = "province"       # county | city | province (relative to the issuing union)
+    valid_from = 2020-04-26T00:00:00
+    expires_at = 2020-07-11T00:00:00   # exclusive: "by 2020-07-10 24:00"
+    optional = false                # true: only members who opt in (the tourism card)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from civicvoucher.core.money import FEN_PER_YUAN
+from civicvoucher.errors import ValidationError
+from civicvoucher.merchants.rules import Category, Channel
+from civicvoucher.vouchers.rules import ProductKind, RegionScope
+
+Yuan = Annotated[StrictInt, Field(gt=0, le=100_000)]
+
+
+class ProductSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    kind: ProductKind = ProductKind.CONSUMPTION
+    name: str = Field(min_length=1, max_length=200)
+    denominations_yuan: list[Yuan] = Field(min_length=1, max_length=100)
+    threshold_yuan: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    categories: list[Category] = Field(min_length=1)
+    channels: list[Channel] = Field(min_length=1)
+    region_scope: RegionScope = RegionScope.PROVINCE
+    valid_from: datetime
+    expires_at: datetime
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _window(self) -> ProductSpec:
+        if self.expires_at <= self.valid_from:
+            raise ValueError("expires_at must be after valid_from")
+        return self
+
+    @property
+    def denominations_fen(self) -> list[int]:
+        return [d * FEN_PER_YUAN for d in self.denominations_yuan]
+
+    @property
+    def threshold_fen(self) -> int:
+        return self.threshold_yuan * FEN_PER_YUAN
+
+
+class ProgramSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    name: str = Field(min_length=1, max_length=200)
+    documents: list[str] = []
+    products: list[ProductSpec] = Field(min_length=1)
+
+    @field_validator("products")
+    @classmethod
+    def _unique_keys(cls, v: list[ProductSpec]) -> list[ProductSpec]:
+        keys = [p.key for p in v]
+        if len(keys) != len(set(keys)):
+            raise ValueError("product keys must be unique")
+        return v
+
+
+def load_program_spec(path: Path | str) -> ProgramSpec:
+    """Read and validate a program file; errors name the field path."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path}: not valid TOML: {exc}", field="file") from None
+    return parse_program_spec(data)
+
+
+def parse_program_spec(data: dict) -> ProgramSpec:
+    from pydantic import ValidationError as PydanticError
+
+    try:
+        return ProgramSpec.model_validate(data)
+    except PydanticError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ValidationError(f"{loc}: {err['msg']}", field=loc) from None

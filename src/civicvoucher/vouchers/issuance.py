@@ -1,0 +1,223 @@
+"""Issuance: a grassroots union issues its active members' entitlement for a program.
+
+Funds are checked and moved in the same transaction (union fund → program reserve →
+outstanding vouchers). The reserve account row is locked first, so two issuances for one
+union and program queue; the fund row is locked next, so issuances drawing on one fund queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from civicvoucher.core import clock, ids
+from civicvoucher.errors import IdempotencyConflict, ValidationError
+from civicvoucher.funds.service import fund_account
+from civicvoucher.ledger import service as ledger
+from civicvoucher.ledger.rules import AccountCode, TransferCode
+from civicvoucher.members.models import Member
+from civicvoucher.members.rules import MemberStatus
+from civicvoucher.orgs.models import Org
+from civicvoucher.orgs.rules import OrgLevel
+from civicvoucher.orgs.service import get_org, is_within
+from civicvoucher.programs.models import Product, Program
+from civicvoucher.programs.service import get_program, products_of
+from civicvoucher.vouchers.bulk import bulk_insert
+from civicvoucher.vouchers.models import Entitlement, Extension, Issuance
+from civicvoucher.vouchers.rules import (
+    IssuanceStatus,
+    IssueMode,
+    VoucherForm,
+    VoucherStatus,
+    request_hash,
+)
+
+VOUCHER_COLUMNS = (
+    "code", "program_id", "product_id", "union_id", "member_id", "issuance_id", "amount_fen",
+    "threshold_fen", "form", "status", "valid_from", "expires_at", "issued_at", "region_code",
+)
+ENTITLEMENT_COLUMNS = ("product_id", "person_hash", "member_id", "union_id", "issuance_id")
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    issuance: Issuance
+    replayed: bool
+
+
+def reserve_account(session: Session, union_id: int, program_id: int) -> int:
+    return ledger.account_id(
+        session, AccountCode.PROGRAM_RESERVE, union_id, program_id,
+        org_id=union_id, program_id=program_id,
+    )
+
+
+def outstanding_account(session: Session, union_id: int, program_id: int) -> int:
+    return ledger.account_id(
+        session, AccountCode.VOUCHERS_OUTSTANDING, union_id, program_id,
+        org_id=union_id, program_id=program_id,
+    )
+
+
+def _deadline(session: Session, product: Product) -> datetime:
+    """A product's deadline, moved by any program-wide extension of it."""
+    later = session.execute(
+        select(func.max(Extension.new_expires_at)).where(
+            Extension.program_id == product.program_id,
+            Extension.program_wide.is_(True),
+            or_(Extension.product_id.is_(None), Extension.product_id == product.id),
+        )
+    ).scalar()
+    return max(product.expires_at, later) if later else product.expires_at
+
+
+def issue(
+    session: Session,
+    *,
+    union_id: int,
+    program: str | int,
+    idem_key: str,
+    products: list[str] | None = None,
+    member_ids: list[int] | None = None,
+    form: str = VoucherForm.DIGITAL,
+    mode: str = IssueMode.ALL_OR_NOTHING,
+    funding_org_id: int | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> IssueResult:
+    """Issue the entitlement of a union's active members (or of ``member_ids`` among them).
+
+    Nobody is issued a product twice: a person entitled through another union is counted as a
+    duplicate and skipped. If funds fall short, ``all_or_nothing`` issues nothing (status
+    refused) and ``partial`` issues to members in registry order as far as funds go; either
+    way the shortfall is recorded.
+    """
+    now = now or clock.now()
+    prog = get_program(session, program)
+    params = dict(union_id=union_id, program=prog.key, products=products, form=str(form),
+                  member_ids=member_ids, mode=str(mode), funding_org_id=funding_org_id)
+    rh = request_hash(**params)
+    found = session.execute(select(Issuance).where(Issuance.idem_key == idem_key)).scalar()
+    if found is not None:
+        if found.request_hash != rh:
+            raise IdempotencyConflict(f"issuance key {idem_key} was used for another request")
+        return IssueResult(found, True)
+
+    union = get_org(session, union_id)
+    if union.level != OrgLevel.UNION:
+        raise ValidationError("only a grassroots union issues to members", field="union")
+    form, mode = VoucherForm(form), IssueMode(mode)
+    chosen = _choose_products(session, prog, products)
+    funder = union if funding_org_id is None else get_org(session, funding_org_id)
+    if not is_within(union, funder):
+        raise ValidationError("a fund can pay only for unions in its own subtree", field="funding_org")
+    deadlines = {p.id: _deadline(session, p) for p in chosen}
+    if any(d <= now for d in deadlines.values()):
+        raise ValidationError("the program's spending window has closed", field="program",
+                              code="program_closed")
+
+    reserve = reserve_account(session, union.id, prog.id)
+    ledger.lock_account(session, reserve)  # one issuance per union and program at a time
+    plan, eligible, duplicates = _plan(session, union, chosen, member_ids)
+    total = sum(cost for _, _, cost in plan)
+
+    fund = fund_account(session, funder.id)
+    available = ledger.lock_account(session, fund).available
+    if total == 0:
+        status, issued = IssuanceStatus.NOTHING_TO_ISSUE, []
+    elif available >= total:
+        status, issued = IssuanceStatus.COMPLETED, plan
+    elif mode == IssueMode.ALL_OR_NOTHING:
+        status, issued = IssuanceStatus.REFUSED, []
+    else:
+        issued, spent = [], 0
+        for item in plan:  # registry order: the order is recorded by the entitlement rows
+            if spent + item[2] > available:
+                break
+            issued.append(item)
+            spent += item[2]
+        status = IssuanceStatus.PARTIAL if issued else IssuanceStatus.REFUSED
+    amount = sum(cost for _, _, cost in issued)
+
+    iss = Issuance(
+        idem_key=idem_key, request_hash=rh, union_id=union.id, program_id=prog.id,
+        products=[p.key for p in chosen], funding_org_id=funder.id, mode=mode, form=form,
+        status=status, members_eligible=eligible, members_issued=len(issued),
+        members_duplicate=duplicates, vouchers_issued=0, amount_fen=amount,
+        shortfall_fen=total - amount, region_code=union.region_code, actor=actor, created_at=now,
+    )
+    session.add(iss)
+    session.flush()
+    if amount:
+        outstanding = outstanding_account(session, union.id, prog.id)
+        ledger.post_transfer(session, id=f"issue:{iss.id}:reserve", debit_account_id=fund,
+                             credit_account_id=reserve, amount=amount, code=TransferCode.RESERVE,
+                             now=now)
+        ledger.post_transfer(session, id=f"issue:{iss.id}:issue", debit_account_id=reserve,
+                             credit_account_id=outstanding, amount=amount,
+                             code=TransferCode.ISSUE, now=now)
+        iss.vouchers_issued = _write_vouchers(session, iss, union, issued, deadlines, form, now)
+    session.flush()
+    return IssueResult(iss, False)
+
+
+def _choose_products(session: Session, prog: Program, keys: list[str] | None) -> list[Product]:
+    all_products = products_of(session, prog.id)
+    if keys is None:
+        return [p for p in all_products if not p.optional]
+    by_key = {p.key: p for p in all_products}
+    missing = [k for k in keys if k not in by_key]
+    if missing or not keys:
+        raise ValidationError(f"no product {', '.join(missing) or '(none given)'} in {prog.key}",
+                              field="products")
+    return [by_key[k] for k in dict.fromkeys(keys)]
+
+
+def _plan(session: Session, union: Org, chosen: list[Product], member_ids: list[int] | None):
+    """[(member_id, id_hash, [products to issue])...] in registry order, plus counts."""
+    q = (
+        select(Member.id, Member.id_hash)
+        .where(Member.union_id == union.id, Member.status == MemberStatus.ACTIVE)
+        .order_by(Member.id)
+    )
+    members = session.execute(q).all()
+    if member_ids is not None:
+        wanted = set(member_ids)
+        members = [m for m in members if m.id in wanted]
+    product_ids = [p.id for p in chosen]
+    taken = session.execute(
+        select(Entitlement.product_id, Entitlement.person_hash, Entitlement.union_id)
+        .join(Member, and_(Member.id_hash == Entitlement.person_hash,
+                           Member.union_id == union.id))
+        .where(Entitlement.product_id.in_(product_ids))
+    ).all()
+    entitled = {(pid, h): u for pid, h, u in taken}
+    plan, duplicates = [], 0
+    for m in members:
+        todo = [p for p in chosen if (p.id, m.id_hash) not in entitled]
+        if todo:
+            plan.append((m, todo, sum(p.face_value_fen for p in todo)))
+        elif any(entitled[(p.id, m.id_hash)] != union.id for p in chosen):
+            duplicates += 1
+    return plan, len(members), duplicates
+
+
+def _write_vouchers(session, iss, union, issued, deadlines, form, now) -> int:
+    ents = (
+        (p.id, m.id_hash, m.id, union.id, iss.id) for m, todo, _ in issued for p in todo
+    )
+    bulk_insert(session, "entitlement", ENTITLEMENT_COLUMNS, ents)
+    status = str(VoucherStatus.ISSUED)
+    rows = (
+        (ids.voucher_code(), p.program_id, p.id, union.id, m.id, iss.id, d, p.threshold_fen,
+         str(form), status, p.valid_from, deadlines[p.id], now, union.region_code)
+        for m, todo, _ in issued
+        for p in todo
+        for d in p.denominations
+    )
+    return bulk_insert(session, "voucher", VOUCHER_COLUMNS, rows)
+
+

@@ -1,0 +1,135 @@
+"""Expiry (breakage back to the issuing union's fund) and deadline extensions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from civicvoucher.core import clock
+from civicvoucher.errors import IdempotencyConflict, ValidationError
+from civicvoucher.funds.service import fund_account
+from civicvoucher.ledger import service as ledger
+from civicvoucher.ledger.rules import TransferCode
+from civicvoucher.programs.service import get_program, products_of
+from civicvoucher.vouchers.issuance import outstanding_account
+from civicvoucher.vouchers.models import ExpiryRun, Extension, Voucher
+from civicvoucher.vouchers.redemption import void_expired_holds
+from civicvoucher.vouchers.rules import VoucherForm, VoucherStatus, request_hash, transition
+
+V = Voucher.__table__
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    run: ExpiryRun
+    replayed: bool
+
+
+def expire(session: Session, *, as_of: datetime, idem_key: str,
+           now: datetime | None = None) -> ExpiryResult:
+    """Expire every issued voucher whose deadline is at or before ``as_of`` and return its
+    value to the issuing union's fund: one transfer per union and program. Stale holds are
+    voided first. Running again finds nothing left to expire."""
+    now = now or clock.now()
+    found = session.execute(select(ExpiryRun).where(ExpiryRun.idem_key == idem_key)).scalar()
+    if found is not None:
+        if found.as_of != as_of:
+            raise IdempotencyConflict(f"key {idem_key} was used for another expiry run")
+        return ExpiryResult(found, True)
+    if as_of > now:
+        raise ValidationError("cannot expire vouchers in the future", field="as_of")
+    holds = void_expired_holds(session, now=now)
+    run = ExpiryRun(idem_key=idem_key, as_of=as_of, vouchers_expired=0, amount_fen=0,
+                    holds_voided=holds, created_at=now)
+    session.add(run)
+    session.flush()
+    frm, to = transition(VoucherStatus.ISSUED, "expire")
+    rows = session.execute(
+        update(V).where(V.c.status == frm, V.c.expires_at <= as_of).values(status=to)
+        .returning(V.c.union_id, V.c.program_id, V.c.amount_fen)
+    ).all()
+    sums: dict[tuple[int, int], int] = defaultdict(int)
+    for union_id, program_id, amount in rows:
+        sums[(union_id, program_id)] += amount
+    for (union_id, program_id), amount in sorted(sums.items()):
+        ledger.post_transfer(
+            session, id=f"expire:{run.id}:{union_id}:{program_id}",
+            debit_account_id=outstanding_account(session, union_id, program_id),
+            credit_account_id=fund_account(session, union_id), amount=amount,
+            code=TransferCode.EXPIRE, now=now,
+        )
+    run.vouchers_expired = len(rows)
+    run.amount_fen = sum(sums.values())
+    session.flush()
+    return ExpiryResult(run, False)
+
+
+@dataclass(frozen=True)
+class ExtensionResult:
+    extension: Extension
+    replayed: bool
+
+
+def extend(
+    session: Session,
+    *,
+    program: str | int,
+    new_expires_at: datetime,
+    actor: str,
+    reason: str,
+    idem_key: str,
+    product: str | None = None,
+    union_ids: list[int] | None = None,
+    region_prefix: str | None = None,
+    form: str | None = None,
+    document: str | None = None,
+    now: datetime | None = None,
+) -> ExtensionResult:
+    """Move the deadline of a program's unspent vouchers (all, or those matching the filters),
+    recording who and why. Deadlines only move later; expired vouchers stay expired."""
+    now = now or clock.now()
+    if not actor.strip() or not reason.strip():
+        raise ValidationError("an extension records who and why", field="reason")
+    prog = get_program(session, program)
+    scope = dict(product=product, union_ids=sorted(union_ids) if union_ids else None,
+                 region_prefix=region_prefix, form=form)
+    rh = request_hash(program=prog.key, new_expires_at=new_expires_at, **scope)
+    found = session.execute(select(Extension).where(Extension.idem_key == idem_key)).scalar()
+    if found is not None:
+        if request_hash(program=prog.key, new_expires_at=found.new_expires_at,
+                        **found.scope) != rh:
+            raise IdempotencyConflict(f"key {idem_key} was used for another extension")
+        return ExtensionResult(found, True)
+    if new_expires_at <= now:
+        raise ValidationError("the new deadline must be in the future", field="new_expires_at")
+    product_id = None
+    if product is not None:
+        by_key = {p.key: p.id for p in products_of(session, prog.id)}
+        if product not in by_key:
+            raise ValidationError(f"no product {product} in {prog.key}", field="product")
+        product_id = by_key[product]
+    cond = [V.c.program_id == prog.id,
+            V.c.status.in_([VoucherStatus.ISSUED, VoucherStatus.HELD]),
+            V.c.expires_at < new_expires_at]
+    if product_id is not None:
+        cond.append(V.c.product_id == product_id)
+    if union_ids:
+        cond.append(V.c.union_id.in_(union_ids))
+    if region_prefix:
+        cond.append(V.c.region_code.startswith(region_prefix))
+    if form:
+        cond.append(V.c.form == VoucherForm(form))
+    count = session.execute(update(V).where(*cond).values(expires_at=new_expires_at)).rowcount
+    ext = Extension(
+        idem_key=idem_key, program_id=prog.id, product_id=product_id,
+        new_expires_at=new_expires_at,
+        program_wide=not (union_ids or region_prefix or form), scope=scope,
+        vouchers_extended=count, actor=actor, reason=reason, document=document, created_at=now,
+    )
+    session.add(ext)
+    session.flush()
+    return ExtensionResult(ext, False)

@@ -1,0 +1,294 @@
+"""Spending a voucher: redeem, hold/capture/void for online orders, refund.
+
+Exactly once under any concurrency: the voucher moves with one conditional UPDATE
+(``... WHERE status = 'issued'``), and the caller's key is claimed by inserting the redemption
+row, so a retried or duplicated request finds the first result instead of running again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from civicvoucher.core import clock, ids
+from civicvoucher.core.money import fen
+from civicvoucher.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    NotFound,
+    RedemptionNotRefundable,
+    ValidationError,
+    VoucherNotRedeemable,
+)
+from civicvoucher.funds.service import fund_account
+from civicvoucher.ledger import service as ledger
+from civicvoucher.ledger.rules import AccountCode, TransferCode, TransferFlags
+from civicvoucher.merchants.models import Merchant
+from civicvoucher.programs.models import Product
+from civicvoucher.vouchers.issuance import outstanding_account
+from civicvoucher.vouchers.models import Redemption, Refund, Voucher
+from civicvoucher.vouchers.rules import (
+    RedemptionStatus,
+    SpendCheck,
+    VoucherStatus,
+    check_redeemable,
+    region_prefix,
+    request_hash,
+    status_error,
+    transition,
+)
+
+V = Voucher.__table__
+R = Redemption.__table__
+DEFAULT_HOLD = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    redemption: Redemption
+    replayed: bool
+
+
+def payable_account(session: Session, merchant_id: int) -> int:
+    return ledger.account_id(session, AccountCode.MERCHANT_PAYABLE, merchant_id,
+                             merchant_id=merchant_id)
+
+
+def find_voucher(session: Session, code: str) -> Voucher:
+    v = session.execute(select(Voucher).where(Voucher.code == ids.normalise_code(code))).scalar()
+    if v is None:
+        raise NotFound("no voucher with this code", code="voucher_not_found")
+    return v
+
+
+def spend_check(session: Session, v: Voucher) -> SpendCheck:
+    """The voucher's spending rules, as a cashier would be shown them."""
+    p = session.get(Product, v.product_id)
+    from civicvoucher.orgs.models import Org
+
+    union = session.get(Org, v.union_id)
+    return SpendCheck(
+        status=v.status, amount_fen=v.amount_fen, threshold_fen=v.threshold_fen,
+        valid_from=v.valid_from, expires_at=v.expires_at, categories=frozenset(p.categories),
+        channels=frozenset(p.channels), region_prefix=region_prefix(union.region_code, p.region_scope),
+    )
+
+
+def _replay(session: Session, idem_key: str, rh: str) -> Redemption | None:
+    found = session.execute(select(Redemption).where(Redemption.idem_key == idem_key)).scalar()
+    if found is not None and found.request_hash != rh:
+        raise IdempotencyConflict(f"key {idem_key} was used for another redemption")
+    return found
+
+
+def redeem(
+    session: Session,
+    *,
+    code: str,
+    merchant_id: int,
+    order_amount_fen: int,
+    idem_key: str,
+    channel: str = "offline",
+    hold: bool = False,
+    hold_for: timedelta = DEFAULT_HOLD,
+    now: datetime | None = None,
+) -> RedeemResult:
+    """Spend a voucher at a merchant for an order. ``hold=True`` (online orders) reserves it
+    as a pending transfer until ``capture`` or ``void``; holds time out after ``hold_for``."""
+    fen(order_amount_fen)
+    now = now or clock.now()
+    code = ids.normalise_code(code)
+    rh = request_hash(code=code, merchant_id=merchant_id, order=order_amount_fen,
+                      channel=channel, hold=hold)
+    if (found := _replay(session, idem_key, rh)) is not None:
+        return RedeemResult(found, True)
+    v = find_voucher(session, code)
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+    check_redeemable(
+        spend_check(session, v), merchant_status=merchant.status,
+        merchant_category=merchant.category, merchant_county=merchant.county_code,
+        merchant_channels=merchant.channel_set, channel=channel,
+        order_amount_fen=order_amount_fen, now=now,
+    )
+    frm, to = transition(v.status, "hold" if hold else "redeem")
+    transfer_id = f"redeem:{idem_key}"
+    red = Redemption(
+        idem_key=idem_key, request_hash=rh, voucher_id=v.id, merchant_id=merchant.id,
+        union_id=v.union_id, program_id=v.program_id, channel=channel,
+        order_amount_fen=order_amount_fen, amount_fen=v.amount_fen,
+        status=RedemptionStatus.HELD if hold else RedemptionStatus.POSTED,
+        transfer_id=transfer_id, hold_expires_at=now + hold_for if hold else None,
+        created_at=now, posted_at=None if hold else now, region_code=v.region_code,
+    )
+    session.add(red)
+    session.flush()  # claims the key: a concurrent duplicate waits here, then retries
+    moved = session.execute(
+        update(V).where(V.c.id == v.id, V.c.status == frm).values(status=to)
+    ).rowcount
+    if moved != 1:
+        current = session.execute(select(V.c.status).where(V.c.id == v.id)).scalar_one()
+        raise status_error(current)
+    ledger.post_transfer(
+        session, id=transfer_id,
+        debit_account_id=outstanding_account(session, v.union_id, v.program_id),
+        credit_account_id=payable_account(session, merchant.id), amount=v.amount_fen,
+        code=TransferCode.HOLD if hold else TransferCode.REDEEM,
+        flags=TransferFlags.PENDING if hold else TransferFlags.NONE, now=now,
+    )
+    return RedeemResult(red, False)
+
+
+def _get_redemption(session: Session, redemption_id: int) -> Redemption:
+    red = session.get(Redemption, redemption_id, populate_existing=True)
+    if red is None:
+        raise NotFound(f"no redemption {redemption_id}", code="redemption_not_found")
+    return red
+
+
+def _resolve_hold(session: Session, red: Redemption, *, capture: bool, now: datetime) -> None:
+    new = RedemptionStatus.POSTED if capture else RedemptionStatus.VOIDED
+    moved = session.execute(
+        update(R).where(R.c.id == red.id, R.c.status == RedemptionStatus.HELD)
+        .values(status=new, posted_at=now if capture else None)
+    ).rowcount
+    if moved != 1:
+        raise InvalidTransition(f"redemption {red.id} is no longer held")
+    frm, to = transition(VoucherStatus.HELD, "capture" if capture else "void")
+    session.execute(update(V).where(V.c.id == red.voucher_id, V.c.status == frm).values(status=to))
+    ledger.post_transfer(
+        session, id=f"{'capture' if capture else 'void'}:{red.id}",
+        debit_account_id=outstanding_account(session, red.union_id, red.program_id),
+        credit_account_id=payable_account(session, red.merchant_id), amount=red.amount_fen,
+        code=TransferCode.CAPTURE if capture else TransferCode.VOID,
+        flags=TransferFlags.POST_PENDING if capture else TransferFlags.VOID_PENDING,
+        pending_id=red.transfer_id, now=now,
+    )
+    session.expire(red)
+
+
+def capture(session: Session, *, redemption_id: int, now: datetime | None = None) -> Redemption:
+    """Post a held online order. Capturing twice returns the posted redemption; a hold past
+    its time cannot be captured (it is voided by ``void_expired_holds``)."""
+    now = now or clock.now()
+    red = _get_redemption(session, redemption_id)
+    if red.status in (RedemptionStatus.POSTED, RedemptionStatus.REFUNDED):
+        return red
+    if red.status != RedemptionStatus.HELD:
+        raise InvalidTransition(f"redemption {red.id} is {red.status}", code="hold_not_active")
+    if red.hold_expires_at is not None and now >= red.hold_expires_at:
+        raise InvalidTransition(f"the hold expired at {red.hold_expires_at}", code="hold_expired")
+    _resolve_hold(session, red, capture=True, now=now)
+    return _get_redemption(session, redemption_id)
+
+
+def void(session: Session, *, redemption_id: int, now: datetime | None = None) -> Redemption:
+    """Release a held online order; the voucher can be spent again. Voiding twice is harmless."""
+    now = now or clock.now()
+    red = _get_redemption(session, redemption_id)
+    if red.status == RedemptionStatus.VOIDED:
+        return red
+    if red.status != RedemptionStatus.HELD:
+        raise InvalidTransition(f"redemption {red.id} is {red.status}", code="hold_not_active")
+    _resolve_hold(session, red, capture=False, now=now)
+    return _get_redemption(session, redemption_id)
+
+
+def void_expired_holds(session: Session, *, now: datetime | None = None) -> int:
+    """Void every hold whose time is up; returns how many."""
+    now = now or clock.now()
+    stale = session.execute(
+        select(Redemption).where(
+            Redemption.status == RedemptionStatus.HELD, Redemption.hold_expires_at <= now
+        )
+    ).scalars().all()
+    for red in stale:
+        _resolve_hold(session, red, capture=False, now=now)
+    return len(stale)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund: Refund
+    replayed: bool
+
+
+def refund(
+    session: Session,
+    *,
+    redemption_id: int,
+    idem_key: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> RefundResult:
+    """Reverse a posted, unsettled redemption with a new transfer (never an edit).
+
+    While the voucher is still valid it is restored and can be spent again; after its
+    deadline the value goes back to the issuing union's fund.
+    """
+    now = now or clock.now()
+    found = session.execute(select(Refund).where(Refund.idem_key == idem_key)).scalar()
+    if found is not None:
+        if found.redemption_id != redemption_id:
+            raise IdempotencyConflict(f"key {idem_key} was used for another refund")
+        return RefundResult(found, True)
+    red = _get_redemption(session, redemption_id)
+    if red.status == RedemptionStatus.REFUNDED:
+        raise RedemptionNotRefundable("already refunded", code="redemption_already_refunded")
+    if red.status != RedemptionStatus.POSTED:
+        raise RedemptionNotRefundable(f"redemption is {red.status}")
+    if red.settlement_batch_id is not None:
+        raise RedemptionNotRefundable(
+            "already settled to the merchant; reverse it in the merchant's next settlement",
+            code="redemption_already_settled",
+        )
+    moved = session.execute(
+        update(R).where(R.c.id == red.id, R.c.status == RedemptionStatus.POSTED,
+                        R.c.settlement_batch_id.is_(None))
+        .values(status=RedemptionStatus.REFUNDED)
+    ).rowcount
+    if moved != 1:
+        raise RedemptionNotRefundable("the redemption changed meanwhile; look again")
+    v = session.get(Voucher, red.voucher_id, populate_existing=True)
+    still_valid = now < v.expires_at
+    frm, to = transition(v.status, "refund" if still_valid else "refund_after_expiry")
+    session.execute(update(V).where(V.c.id == v.id, V.c.status == frm).values(status=to))
+    credit = (outstanding_account(session, v.union_id, v.program_id) if still_valid
+              else fund_account(session, v.union_id))
+    transfer_id = f"refund:{red.id}"
+    ledger.post_transfer(
+        session, id=transfer_id, debit_account_id=payable_account(session, red.merchant_id),
+        credit_account_id=credit, amount=red.amount_fen, code=TransferCode.REFUND, now=now,
+    )
+    rf = Refund(idem_key=idem_key, redemption_id=red.id, outcome="restored" if still_valid
+                else "to_fund", amount_fen=red.amount_fen, transfer_id=transfer_id,
+                reason=reason, created_at=now)
+    session.add(rf)
+    session.flush()
+    return RefundResult(rf, False)
+
+
+def redemption_by_key(session: Session, idem_key: str) -> Redemption:
+    red = session.execute(select(Redemption).where(Redemption.idem_key == idem_key)).scalar()
+    if red is None:
+        raise NotFound(f"no redemption with key {idem_key}", code="redemption_not_found")
+    return red
+
+
+__all__ = [
+    "RedeemResult",
+    "RefundResult",
+    "ValidationError",
+    "VoucherNotRedeemable",
+    "capture",
+    "find_voucher",
+    "redeem",
+    "refund",
+    "spend_check",
+    "void",
+    "void_expired_holds",
+]

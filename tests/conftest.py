@@ -1,0 +1,88 @@
+"""Shared fixtures: every integration test runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests skip with a reason when no server answers, unless CIVICVOUCHER_REQUIRE_PG=1
+(CI sets it), in which case an unreachable server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from civicvoucher.db import Database
+from civicvoucher.models import Base
+from civicvoucher.schema import upgrade
+
+PG_ADMIN_URL = os.environ.get("CIVICVOUCHER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("CIVICVOUCHER_REQUIRE_PG") == "1"
+SECRET = b"test-secret-key"
+
+
+def _pg_available() -> str | None:
+    try:
+        eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    reason = _pg_available()
+    if reason:
+        if REQUIRE_PG:
+            pytest.fail(f"{reason} (CIVICVOUCHER_REQUIRE_PG=1)")
+        pytest.skip(reason)
+    name = f"cv_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    eng = create_engine(url)
+    upgrade(eng)
+    eng.dispose()
+    yield url
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def wipe(db: Database) -> None:
+    """Empty every table (ids restart), for tests that need a fresh world several times."""
+    tables = list(reversed(Base.metadata.sorted_tables))
+    with db.engine.begin() as c:
+        if db.dialect == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            c.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for t in tables:
+                c.execute(t.delete())
+            c.execute(text("DELETE FROM sqlite_sequence")) if c.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def db(request, tmp_path):
+    """A fresh, migrated database of each kind."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'cv.db'}")
+        upgrade(database.engine)
+    else:
+        database = Database(request.getfixturevalue("pg_url"))
+        wipe(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'cv.db'}")
+    upgrade(database.engine)
+    yield database
+    database.dispose()
