@@ -1,13 +1,12 @@
 """Identifiers: time-ordered ids and unguessable voucher codes.
 
-A voucher code is 128 bits from ``secrets`` in base32 (26 characters, grouped by five when
+A voucher code is 130 bits from ``secrets`` in base32 (26 characters, grouped by five when
 printed), never derived from personal data. Codes are looked up, not verified, so a
-guessed code only works if it was issued; at 2^128 per guess that is hopeless.
+guessed code only works if it was issued; at 2^-130 per guess that is hopeless.
 """
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 
@@ -28,9 +27,19 @@ def new_id() -> str:
     return _b32((ms << 80) | secrets.randbits(80), 26)
 
 
+_B32 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_BYTE_TO_B32 = bytes(_B32[b % 32] for b in range(256))  # 256 = 8 x 32: still uniform
+CODE_LENGTH = 26  # x 5 bits = 130 bits of randomness
+
+
+def voucher_codes(n: int) -> list[str]:
+    """``n`` codes of 26 base32 characters (RFC 4648 alphabet), 130 random bits each."""
+    raw = secrets.token_bytes(CODE_LENGTH * n).translate(_BYTE_TO_B32).decode("ascii")
+    return [raw[i : i + CODE_LENGTH] for i in range(0, len(raw), CODE_LENGTH)]
+
+
 def voucher_code() -> str:
-    """128 random bits as RFC 4648 base32 (A-Z, 2-7), 26 characters, no padding."""
-    return base64.b32encode(secrets.token_bytes(16)).decode("ascii")[:26]
+    return voucher_codes(1)[0]
 
 
 _TYPO = str.maketrans({"0": "O", "1": "I", "8": "B"})

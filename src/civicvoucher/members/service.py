@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
 from civicvoucher.core.tabular import read_table, write_table
 from civicvoucher.errors import ImportRejected, RowError
@@ -26,6 +27,8 @@ from civicvoucher.orgs.rules import OrgLevel
 
 M = Member.__table__
 BATCH = 5000
+MEMBER_COLUMNS = ("union_id", "name", "id_hash", "id_masked", "phone_masked", "phone_hash",
+                  "status", "region_code", "created_at")
 
 
 @dataclass(frozen=True)
@@ -66,37 +69,31 @@ def add_members(
     regions = dict(session.execute(select(Org.id, Org.region_code)).all())
     errors: list[RowError] = []
     records = []
-    now = clock.now()
+    now = db_datetime(session, clock.now())
     for row_no, r in rows:
         union_id = unions.get(r.union)
         if union_id is None:
             errors.append(RowError(row_no, "union", f"no grassroots union with code {r.union}"))
             continue
-        records.append({
-            "union_id": union_id, "name": r.name,
-            "id_hash": hash_id_number(r.id_number, key=key),
-            "id_masked": mask_id_number(r.id_number),
-            "phone_masked": mask_phone(r.phone) if r.phone else None,
-            "phone_hash": hash_id_number(r.phone, key=key) if r.phone else None,
-            "status": str(r.status), "region_code": regions[union_id], "created_at": now,
-        })
+        records.append((
+            union_id, r.name, hash_id_number(r.id_number, key=key), mask_id_number(r.id_number),
+            mask_phone(r.phone) if r.phone else None,
+            hash_id_number(r.phone, key=key) if r.phone else None,
+            str(r.status), regions[union_id], now,
+        ))
     if errors:
         return 0, 0, errors, set()
     inserted = 0
-    hashes = {rec["id_hash"] for rec in records}
+    hashes = {rec[2] for rec in records}
     for i in range(0, len(records), BATCH):
         chunk = records[i : i + BATCH]
         existing = set(
             session.execute(
-                select(M.c.union_id, M.c.id_hash).where(
-                    M.c.id_hash.in_([c["id_hash"] for c in chunk])
-                )
+                select(M.c.union_id, M.c.id_hash).where(M.c.id_hash.in_([c[2] for c in chunk]))
             ).all()
         )
-        fresh = [c for c in chunk if (c["union_id"], c["id_hash"]) not in existing]
-        if fresh:
-            session.execute(insert(M), fresh)
-            inserted += len(fresh)
+        fresh = [c for c in chunk if (c[0], c[2]) not in existing]
+        inserted += bulk_insert(session, "member", MEMBER_COLUMNS, fresh)
         if progress:
             progress(len(chunk))
     return inserted, len(records) - inserted, [], hashes

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
 from civicvoucher.errors import ImportRejected, NotFound, RowError
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.rules import Channel, MerchantRow, MerchantStatus, category_for_mcc
-from civicvoucher.vouchers.bulk import bulk_insert
 
 COLUMNS = ("uscc", "name", "mcc", "category", "county_code", "channels", "status", "created_at")
 
@@ -32,7 +32,7 @@ def add_merchants(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> 
         seen.add(r.uscc)
     if errors:
         raise ImportRejected(errors, total_rows=len(rows))
-    now = clock.now()
+    now = db_datetime(session, clock.now())
     return bulk_insert(session, "merchant", COLUMNS, (_record(r, now) for _, r in rows))
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
@@ -25,7 +26,6 @@ from civicvoucher.orgs.rules import OrgLevel
 from civicvoucher.orgs.service import get_org, is_within
 from civicvoucher.programs.models import Product, Program
 from civicvoucher.programs.service import get_program, products_of
-from civicvoucher.vouchers.bulk import bulk_insert
 from civicvoucher.vouchers.models import Entitlement, Extension, Issuance
 from civicvoucher.vouchers.rules import (
     IssuanceStatus,
@@ -195,29 +195,45 @@ def _plan(session: Session, union: Org, chosen: list[Product], member_ids: list[
         .where(Entitlement.product_id.in_(product_ids))
     ).all()
     entitled = {(pid, h): u for pid, h, u in taken}
+    every = (tuple(chosen), sum(p.face_value_fen for p in chosen))
+    pairs = [(p.id, p) for p in chosen]
     plan, duplicates = [], 0
     for m in members:
-        todo = [p for p in chosen if (p.id, m.id_hash) not in entitled]
+        if not entitled:  # the common case: nobody here has anything yet
+            plan.append((m, *every))
+            continue
+        todo = [p for pid, p in pairs if (pid, m.id_hash) not in entitled]
         if todo:
             plan.append((m, todo, sum(p.face_value_fen for p in todo)))
-        elif any(entitled[(p.id, m.id_hash)] != union.id for p in chosen):
+        elif any(entitled[(pid, m.id_hash)] != union.id for pid, _ in pairs):
             duplicates += 1
     return plan, len(members), duplicates
 
 
 def _write_vouchers(session, iss, union, issued, deadlines, form, now) -> int:
-    ents = (
-        (p.id, m.id_hash, m.id, union.id, iss.id) for m, todo, _ in issued for p in todo
-    )
+    union_id, issuance_id = union.id, iss.id
+    ents = ((p.id, m.id_hash, m.id, union_id, issuance_id) for m, todo, _ in issued for p in todo)
     bulk_insert(session, "entitlement", ENTITLEMENT_COLUMNS, ents)
-    status = str(VoucherStatus.ISSUED)
+    # Everything but the member and the code is the same for all vouchers of a product.
+    issued_at = db_datetime(session, now)
+    products = {p.id: p for _, todo, _ in issued for p in todo}
+    shapes = {pid: _shape(session, p, union, form, deadlines, issued_at)
+              for pid, p in products.items()}
+    count = sum(len(shapes[p.id]) for _, todo, _ in issued for p in todo)
+    codes = iter(ids.voucher_codes(count))
     rows = (
-        (ids.voucher_code(), p.program_id, p.id, union.id, m.id, iss.id, d, p.threshold_fen,
-         str(form), status, p.valid_from, deadlines[p.id], now, union.region_code)
+        (next(codes), pid, prod, uid, m.id, issuance_id, d, thr, frm, st, vf, exp, at, region)
         for m, todo, _ in issued
         for p in todo
-        for d in p.denominations
+        for (pid, prod, uid, d, thr, frm, st, vf, exp, at, region) in shapes[p.id]
     )
     return bulk_insert(session, "voucher", VOUCHER_COLUMNS, rows)
+
+
+def _shape(session, p, union, form, deadlines, issued_at) -> list[tuple]:
+    return [(p.program_id, p.id, union.id, d, p.threshold_fen, str(form),
+             str(VoucherStatus.ISSUED), db_datetime(session, p.valid_from),
+             db_datetime(session, deadlines[p.id]), issued_at, union.region_code)
+            for d in p.denominations]
 
 

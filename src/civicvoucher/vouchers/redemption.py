@@ -20,8 +20,6 @@ from civicvoucher.errors import (
     InvalidTransition,
     NotFound,
     RedemptionNotRefundable,
-    ValidationError,
-    VoucherNotRedeemable,
 )
 from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
@@ -277,18 +275,3 @@ def redemption_by_key(session: Session, idem_key: str) -> Redemption:
     if red is None:
         raise NotFound(f"no redemption with key {idem_key}", code="redemption_not_found")
     return red
-
-
-__all__ = [
-    "RedeemResult",
-    "RefundResult",
-    "ValidationError",
-    "VoucherNotRedeemable",
-    "capture",
-    "find_voucher",
-    "redeem",
-    "refund",
-    "spend_check",
-    "void",
-    "void_expired_holds",
-]

@@ -8,16 +8,19 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 
-def _sqlite_dt(value: datetime, cache: dict[datetime, str]) -> str:
-    """Store datetimes exactly as SQLAlchemy does on SQLite, so string comparisons in SQL hold."""
-    text = cache.get(value)
-    if text is None:
-        text = cache[value] = value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text
+def db_datetime(session: Session, value: datetime) -> datetime | str:
+    """A datetime as ``bulk_insert`` must be given it: as is for PostgreSQL; on SQLite the
+    text SQLAlchemy itself stores, so comparisons in SQL agree with ORM-written rows.
+    Convert once per value, not once per row."""
+    if session.get_bind().dialect.name == "postgresql":
+        return value
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def bulk_insert(session: Session, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
-    """Insert tuples into ``table`` inside the session's transaction; returns the row count."""
+    """Insert tuples into ``table`` inside the session's transaction; returns the row count.
+
+    Datetime values must come through ``db_datetime``."""
     conn = session.connection()
     n = 0
     if conn.dialect.name == "postgresql":
@@ -32,10 +35,7 @@ def bulk_insert(session: Session, table: str, columns: Sequence[str], rows: Iter
     cur = conn.connection.driver_connection.cursor()
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     chunk: list[tuple] = []
-    cache: dict[datetime, str] = {}
     for row in rows:
-        if any(isinstance(v, datetime) for v in row):
-            row = tuple(_sqlite_dt(v, cache) if isinstance(v, datetime) else v for v in row)
         chunk.append(row)
         if len(chunk) >= 20_000:
             cur.executemany(sql, chunk)
