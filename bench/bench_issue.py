@@ -28,6 +28,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.world import make_id, make_uscc, program_spec  # noqa: E402
+
 from civicvoucher.db import Database  # noqa: E402
 from civicvoucher.funds.service import deposit  # noqa: E402
 from civicvoucher.members.rules import MemberRow, MemberStatus  # noqa: E402
@@ -37,7 +39,6 @@ from civicvoucher.programs.service import create_program  # noqa: E402
 from civicvoucher.programs.spec import parse_program_spec  # noqa: E402
 from civicvoucher.schema import upgrade  # noqa: E402
 from civicvoucher.vouchers.issuance import issue  # noqa: E402
-from tests.world import make_id, make_uscc, program_spec  # noqa: E402
 
 PG_URL = os.environ.get("CIVICVOUCHER_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -55,6 +55,9 @@ def pg_url():
 
 def wipe(db: Database) -> None:
     """Empty every table (ids restart), for tests that need a fresh world several times."""
+    from civicvoucher.ledger.service import forget_accounts
+
+    forget_accounts(db.engine)
     tables = list(reversed(Base.metadata.sorted_tables))
     with db.engine.begin() as c:
         if db.dialect == "postgresql":

@@ -67,3 +67,24 @@ def deposit(
         code=TransferCode.DEPOSIT, memo=memo or str(src),
     )
     return Deposit(t.id, org.id, amount_fen, str(src), fund_balance(session, org.id), t.replayed)
+
+
+def deposit_many(session: Session, *, items: list[tuple[int, int, str, str]],
+                 memo: str | None = None) -> int:
+    """Bulk deposits from outside (dues, fiscal): (org id, amount fen, source, idem key) each.
+
+    Same rules as ``deposit`` for those sources; one linked batch of transfers."""
+    specs = []
+    for org_id, amount, source, idem_key in items:
+        fen(amount)
+        if amount <= 0:
+            raise ValidationError("deposit must be positive", field="amount")
+        src = DepositSource(source)
+        if src == DepositSource.TRANSFER:
+            raise ValidationError("transfers between federations go one by one", field="source")
+        specs.append(ledger.TransferSpec(
+            id=f"deposit:{idem_key}",
+            debit_account_id=ledger.account_id(session, AccountCode.FUNDING_EXTERNAL, src),
+            credit_account_id=fund_account(session, org_id), amount=amount,
+            code=TransferCode.DEPOSIT, memo=memo or str(src)))
+    return ledger.post_batch(session, specs)

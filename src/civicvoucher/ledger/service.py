@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, event, insert, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
@@ -28,6 +30,25 @@ from civicvoucher.ledger.rules import (
 
 A = Account.__table__
 T = Transfer.__table__
+_COMMITTED: WeakKeyDictionary[Engine, dict[str, int]] = WeakKeyDictionary()
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_accounts(session: Session) -> None:
+    """Only ids whose rows are committed may outlive the transaction that looked them up."""
+    found = session.info.pop("account_ids", None)
+    if found:
+        _COMMITTED.setdefault(session.get_bind(), {}).update(found)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_uncommitted(session: Session) -> None:
+    session.info.pop("account_ids", None)
+
+
+def forget_accounts(engine: Engine) -> None:
+    """Drop remembered ids (tests that empty the tables call this)."""
+    _COMMITTED.pop(engine, None)
 NEVER_NEGATIVE = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 
 
@@ -51,23 +72,50 @@ def account_id(
     program_id: int | None = None,
     merchant_id: int | None = None,
 ) -> int:
-    """Get or create the account with this natural key (safe under concurrency)."""
+    """Get or create the account with this natural key (safe under concurrency).
+
+    Ids are remembered: for the session, and once its transaction commits, for the process
+    (an account, once made, is never removed)."""
     key = account_key(code, *parts)
-    found = session.execute(select(A.c.id).where(A.c.key == key)).scalar()
-    if found is not None:
-        return found
-    values = dict(
-        key=key, code=str(code), flags=int(FLAGS_FOR_CODE[code]), debits_posted=0,
-        credits_posted=0, debits_pending=0, credits_pending=0, org_id=org_id,
-        program_id=program_id, merchant_id=merchant_id, created_at=clock.now(),
-    )
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    session.execute(dialect_insert(A).values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    return session.execute(select(A.c.id).where(A.c.key == key)).scalar_one()
+    cache = session.info.setdefault("account_ids", {})
+    if key in cache:
+        return cache[key]
+    committed = _COMMITTED.get(session.get_bind())
+    if committed and key in committed:
+        return committed[key]
+    found = session.execute(_SELECT_ACCOUNT, {"key": key}).scalar()
+    if found is None:
+        found = session.execute(_insert_account(session), dict(
+            key=key, code=str(code), flags=int(FLAGS_FOR_CODE[code]), org_id=org_id,
+            program_id=program_id, merchant_id=merchant_id, created_at=clock.now(),
+        )).scalar()
+    if found is None:  # a concurrent transaction made it first
+        found = session.execute(_SELECT_ACCOUNT, {"key": key}).scalar_one()
+    cache[key] = found
+    return found
+
+
+_SELECT_ACCOUNT = select(A.c.id).where(A.c.key == bindparam("key"))
+_INSERT_ACCOUNT: dict[str, object] = {}
+
+
+def _insert_account(session: Session):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, built once per dialect."""
+    name = session.get_bind().dialect.name
+    if name not in _INSERT_ACCOUNT:
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        _INSERT_ACCOUNT[name] = (
+            dialect_insert(A).values(
+                key=bindparam("key"), code=bindparam("code"), flags=bindparam("flags"),
+                debits_posted=0, credits_posted=0, debits_pending=0, credits_pending=0,
+                org_id=bindparam("org_id"), program_id=bindparam("program_id"),
+                merchant_id=bindparam("merchant_id"), created_at=bindparam("created_at"),
+            ).on_conflict_do_nothing(index_elements=["key"]).returning(A.c.id)
+        )
+    return _INSERT_ACCOUNT[name]
 
 
 def lock_account(session: Session, account_id_: int) -> Account:
@@ -189,3 +237,81 @@ def post_transfer(
         else:
             _credit(session, acct, amount, pending=pending, post=post, void=void)
     return PostedTransfer(id=id, **body)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    code: str
+    memo: str | None = None
+
+
+def post_batch(session: Session, transfers: list[TransferSpec], *,
+               now: datetime | None = None) -> int:
+    """Post many plain transfers as one linked unit: all or none, each exactly once.
+
+    Same rules as ``post_transfer`` (balance limits, idempotent ids), applied with one
+    insert for the transfers and one UPDATE per account for the net movement, so bulk paths
+    (settlement, batch redemption) keep a transfer per item without a statement per item.
+    A batch whose ids were all posted before is a replay (returns 0); a partly posted one is
+    a conflict.
+    """
+    if not transfers:
+        return 0
+    for t in transfers:
+        fen(t.amount)
+        if t.amount <= 0 or t.debit_account_id == t.credit_account_id:
+            raise ValueError(f"transfer {t.id}: positive amount and two accounts needed")
+    ids = [t.id for t in transfers]
+    existing = {
+        r["id"]: r for r in session.execute(select(T).where(T.c.id.in_(ids))).mappings()
+    }
+    if existing:
+        same = len(existing) == len(transfers) and all(
+            same_transfer(dict(existing[t.id]), dict(
+                debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id,
+                amount=t.amount, code=str(t.code), pending_id=None, flags=0))
+            for t in transfers)
+        if not same:
+            raise IdempotencyConflict("some of these transfers exist with another body",
+                                      code="exists_with_different_amount")
+        return 0
+    when = now or clock.now()
+    session.execute(insert(T), [
+        dict(id=t.id, debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id,
+             amount=t.amount, code=str(t.code), flags=0, pending_id=None, memo=t.memo,
+             created_at=when)
+        for t in transfers
+    ])
+    debits: dict[int, int] = {}
+    credits: dict[int, int] = {}
+    for t in transfers:
+        debits[t.debit_account_id] = debits.get(t.debit_account_id, 0) + t.amount
+        credits[t.credit_account_id] = credits.get(t.credit_account_id, 0) + t.amount
+    # One executemany per side, in account-id order (no deadlocks between batches).
+    debit_rows = [{"aid": a, "amt": debits[a]} for a in sorted(debits)]
+    moved = session.execute(
+        update(A).where(
+            A.c.id == bindparam("aid"),
+            or_(A.c.flags.op("&")(NEVER_NEGATIVE) == 0,
+                A.c.debits_posted + A.c.debits_pending + bindparam("amt") <= A.c.credits_posted),
+        ).values(debits_posted=A.c.debits_posted + bindparam("amt")),
+        debit_rows,
+    ).rowcount
+    if moved != len(debit_rows):
+        rows = session.execute(
+            select(A.c.id, A.c.key, A.c.credits_posted - A.c.debits_posted - A.c.debits_pending)
+            .where(A.c.id.in_(list(debits)), A.c.flags.op("&")(NEVER_NEGATIVE) != 0)
+        ).all()
+        short = [key for aid, key, avail in rows if avail < debits[aid]] or ["(unknown)"]
+        raise InsufficientFunds(f"this batch would overdraw {', '.join(short)}",
+                                accounts=short)
+    session.execute(
+        update(A).where(A.c.id == bindparam("aid"))
+        .values(credits_posted=A.c.credits_posted + bindparam("amt")),
+        [{"aid": a, "amt": credits[a]} for a in sorted(credits)],
+    )
+    return len(transfers)

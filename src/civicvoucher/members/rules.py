@@ -105,7 +105,7 @@ def normalise_id_number(text: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _area_known(area: str, year: int) -> bool:
+def area_known(area: str, year: int) -> bool:
     """stdnum's area-code lookup is slow (a text database); cache it per area and year."""
     try:
         _ric.get_birth_place(f"{area}{year:04d}01010000")
@@ -137,7 +137,7 @@ def id_number_problem(value: str) -> str | None:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         return f"birth date {number[6:14]} in the ID-card number is not a real date"
-    if not _area_known(number[:6], born.year):
+    if not area_known(number[:6], born.year):
         return f"area code {number[:6]} in the ID-card number is not a known county"
     return None
 

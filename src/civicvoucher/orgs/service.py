@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
+from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
 from civicvoucher.errors import ImportRejected, NotFound, RowError, ValidationError
 from civicvoucher.orgs.models import Org
-from civicvoucher.orgs.rules import OrgLevel, OrgRow
+from civicvoucher.orgs.rules import OrgLevel, OrgRow, UnitType
 
 PARENT_LEVELS = {
     OrgLevel.PROVINCE: (),
@@ -136,3 +137,30 @@ def subtree(session: Session, org: Org, *, level: str | None = None) -> list[Org
 
 def is_within(org: Org, ancestor: Org) -> bool:
     return org.path.startswith(ancestor.path)
+
+
+def add_unions(session: Session, rows: Sequence[tuple[int, str, str, str]]) -> dict[str, int]:
+    """Bulk-create grassroots unions: (parent federation id, name, USCC, unit type) each.
+
+    One batch insert, then one UPDATE derives every path from its parent's. Returns USCC → id.
+    """
+    parents = {o.id: o for o in session.execute(
+        select(Org).where(Org.id.in_({r[0] for r in rows}))).scalars()}
+    now = db_datetime(session, clock.now())
+    records = []
+    for parent_id, name, uscc, unit_type in rows:
+        parent = parents.get(parent_id)
+        if parent is None or parent.level == OrgLevel.UNION:
+            raise ValidationError(f"union {uscc} needs a federation as parent", field="parent")
+        records.append((parent_id, str(OrgLevel.UNION), name, uscc, str(UnitType(unit_type)), "",
+                        parent.region_code, now))
+    bulk_insert(session, "org", ("parent_id", "level", "name", "uscc", "unit_type", "path",
+                                 "region_code", "created_at"), records)
+    org, parent = Org.__table__, Org.__table__.alias("parent")
+    parent_path = select(parent.c.path).where(parent.c.id == org.c.parent_id).scalar_subquery()
+    session.execute(
+        update(org).where(org.c.path == "")
+        .values(path=parent_path + cast(org.c.id, String) + "/")
+    )
+    return dict(session.execute(
+        select(Org.uscc, Org.id).where(Org.uscc.in_([r[2] for r in rows]))).all())

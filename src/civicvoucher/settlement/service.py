@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
@@ -46,29 +46,46 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
     merchants = session.execute(
         select(R.c.merchant_id).where(*unsettled).distinct().order_by(R.c.merchant_id)
     ).scalars().all()
-    for merchant_id in merchants:
-        batch = SettlementBatch(run_id=run.id, merchant_id=merchant_id, amount_fen=0,
-                                redemption_count=0, transfer_id="", created_at=now)
-        session.add(batch)
-        session.flush()
+    if merchants:
+        B = SettlementBatch.__table__
+        session.execute(insert(B), [
+            dict(run_id=run.id, merchant_id=m, amount_fen=0, redemption_count=0, transfer_id="",
+                 created_at=now) for m in merchants])
+        batch_of = dict(session.execute(
+            select(B.c.merchant_id, B.c.id).where(B.c.run_id == run.id)).all())
+        # Claim every unsettled redemption for its merchant's batch in one statement; a
+        # concurrent run or refund that got there first simply leaves it out.
         claimed = session.execute(
-            update(R).where(R.c.merchant_id == merchant_id, *unsettled)
-            .values(settlement_batch_id=batch.id).returning(R.c.amount_fen)
-        ).scalars().all()
-        if not claimed:  # a concurrent run or refund took them first
-            session.expunge(batch)
-            session.execute(delete(SettlementBatch).where(SettlementBatch.id == batch.id))
-            continue
-        batch.amount_fen, batch.redemption_count = sum(claimed), len(claimed)
-        batch.transfer_id = f"settle:{batch.id}"
-        clearing = ledger.account_id(session, AccountCode.SETTLEMENT_CLEARING, batch.id)
-        ledger.post_transfer(
-            session, id=batch.transfer_id, debit_account_id=payable_account(session, merchant_id),
-            credit_account_id=clearing, amount=batch.amount_fen, code=TransferCode.SETTLE, now=now,
-        )
-        run.batches += 1
-        run.redemptions += len(claimed)
-        run.amount_fen += batch.amount_fen
+            update(R).where(*unsettled, R.c.merchant_id.in_(merchants))
+            .values(settlement_batch_id=select(B.c.id).where(
+                B.c.run_id == run.id, B.c.merchant_id == R.c.merchant_id).scalar_subquery())
+            .returning(R.c.merchant_id, R.c.amount_fen)
+        ).all()
+        totals: dict[int, list[int]] = {}
+        for merchant_id, amount in claimed:
+            t = totals.setdefault(merchant_id, [0, 0])
+            t[0] += amount
+            t[1] += 1
+        empty = [batch_of[m] for m in merchants if m not in totals]
+        if empty:
+            session.execute(delete(B).where(B.c.id.in_(empty)))
+        if totals:
+            session.execute(
+                update(B).where(B.c.id == bindparam("bid")).values(
+                    amount_fen=bindparam("amount"), redemption_count=bindparam("n"),
+                    transfer_id=bindparam("tid")),
+                [dict(bid=batch_of[m], amount=a, n=n, tid=f"settle:{batch_of[m]}")
+                 for m, (a, n) in sorted(totals.items())])
+        # One clearing account per run: the payout file's total; the batches split it.
+        clearing = ledger.account_id(session, AccountCode.SETTLEMENT_CLEARING, f"run{run.id}")
+        ledger.post_batch(session, [
+            ledger.TransferSpec(id=f"settle:{batch_of[m]}",
+                                debit_account_id=payable_account(session, m),
+                                credit_account_id=clearing, amount=a, code=TransferCode.SETTLE)
+            for m, (a, _) in sorted(totals.items())], now=now)
+        run.batches = len(totals)
+        run.redemptions = len(claimed)
+        run.amount_fen = sum(t[0] for t in totals.values())
     session.flush()
     return SettleResult(run, False)
 

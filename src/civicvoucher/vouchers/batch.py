@@ -1,7 +1,7 @@
 """Bulk redemption: a channel's daily use-flow file, or the simulator's spending, in batches.
 
-Same rules, same exactly-once guard as ``redeem``; only the transaction and the ledger
-transfers are shared by the batch.
+Same rules, same exactly-once guard and one transfer per voucher as ``redeem``; only the
+transaction and the SQL statements are shared by the batch.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from civicvoucher.errors import IdempotencyConflict, VoucherNotRedeemable
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import TransferCode
 from civicvoucher.merchants.models import Merchant
+from civicvoucher.orgs.models import Org
+from civicvoucher.programs.models import Product
 from civicvoucher.vouchers.issuance import outstanding_account
 from civicvoucher.vouchers.models import Redemption, Voucher
-from civicvoucher.vouchers.redemption import payable_account, spend_check
+from civicvoucher.vouchers.redemption import payable_account, spend_rules
 from civicvoucher.vouchers.rules import (
     RedemptionStatus,
-    SpendCheck,
     VoucherStatus,
     check_redeemable,
     request_hash,
@@ -55,9 +56,9 @@ class BatchResult:
 def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: str,
                  now: datetime | None = None) -> BatchResult:
     """Many redemptions in one transaction, for bulk feeds (a channel's daily use-flow file,
-    the simulator). Every request passes the same ``check_redeemable`` as ``redeem`` and
-    moves its voucher with the same conditional UPDATE; the ledger gets one transfer per
-    (union, program, merchant) in the batch instead of one per voucher."""
+    the simulator). Every request passes the same ``check_redeemable`` as ``redeem``, moves
+    its voucher with the same conditional UPDATE and gets its own ledger transfer, named as
+    ``redeem`` names it; only the statements are shared (``ledger.post_batch``)."""
     now = now or clock.now()
     hashes = [request_hash(code=ids.normalise_code(r.code), merchant_id=r.merchant_id,
                            order=r.order_amount_fen, channel=r.channel, hold=False)
@@ -79,26 +80,27 @@ def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: s
     codes = [ids.normalise_code(requests[i].code) for i in todo]
     vouchers = {v.code: v for v in session.execute(
         select(Voucher).where(Voucher.code.in_(codes))).scalars()}
-    checks: dict[int, SpendCheck] = {}
-    merchants: dict[int, Merchant | None] = {}
+    products = {p.id: p for p in session.execute(select(Product).where(
+        Product.id.in_({v.product_id for v in vouchers.values()}))).scalars()}
+    regions = dict(session.execute(select(Org.id, Org.region_code).where(
+        Org.id.in_({v.union_id for v in vouchers.values()}))).all())
+    merchants = {m.id: m for m in session.execute(select(Merchant).where(
+        Merchant.id.in_({requests[i].merchant_id for i in todo}))).scalars()}
     ok: dict[int, int] = {}  # voucher id -> request index
     for i, code in zip(todo, codes, strict=True):
         r, v = requests[i], vouchers.get(code)
         if v is None:
             refused.append((i, "voucher_not_found"))
             continue
-        if r.merchant_id not in merchants:
-            merchants[r.merchant_id] = session.get(Merchant, r.merchant_id)
-        m = merchants[r.merchant_id]
+        m = merchants.get(r.merchant_id)
         if m is None:
             refused.append((i, "merchant_not_found"))
             continue
-        if v.id not in checks:
-            checks[v.id] = spend_check(session, v)
         try:
             if v.id in ok:
                 raise status_error(VoucherStatus.REDEEMED)
-            check_redeemable(checks[v.id], merchant_status=m.status,
+            rules = spend_rules(v, products[v.product_id], regions[v.union_id])
+            check_redeemable(rules, merchant_status=m.status,
                              merchant_category=m.category, merchant_county=m.county_code,
                              merchant_channels=m.channel_set, channel=r.channel,
                              order_amount_fen=r.order_amount_fen, now=now)
@@ -113,26 +115,21 @@ def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: s
     ).scalars()) if ok else set()
     refused += [(i, "voucher_already_redeemed") for vid, i in ok.items() if vid not in moved]
     by_id = {v.id: v for v in vouchers.values()}
-    groups: dict[tuple[int, int, int], int] = {}
-    rows = []
     at = db_datetime(session, now)
+    rows, transfers = [], []
     for vid in sorted(moved):
         i, v = ok[vid], by_id[vid]
         r = requests[i]
-        group = (v.union_id, v.program_id, r.merchant_id)
-        groups[group] = groups.get(group, 0) + v.amount_fen
+        transfer_id = f"redeem:{r.idem_key}"  # as redeem() names it: one transfer per voucher
         rows.append((r.idem_key, hashes[i], v.id, r.merchant_id, v.union_id, v.program_id,
                      r.channel, r.order_amount_fen, v.amount_fen, RedemptionStatus.POSTED.value,
-                     _batch_transfer_id(batch_key, group), at, at, v.region_code))
+                     transfer_id, at, at, v.region_code))
+        transfers.append(ledger.TransferSpec(
+            id=transfer_id, debit_account_id=outstanding_account(session, v.union_id, v.program_id),
+            credit_account_id=payable_account(session, r.merchant_id), amount=v.amount_fen,
+            code=TransferCode.REDEEM, memo=f"batch {batch_key}"))
     bulk_insert(session, "redemption", REDEMPTION_COLUMNS, rows)
-    for group, amount in sorted(groups.items()):
-        union_id, program_id, merchant_id = group
-        ledger.post_transfer(
-            session, id=_batch_transfer_id(batch_key, group),
-            debit_account_id=outstanding_account(session, union_id, program_id),
-            credit_account_id=payable_account(session, merchant_id), amount=amount,
-            code=TransferCode.REDEEM, now=now, memo=f"batch {batch_key}",
-        )
+    ledger.post_batch(session, transfers, now=now)
     return BatchResult(redeemed=len(moved), replayed=replayed, refused=sorted(refused))
 
 
@@ -141,7 +138,3 @@ REDEMPTION_COLUMNS = (
     "order_amount_fen", "amount_fen", "status", "transfer_id", "created_at", "posted_at",
     "region_code",
 )
-
-
-def _batch_transfer_id(batch_key: str, group: tuple[int, int, int]) -> str:
-    return f"redeem-batch:{batch_key}:{group[0]}:{group[1]}:{group[2]}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
@@ -188,11 +188,12 @@ def _plan(session: Session, union: Org, chosen: list[Product], member_ids: list[
         wanted = set(member_ids)
         members = [m for m in members if m.id in wanted]
     product_ids = [p.id for p in chosen]
+    # Written as IN (subquery) so SQLite walks this union's members, not every entitlement.
     taken = session.execute(
-        select(Entitlement.product_id, Entitlement.person_hash, Entitlement.union_id)
-        .join(Member, and_(Member.id_hash == Entitlement.person_hash,
-                           Member.union_id == union.id))
-        .where(Entitlement.product_id.in_(product_ids))
+        select(Entitlement.product_id, Entitlement.person_hash, Entitlement.union_id).where(
+            Entitlement.product_id.in_(product_ids),
+            Entitlement.person_hash.in_(select(Member.id_hash).where(Member.union_id == union.id)),
+        )
     ).all()
     entitled = {(pid, h): u for pid, h, u in taken}
     every = (tuple(chosen), sum(p.face_value_fen for p in chosen))

@@ -64,14 +64,17 @@ def find_voucher(session: Session, code: str) -> Voucher:
 
 def spend_check(session: Session, v: Voucher) -> SpendCheck:
     """The voucher's spending rules, as a cashier would be shown them."""
-    p = session.get(Product, v.product_id)
     from civicvoucher.orgs.models import Org
 
-    union = session.get(Org, v.union_id)
+    return spend_rules(v, session.get(Product, v.product_id), session.get(Org, v.union_id).region_code)
+
+
+def spend_rules(v: Voucher, product: Product, union_region: str) -> SpendCheck:
     return SpendCheck(
         status=v.status, amount_fen=v.amount_fen, threshold_fen=v.threshold_fen,
-        valid_from=v.valid_from, expires_at=v.expires_at, categories=frozenset(p.categories),
-        channels=frozenset(p.channels), region_prefix=region_prefix(union.region_code, p.region_scope),
+        valid_from=v.valid_from, expires_at=v.expires_at, categories=frozenset(product.categories),
+        channels=frozenset(product.channels),
+        region_prefix=region_prefix(union_region, product.region_scope),
     )
 
 
