@@ -1,9 +1,126 @@
-"""``civicvoucher serve`` / ``user`` / ``audit``: the HTTP API's commands."""
+"""``civicvoucher serve`` / ``user`` / ``token`` / ``audit``: the HTTP API's commands."""
 
 from __future__ import annotations
 
+import getpass
+import os
+
 import typer
+
+user_app = typer.Typer(help="API users (bootstrap: user create NAME --role province-admin).",
+                       no_args_is_help=True)
+token_app = typer.Typer(help="Long-lived API tokens for integrations.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+def _cli_actor():
+    from civicvoucher.audit.service import Actor
+
+    return Actor(f"cli:{getpass.getuser()}", role="operator", scope="cli")
+
+
+def _audit(session, action: str, target: str, detail: dict | None = None) -> None:
+    from civicvoucher.audit.service import append, chain_key
+    from civicvoucher.cli.common import settings
+
+    append(session, key=chain_key(settings().secret_key), actor=_cli_actor(), action=action,
+           target=target, detail=detail)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, help="worker processes"),
+) -> None:
+    """Run the HTTP API (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs)."""
+    import uvicorn
+
+    from civicvoucher.cli.common import console, database
+
+    database()  # migrate once, before the workers start
+    console.print(f"serving on http://{host}:{port}/api/v1/docs")
+    uvicorn.run("civicvoucher.api.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
+
+
+@user_app.command("create")
+def user_create(
+    username: str = typer.Argument(...),
+    role: str = typer.Option(..., help="province-admin, city-admin, county-admin, union-admin, "
+                             "merchant-admin, cashier, auditor, analyst, channel or member"),
+    org: str = typer.Option(None, help="organisation (division code, USCC or id)"),
+    merchant: str = typer.Option(None, help="merchant (USCC or id)"),
+    member: int = typer.Option(None, help="member id"),
+    password: str = typer.Option(None, help="(prompted if not given; env CIVICVOUCHER_PASSWORD)"),
+) -> None:
+    """Create an API user bound to its organisation, merchant or member."""
+    from civicvoucher.auth.roles import Role
+    from civicvoucher.auth.service import create_user
+    from civicvoucher.cli.common import console, database
+    from civicvoucher.merchants.service import find_merchant
+    from civicvoucher.orgs.service import find_org
+
+    r = Role.parse(role)
+    if r is not Role.CHANNEL and password is None:
+        password = os.environ.get("CIVICVOUCHER_PASSWORD") or typer.prompt(
+            "password", hide_input=True, confirmation_prompt=True)
+    with database().session() as s:
+        new = create_user(s, username=username, role=r, password=password,
+                          org_id=find_org(s, org).id if org else None,
+                          merchant_id=find_merchant(s, merchant).id if merchant else None,
+                          member_id=member)
+        _audit(s, "user.create", f"user:{new.user.id}", {"role": str(r)})
+    console.print(f"[green]user {username} created[/green] ({r}, id {new.user.id})")
+    if new.channel_secret:
+        console.print(f"channel HMAC secret (shown once): {new.channel_secret}")
+
+
+@token_app.command("create")
+def token_create(username: str, name: str = typer.Option("cli", help="what the token is for")) -> None:
+    """Create a long-lived API token for a user; it is shown once."""
+    from civicvoucher.auth.service import find_user
+    from civicvoucher.auth.tokens import issue_token
+    from civicvoucher.cli.common import console, database
+
+    with database().session() as s:
+        user = find_user(s, username)
+        secret, row = issue_token(s, user_id=user.id, kind="api", name=name, ttl=None)
+        _audit(s, "auth.token.create", f"token:{row.id}", {"user_id": user.id, "name": name})
+    console.print(f"token {row.id} for {username} (shown once):\n{secret}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id."""
+    from civicvoucher.auth.tokens import revoke
+    from civicvoucher.cli.common import console, database
+
+    with database().session() as s:
+        row = revoke(s, token_id=token_id)
+        _audit(s, "auth.token.revoke", f"token:{row.id}")
+    console.print(f"token {token_id} revoked")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; exit 1 naming every edited or deleted entry."""
+    from civicvoucher.audit.service import chain_key, verify
+    from civicvoucher.cli.common import console, database, settings
+
+    with database().session() as s:
+        n, breaks = verify(s, key=chain_key(settings().secret_key))
+    if not breaks:
+        console.print(f"[green]audit log OK[/green]: {n} entries, chain intact")
+        return
+    console.print(f"[red]audit log broken[/red]: {len(breaks)} problems in {n} entries")
+    for b in breaks[:200]:
+        console.print(f"  {b}")
+    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing yet: the HTTP API lands with its own issue."""
+    """Add serve, user, token and audit to the ``civicvoucher`` command."""
+    app.command("serve")(serve)
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")
+    app.add_typer(audit_app, name="audit")

@@ -9,10 +9,10 @@ The engine, not this module, decides what actually gets issued.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from dataclasses import dataclass
 
 from civicvoucher.scenarios.population import UnionPlan
+from civicvoucher.scenarios.sampling import carry_pick, fill
 
 
 @dataclass(frozen=True)
@@ -33,36 +33,19 @@ def funded_share(scn: dict, plan: UnionPlan, guarantee: dict[str, float]) -> flo
     return cfg["administrative"]
 
 
-def _pick_share(items: list[tuple[int, float]], share: float) -> set[int]:
-    """Walk items (id, weight) in the given order, taking each while the running total stays
-    nearest ``share`` of the whole: hits a share of members exactly, up to one union."""
-    total = sum(w for _, w in items)
-    target, got, chosen = share * total, 0.0, set()
-    for i, w in items:
-        if got + w / 2 <= target:
-            chosen.add(i)
-            got += w
-    return chosen
-
-
 def plan_funding(scn: dict, unions: list[UnionPlan], *, rng: random.Random
                  ) -> dict[int, UnionFunding]:
     guarantee = {c["code"]: c["guarantee"] for c in scn["counties"]}
-    cells: dict[tuple, list[UnionPlan]] = defaultdict(list)
-    for u in unions:
-        cells[(u.level, u.unit_type, u.parent_code if u.level == "county" else "")].append(u)
-    funded: set[int] = set()
-    for members in cells.values():
-        order = members[:]
-        rng.shuffle(order)
-        funded |= _pick_share([(u.index, u.size) for u in order],
-                              funded_share(scn, order[0], guarantee))
+    order = unions[:]
+    rng.shuffle(order)
+    order.sort(key=lambda u: (u.level, u.unit_type, u.parent_code))  # stable: random within
+    funded = carry_pick([(u.index, u.size, funded_share(scn, u, guarantee)) for u in order])
 
     lo, hi = scn["funding"]["short_range"]
     partial_share = scn["funding"]["partial_mode_share"]
     ratio = {u.index: 1.0 + rng.uniform(0.0, 0.2) if u.index in funded else rng.uniform(lo, hi)
              for u in unions}
-    partial = {u.index for u in unions if u.index not in funded and rng.random() < partial_share}
+    partial = carry_pick([(u.index, u.size, partial_share) for u in order if u.index not in funded])
 
     # Tourism cards: members of funded unions opt in; the total is the scenario's share of
     # those members, spread over unions by largest remainder so it does not wobble by seed.
@@ -76,13 +59,13 @@ def plan_funding(scn: dict, unions: list[UnionPlan], *, rng: random.Random
         cards[i] += 1
 
     # Forms: among unions that will issue (all funded ones, and partial ones by what they
-    # can pay for), digital goes to unions in random order until the level's share of value.
+    # can pay for), digital goes to unions in random order up to each level's share of value.
     forms: dict[int, str] = {}
     for level in ("province", "city", "county"):
         issuing = [(u.index, u.size * (1.0 if u.index in funded else ratio[u.index]))
-                   for u in unions if u.level == level and (u.index in funded or u.index in partial)]
-        rng.shuffle(issuing)
-        digital = _pick_share(issuing, scn["forms"]["digital_share"][level])
+                   for u in order if u.level == level and (u.index in funded or u.index in partial)]
+        share = scn["forms"]["digital_share"][level]
+        digital = fill(issuing, share * sum(w for _, w in issuing))
         forms.update({i: "digital" if i in digital else "paper" for i, _ in issuing})
 
     return {

@@ -17,6 +17,7 @@ from stdnum.cn import uscc
 
 from civicvoucher.members.rules import MemberRow, MemberStatus, area_known
 from civicvoucher.merchants.rules import Channel, MerchantRow, MerchantStatus, category_for_mcc
+from civicvoucher.scenarios.sampling import carry_pick
 
 ADMIN_UNITS = ["教育局", "卫生健康委员会", "财政局", "人民医院", "第一中学", "第二小学", "税务局",
                "自然资源局", "公安局", "人民法院", "农业农村局", "市场监管局", "住建局", "职业学院"]
@@ -91,29 +92,27 @@ def plan_unions(scn: dict, *, scale: float, rng: random.Random) -> list[UnionPla
         else:
             homes = _split(total, pop)
         admin_share = scn["members"]["administrative_share"][level]
+        drafts = []
         for parent, members in homes.items():
-            if members == 0:
-                continue
-            sizes = _sizes(members, rng, scn["unions"])
+            sizes = _sizes(members, rng, scn["unions"]) if members else []
             rng.shuffle(sizes)
-            admin_target, admin_so_far = admin_share * members, 0
-            for s in sizes:
-                admin = admin_so_far + s / 2 <= admin_target
-                admin_so_far += s if admin else 0
-                if level == "province":
-                    home = rng.choice(capital_counties)
-                elif level == "city":
-                    home = rng.choice(by_city[parent])
-                else:
-                    home = parent
-                n = len(plans) + 1
-                word = rng.choice(ADMIN_UNITS if admin else ENTERPRISES)
-                plans.append(UnionPlan(
-                    index=n, level=level, parent_code=parent, home_county=home,
-                    unit_type="administrative" if admin else "enterprise", size=s,
-                    name=f"{'山西' if level == 'province' else ''}{word}{n}工会",
-                    uscc=_uscc("81", home, n),
-                ))
+            drafts += [(parent, s) for s in sizes]
+        admin = carry_pick([(i, s, admin_share) for i, (_, s) in enumerate(drafts)])
+        for i, (parent, s) in enumerate(drafts):
+            if level == "province":
+                home = rng.choice(capital_counties)
+            elif level == "city":
+                home = rng.choice(by_city[parent])
+            else:
+                home = parent
+            n = len(plans) + 1
+            word = rng.choice(ADMIN_UNITS if i in admin else ENTERPRISES)
+            plans.append(UnionPlan(
+                index=n, level=level, parent_code=parent, home_county=home,
+                unit_type="administrative" if i in admin else "enterprise", size=s,
+                name=f"{'山西' if level == 'province' else ''}{word}{n}工会",
+                uscc=_uscc("81", home, n),
+            ))
     return plans
 
 

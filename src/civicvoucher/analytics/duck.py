@@ -1,0 +1,231 @@
+"""DuckDB over the transaction tables, with no download at run time.
+
+DuckDB fetches its sqlite/postgres scanners from the internet on first use, which fails offline.
+The PyPI packages ``duckdb-ext-sqlite`` / ``duckdb-ext-postgres`` ship them for duckdb 1.4.4, so
+we point ``extension_directory`` at the installed copy and turn auto-install/auto-load off: a
+missing extension is a clear error here, never a silent network call.
+
+``stage()`` then copies one program's rows into typed in-memory tables, so every report
+query runs on local columnar data (fast) and sees the same types on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from sqlalchemy.engine import make_url
+
+
+def extension_directory() -> Path:
+    """The ``duckdb_ext/extensions`` folder of the installed duckdb-ext-* wheels."""
+    spec = importlib.util.find_spec("duckdb_ext")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(root) / "extensions"
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(
+        "DuckDB scanner extensions not found: install duckdb-ext-sqlite and duckdb-ext-postgres"
+        f" (pinned for duckdb {duckdb.__version__})"
+    )
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def libpq_conninfo(db_url: str) -> str:
+    """``postgresql+psycopg://u:p@h:5432/db`` as a libpq string ``host=h port=5432 ...``."""
+    url = make_url(db_url)
+    parts = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+        **{k: v for k, v in url.query.items() if isinstance(v, str)},
+    }
+
+    def value(v: object) -> str:
+        s = str(v)
+        return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " ".join(f"{k}={value(v)}" for k, v in parts.items() if v not in (None, ""))
+
+
+_LOCK = threading.Lock()
+_INSTANCE: duckdb.DuckDBPyConnection | None = None
+_LOADED: set[str] = set()
+_PID = 0  # a forked child must not share its parent's DuckDB
+
+
+def _instance(extension: str) -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process, with ``extension`` loaded from the installed wheels.
+
+    Loading a scanner costs about a second (a 50 MB library, signature-checked); reports after
+    the first reuse it. Each report works on its own cursor (its own connection, so its TEMP
+    tables are private) and attaches its source under its own alias.
+    """
+    global _INSTANCE, _PID
+    with _LOCK:
+        if _INSTANCE is None or os.getpid() != _PID:
+            _LOADED.clear()
+            _PID = os.getpid()
+            _INSTANCE = duckdb.connect(f":memory:civicvoucher_analytics_{_PID}", config={
+                "extension_directory": str(extension_directory()),
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            })
+        if extension not in _LOADED:
+            _INSTANCE.execute(f"LOAD {extension}")
+            _LOADED.add(extension)
+        return _INSTANCE
+
+
+@dataclass(frozen=True)
+class Source:
+    """A private DuckDB connection with the transaction database attached as ``alias``."""
+
+    con: duckdb.DuckDBPyConnection
+    alias: str
+
+
+def _attach(db_url: str, alias: str) -> duckdb.DuckDBPyConnection:
+    """A new cursor with ``db_url`` attached read-only as ``alias``."""
+    url = make_url(db_url)
+    backend = url.get_backend_name()
+    setup: list[str] = []
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError("the report needs an SQLite file, not an in-memory database")
+        path = Path(url.database)
+        if not path.is_file():
+            raise FileNotFoundError(f"no SQLite database at {path}")
+        extension = "sqlite_scanner"
+        # Read every column as text and cast it ourselves: SQLite's declared types are only
+        # hints, and a datetime column holds text such as '2020-05-01 10:00:00.000000'.
+        setup.append("SET sqlite_all_varchar = true")
+        setup.append(f"ATTACH {_quote(str(path))} AS {alias} (TYPE sqlite, READ_ONLY)")
+    elif backend == "postgresql":
+        extension = "postgres_scanner"
+        setup.append(
+            f"ATTACH {_quote(libpq_conninfo(db_url))} AS {alias} (TYPE postgres, READ_ONLY)")
+    else:
+        raise ValueError(f"unsupported database for the report: {backend}")
+    con = _instance(extension).cursor()
+    try:
+        for sql in setup:
+            con.execute(sql)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def open_source(db_url: str) -> Iterator[Source]:
+    """Attach the database at ``db_url`` (SQLAlchemy URL: sqlite or postgresql) read-only."""
+    alias = f"src_{uuid.uuid4().hex[:12]}"
+    con = _attach(db_url, alias)
+    try:
+        yield Source(con, alias)
+    finally:
+        try:
+            con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        finally:
+            con.close()
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    id: int
+    key: str
+    name: str
+
+
+def find_program(src: Source, program_key: str | None) -> ProgramInfo:
+    """The program to report on: ``program_key``, or the only program in the database."""
+    rows = src.con.execute(
+        f"SELECT CAST(id AS BIGINT), CAST(key AS VARCHAR), CAST(name AS VARCHAR)"
+        f" FROM {src.alias}.program ORDER BY 1"
+    ).fetchall()
+    if program_key is not None:
+        rows = [r for r in rows if r[1] == program_key]
+        if not rows:
+            raise LookupError(f"no program {program_key!r} in the database")
+    elif len(rows) != 1:
+        keys = ", ".join(r[1] for r in rows) or "(none)"
+        raise LookupError(f"say which program to report on; the database holds: {keys}")
+    return ProgramInfo(*rows[0])
+
+
+# Typed local copies of one program's rows. ``$p`` is the program id. Unions get the level of
+# their parent federation (province / city / county) and, for county unions, the county code.
+_STAGE = {
+    "products": """
+        SELECT CAST(id AS BIGINT) AS id, CAST(key AS VARCHAR) AS key,
+               CAST(kind AS VARCHAR) AS kind, CAST(face_value_fen AS BIGINT) AS face_value_fen
+        FROM {src}.product WHERE CAST(program_id AS BIGINT) = $p""",
+    "unions": """
+        SELECT CAST(u.id AS BIGINT) AS id, CAST(p.level AS VARCHAR) AS level,
+               CAST(p.division_code AS VARCHAR) AS parent_code
+        FROM {src}.org u JOIN {src}.org p ON CAST(p.id AS BIGINT) = CAST(u.parent_id AS BIGINT)
+        WHERE CAST(u.level AS VARCHAR) = 'union'""",
+    "members": """
+        SELECT CAST(union_id AS BIGINT) AS union_id, count(*) AS active
+        FROM {src}.member WHERE CAST(status AS VARCHAR) = 'active' GROUP BY 1""",
+    "vouchers": """
+        SELECT CAST(v.id AS BIGINT) AS id, CAST(v.product_id AS BIGINT) AS product_id,
+               CAST(v.union_id AS BIGINT) AS union_id, CAST(v.member_id AS BIGINT) AS member_id,
+               CAST(v.amount_fen AS BIGINT) AS amount_fen, CAST(v.form AS VARCHAR) AS form,
+               CAST(v.status AS VARCHAR) AS status
+        FROM {src}.voucher v WHERE CAST(v.program_id AS BIGINT) = $p""",
+    "redemptions": """
+        SELECT CAST(id AS BIGINT) AS id, CAST(voucher_id AS BIGINT) AS voucher_id,
+               CAST(merchant_id AS BIGINT) AS merchant_id, CAST(channel AS VARCHAR) AS channel,
+               CAST(order_amount_fen AS BIGINT) AS order_amount_fen,
+               CAST(amount_fen AS BIGINT) AS amount_fen, CAST(status AS VARCHAR) AS status,
+               TRY_CAST(COALESCE(posted_at, created_at) AS TIMESTAMP) AS spent_at
+        FROM {src}.redemption WHERE CAST(program_id AS BIGINT) = $p""",
+    "merchants": """
+        SELECT CAST(id AS BIGINT) AS id, CAST(category AS VARCHAR) AS category
+        FROM {src}.merchant""",
+    # Breakage as the ledger saw it: expiry transfers out of this program's outstanding
+    # accounts, and refunds that went to the union fund because the voucher had expired.
+    "ledger_breakage": """
+        SELECT 'expire' AS source, count(*) AS transfers,
+               COALESCE(sum(CAST(t.amount AS BIGINT)), 0) AS amount_fen
+        FROM {src}.transfer t JOIN {src}.account a
+          ON CAST(a.id AS BIGINT) = CAST(t.debit_account_id AS BIGINT)
+        WHERE CAST(t.code AS VARCHAR) = 'expire' AND CAST(a.program_id AS BIGINT) = $p
+        UNION ALL
+        SELECT 'refund_to_fund', count(*), COALESCE(sum(CAST(f.amount_fen AS BIGINT)), 0)
+        FROM {src}.refund f JOIN {src}.redemption r
+          ON CAST(r.id AS BIGINT) = CAST(f.redemption_id AS BIGINT)
+        WHERE CAST(f.outcome AS VARCHAR) = 'to_fund' AND CAST(r.program_id AS BIGINT) = $p""",
+}
+
+
+def stage(src: Source, program: ProgramInfo) -> None:
+    """Copy the program's rows into TEMP tables (see ``_STAGE``), then detach the source so
+    a PostgreSQL connection is not held while the report is computed."""
+    for name, sql in _STAGE.items():
+        params = {"p": program.id} if "$p" in sql else None
+        sql = sql.replace("{src}", src.alias)
+        src.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+    src.con.execute(f"DETACH DATABASE IF EXISTS {src.alias}")
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    """Rows of ``sql`` as dicts keyed by column name (DuckDB sums of BIGINT come back as int)."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

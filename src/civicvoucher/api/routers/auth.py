@@ -1,0 +1,129 @@
+"""Log in, log out, who am I, API tokens, users."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from civicvoucher.api.routers import make_router
+from civicvoucher.api.routing import Ctx, ctx, state
+from civicvoucher.api.schemas import (
+    ApiTokenIn,
+    ApiTokenOut,
+    LoginIn,
+    Revoked,
+    TokenOut,
+    UserIn,
+    UserOut,
+    WhoAmI,
+)
+from civicvoucher.api.state import AppState
+from civicvoucher.audit.service import Actor, append
+from civicvoucher.auth import scope, tokens
+from civicvoucher.auth import service as users
+from civicvoucher.auth.errors import OutOfScope, RateLimited, Unauthenticated
+from civicvoucher.auth.roles import MERCHANT_ROLES, ORG_ROLES, Role
+from civicvoucher.members.models import Member
+from civicvoucher.merchants.service import find_merchant
+from civicvoucher.orgs.service import get_org
+
+router = make_router("/auth", "auth")
+
+
+@router.post("/login", response_model=TokenOut, name="login")
+def login(body: LoginIn, request: Request, st: AppState = Depends(state)) -> TokenOut:
+    """Exchange a username and password for a 15-minute bearer token. Limited per account and
+    per IP; 5 wrong passwords in a row lock the account for 15 minutes (429 ``locked_out``)."""
+    ip = request.client.host if request.client else "unknown"
+    actor = Actor(body.username[:100], request_id=request.state.request_id)
+    try:
+        res = users.login(st.db, username=body.username, password=body.password, ip=ip,
+                          limits=st.limits)
+    except (Unauthenticated, RateLimited) as exc:
+        why = {"code": exc.code, "ip": ip, "locked": bool(exc.details.get("locked"))}
+        st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="auth.login",
+                                   target=f"user:{body.username[:80]}", outcome="refused",
+                                   detail=why))
+        raise
+    st.db.run(lambda s: append(
+        s, key=st.audit_key, action="auth.login", target=f"user:{res.user.id}",
+        actor=Actor(res.user.username, res.user.id, res.user.role, None, actor.request_id),
+        detail={"ip": ip}))
+    return TokenOut(access_token=res.token, expires_in=res.expires_in)
+
+
+@router.post("/logout", response_model=Revoked, name="logout")
+def logout(c: Ctx = Depends(ctx)) -> Revoked:
+    """Revoke the token this request was made with."""
+
+    def run(s: Session) -> Revoked:
+        tokens.revoke(s, token_id=c.principal.token_id, user_id=c.principal.user_id)  # type: ignore[arg-type]
+        c.audit(s, "auth.logout", target=f"token:{c.principal.token_id}")
+        return Revoked(revoked=True)
+
+    return c.db.run(run)
+
+
+@router.get("/me", response_model=WhoAmI, name="whoami")
+def whoami(c: Ctx = Depends(ctx)) -> WhoAmI:
+    p = c.principal
+    return WhoAmI(user_id=p.user_id, username=p.username, role=str(p.role), org_id=p.org_id,
+                  merchant_id=p.merchant_id, member_id=p.member_id)
+
+
+@router.post("/tokens", response_model=ApiTokenOut, status_code=201, name="create_api_token")
+def create_api_token(body: ApiTokenIn, c: Ctx = Depends(ctx)) -> ApiTokenOut:
+    """A long-lived API token for an integration, acting as you; shown once, revocable."""
+
+    def run(s: Session) -> ApiTokenOut:
+        secret, row = tokens.issue_token(s, user_id=c.principal.user_id, kind="api",
+                                         name=body.name, ttl=None)
+        c.audit(s, "auth.token.create", target=f"token:{row.id}", detail={"name": body.name})
+        return ApiTokenOut(id=row.id, name=row.name, prefix=row.prefix, token=secret,
+                           revoked=False)
+
+    return c.db.run(run)
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=ApiTokenOut, name="revoke_api_token")
+def revoke_api_token(token_id: int = Path(ge=1, le=2_147_483_647),
+                     c: Ctx = Depends(ctx)) -> ApiTokenOut:
+    """Revoke one of your own tokens (revoking twice changes nothing)."""
+
+    def run(s: Session) -> ApiTokenOut:
+        row = tokens.revoke(s, token_id=token_id, user_id=c.principal.user_id)
+        c.audit(s, "auth.token.revoke", target=f"token:{row.id}")
+        return ApiTokenOut(id=row.id, name=row.name, prefix=row.prefix, revoked=True)
+
+    return c.db.run(run)
+
+
+@router.post("/users", response_model=UserOut, status_code=201, name="create_user")
+def create_user(body: UserIn, c: Ctx = Depends(ctx)) -> UserOut:
+    """Create a user inside your own scope, in a role you may hand out (a county admin makes
+    union admins and cashiers of its county's merchants, a merchant admin makes cashiers)."""
+    role = Role(body.role)
+    p = c.principal
+
+    def run(s: Session) -> UserOut:
+        if not scope.may_create_role(p, role):
+            raise OutOfScope(f"a {p.role} may not create a {role}")
+        if role in ORG_ROLES and body.org_id is not None:
+            scope.require_org(p, get_org(s, body.org_id))
+        if role in MERCHANT_ROLES and body.merchant_id is not None:
+            scope.require_merchant(p, find_merchant(s, body.merchant_id))
+        if role is Role.MEMBER and body.member_id is not None:
+            m = s.get(Member, body.member_id)
+            if m is not None:
+                scope.require_member(s, p, m)
+        new = users.create_user(s, username=body.username, role=role, password=body.password,
+                                org_id=body.org_id, merchant_id=body.merchant_id,
+                                member_id=body.member_id)
+        u = new.user
+        c.audit(s, "user.create", target=f"user:{u.id}", detail={"role": u.role,
+                "org_id": u.org_id, "merchant_id": u.merchant_id, "member_id": u.member_id})
+        return UserOut(id=u.id, username=u.username, role=u.role, org_id=u.org_id,
+                       merchant_id=u.merchant_id, member_id=u.member_id,
+                       channel_secret=new.channel_secret)
+
+    return c.db.run(run)

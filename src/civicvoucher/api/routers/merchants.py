@@ -1,0 +1,89 @@
+"""The merchant registry, placed in the tree by county code."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Path, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
+from civicvoucher.api.routers import make_router
+from civicvoucher.api.routing import Ctx, ctx
+from civicvoucher.api.schemas import MerchantIn, MerchantOut, MerchantStatusIn
+from civicvoucher.auth import scope
+from civicvoucher.auth.errors import OutOfScope
+from civicvoucher.errors import Conflict, ImportRejected, ValidationError
+from civicvoucher.merchants.models import Merchant
+from civicvoucher.merchants.rules import validate_merchant_row
+from civicvoucher.merchants.service import find_merchant, register_merchant, set_status
+
+router = make_router("/merchants", "merchants")
+MerchantId = Path(ge=1, le=2_147_483_647)
+
+
+def merchant_out(m: Merchant) -> MerchantOut:
+    return MerchantOut(id=m.id, uscc=m.uscc, name=m.name, mcc=m.mcc, category=m.category,
+                       county_code=m.county_code, channels=sorted(m.channel_set),
+                       status=m.status)
+
+
+@router.get("", response_model=Page[MerchantOut], name="list_merchants")
+def list_merchants(county: str | None = Query(None, pattern=r"^\d{2,6}$",
+                                              description="division-code prefix"),
+                   page: PageParams = Depends(page_params),
+                   c: Ctx = Depends(ctx)) -> Page[MerchantOut]:
+    def run(s: Session) -> Page[MerchantOut]:
+        q = select(Merchant).where(
+            scope.merchant_condition(c.principal, Merchant.id, Merchant.county_code))
+        if county:
+            q = q.where(Merchant.county_code.startswith(county))
+        return paginate(s, q, Merchant.id, page, merchant_out)
+
+    return c.db.run(run)
+
+
+@router.get("/{merchant_id}", response_model=MerchantOut, name="get_merchant")
+def get_merchant(merchant_id: int = MerchantId, c: Ctx = Depends(ctx)) -> MerchantOut:
+    return c.db.run(lambda s: merchant_out(
+        scope.require_merchant(c.principal, find_merchant(s, merchant_id))))
+
+
+@router.post("", response_model=MerchantOut, status_code=201, name="register_merchant_route")
+def register_merchant_route(body: MerchantIn, c: Ctx = Depends(ctx)) -> MerchantOut:
+    """Register a merchant in a county of your region; its category follows from its MCC."""
+    raw = {"uscc": body.uscc, "name": body.name, "mcc": body.mcc,
+           "county_code": body.county_code, "channels": ",".join(body.channels),
+           "status": body.status}
+    row = validate_merchant_row(1, raw)
+    if isinstance(row, list):
+        e = row[0]
+        raise ValidationError(e.reason, field=e.field)
+    if not scope.county_in_scope(c.principal, row.county_code):
+        raise OutOfScope(f"county {row.county_code} is outside your region")
+
+    def run(s: Session) -> MerchantOut:
+        try:
+            m = register_merchant(s, row)
+        except ImportRejected as exc:
+            raise Conflict(exc.errors[0].reason,
+                           code="merchant_exists") from None
+        c.audit(s, "merchant.register", target=f"merchant:{m.id}",
+                detail={"county_code": m.county_code, "status": m.status})
+        return merchant_out(m)
+
+    return c.db.run(run)
+
+
+@router.post("/{merchant_id}/status", response_model=MerchantOut, name="set_merchant_status")
+def set_merchant_status(body: MerchantStatusIn, merchant_id: int = MerchantId,
+                        c: Ctx = Depends(ctx)) -> MerchantOut:
+    """Activate or suspend a merchant in your region (only active merchants redeem)."""
+
+    def run(s: Session) -> MerchantOut:
+        before = scope.require_merchant(c.principal, find_merchant(s, merchant_id)).status
+        m = set_status(s, merchant_id=merchant_id, status=body.status)
+        c.audit(s, "merchant.status", target=f"merchant:{m.id}",
+                detail={"from": before, "to": m.status})
+        return merchant_out(m)
+
+    return c.db.run(run)

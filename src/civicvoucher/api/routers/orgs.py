@@ -1,0 +1,95 @@
+"""Organisations (the federation tree and grassroots unions) and their funds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import Depends, Path, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
+from civicvoucher.api.routers import make_router
+from civicvoucher.api.routing import Ctx, ctx
+from civicvoucher.api.schemas import DepositIn, DepositOut, FundBalance, OrgIn, OrgOut
+from civicvoucher.auth import scope
+from civicvoucher.funds.service import deposit, fund_balance
+from civicvoucher.orgs.models import Org
+from civicvoucher.orgs.service import create_org, get_org
+
+router = make_router("/orgs", "organisations")
+funds = make_router("/funds", "funds")
+OrgId = Path(ge=1, le=2_147_483_647)
+
+
+def org_out(o: Org) -> OrgOut:
+    return OrgOut(id=o.id, parent_id=o.parent_id, level=o.level, name=o.name,
+                  division_code=o.division_code, uscc=o.uscc, unit_type=o.unit_type,
+                  region_code=o.region_code)
+
+
+@router.get("", response_model=Page[OrgOut], name="list_orgs")
+def list_orgs(under: int | None = Query(None, ge=1, le=2_147_483_647,
+                                        description="subtree root (default: your organisation)"),
+              level: Literal["province", "city", "county", "union"] | None = None,
+              page: PageParams = Depends(page_params), c: Ctx = Depends(ctx)) -> Page[OrgOut]:
+    def run(s: Session) -> Page[OrgOut]:
+        root = scope.scoped_root(s, c.principal, under)
+        q = select(Org).where(Org.path.startswith(root.path))
+        if level:
+            q = q.where(Org.level == level)
+        return paginate(s, q, Org.id, page, org_out)
+
+    return c.db.run(run)
+
+
+@router.get("/{org_id}", response_model=OrgOut, name="get_org_detail")
+def get_org_detail(org_id: int = OrgId, c: Ctx = Depends(ctx)) -> OrgOut:
+    return c.db.run(lambda s: org_out(scope.require_org(c.principal, get_org(s, org_id))))
+
+
+@router.post("", response_model=OrgOut, status_code=201, name="create_org")
+def create_org_route(body: OrgIn, c: Ctx = Depends(ctx)) -> OrgOut:
+    """Add a city, county or union under a parent in your subtree."""
+
+    def run(s: Session) -> OrgOut:
+        scope.require_org(c.principal, get_org(s, body.parent_id))
+        o = create_org(s, level=body.level, name=body.name, parent_id=body.parent_id,
+                       division_code=body.division_code, uscc=body.uscc,
+                       unit_type=body.unit_type)
+        c.audit(s, "org.create", target=f"org:{o.id}", detail={"level": o.level,
+                                                                 "parent_id": o.parent_id})
+        return org_out(o)
+
+    return c.db.run(run)
+
+
+@router.get("/{org_id}/fund", response_model=FundBalance, name="get_fund_balance")
+def get_fund_balance(org_id: int = OrgId, c: Ctx = Depends(ctx)) -> FundBalance:
+    def run(s: Session) -> FundBalance:
+        scope.require_org(c.principal, get_org(s, org_id))
+        return FundBalance(org_id=org_id, balance_fen=fund_balance(s, org_id))
+
+    return c.db.run(run)
+
+
+@funds.post("/deposits", response_model=DepositOut, status_code=201, name="create_deposit")
+def create_deposit(body: DepositIn, c: Ctx = Depends(ctx)) -> DepositOut:
+    """Deposit dues or a fiscal allocation, or transfer down from a federation; both ends must
+    be in your subtree."""
+
+    def run(s: Session) -> DepositOut:
+        scope.require_org(c.principal, get_org(s, body.org_id))
+        if body.from_org_id is not None:
+            scope.require_org(c.principal, get_org(s, body.from_org_id))
+        d = deposit(s, org_id=body.org_id, amount_fen=body.amount_fen, source=body.source,
+                    from_org_id=body.from_org_id, memo=body.memo,
+                    idem_key=c.service_key("deposit"))
+        if not d.replayed:
+            c.audit(s, "fund.deposit", target=f"org:{d.org_id}",
+                    detail={"amount_fen": d.amount_fen, "source": d.source,
+                            "from_org_id": body.from_org_id, "transfer_id": d.transfer_id})
+        return DepositOut(transfer_id=d.transfer_id, org_id=d.org_id, amount_fen=d.amount_fen,
+                          source=d.source, balance_fen=d.balance_fen)
+
+    return c.db.run(run)

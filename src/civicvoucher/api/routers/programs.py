@@ -1,0 +1,61 @@
+"""Programs and their products: defined once by the province, read by everyone who works."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Path
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
+from civicvoucher.api.routers import make_router
+from civicvoucher.api.routing import Ctx, ctx
+from civicvoucher.api.schemas import ProductOut, ProgramOut
+from civicvoucher.programs.models import Program
+from civicvoucher.programs.service import create_program, get_program, products_of
+from civicvoucher.programs.spec import ProgramSpec
+
+router = make_router("/programs", "programs")
+
+
+def program_out(s: Session, p: Program, created: bool | None = None) -> ProgramOut:
+    return ProgramOut(
+        id=p.id, key=p.key, name=p.name, documents=list(p.documents),
+        per_member_fen=p.per_member_fen, created=created,
+        products=[ProductOut(key=x.key, kind=x.kind, name=x.name,
+                             denominations_fen=list(x.denominations),
+                             threshold_fen=x.threshold_fen, categories=list(x.categories),
+                             channels=list(x.channels), region_scope=x.region_scope,
+                             valid_from=x.valid_from, expires_at=x.expires_at,
+                             optional=x.optional)
+                  for x in products_of(s, p.id)],
+    )
+
+
+@router.get("", response_model=Page[ProgramOut], name="list_programs")
+def list_programs(page: PageParams = Depends(page_params),
+                  c: Ctx = Depends(ctx)) -> Page[ProgramOut]:
+    return c.db.run(lambda s: paginate(s, select(Program), Program.id, page,
+                                       lambda p: program_out(s, p)))
+
+
+@router.get("/{program}", response_model=ProgramOut, name="get_program_detail")
+def get_program_detail(program: str = Path(min_length=1, max_length=80,
+                                           pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                                           description="program key or id"),
+                       c: Ctx = Depends(ctx)) -> ProgramOut:
+    return c.db.run(lambda s: program_out(s, get_program(s, program)))
+
+
+@router.post("", response_model=ProgramOut, status_code=201, name="create_program_route")
+def create_program_route(spec: ProgramSpec, c: Ctx = Depends(ctx)) -> ProgramOut:
+    """Define a program (the same body as the TOML program file). The program key is itself
+    idempotent: the same definition again changes nothing; another one under it is a 409."""
+
+    def run(s: Session) -> ProgramOut:
+        program, created = create_program(s, spec=spec)
+        if created:
+            c.audit(s, "program.create", target=f"program:{program.key}",
+                    detail={"per_member_fen": program.per_member_fen})
+        return program_out(s, program, created)
+
+    return c.db.run(run)

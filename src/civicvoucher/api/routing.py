@@ -1,0 +1,175 @@
+"""The route class every API route uses: authenticate, check the route's rule, claim the
+Idempotency-Key, run, turn any error into problem+json, store the answer for replays.
+
+Doing this in the route class (not per route) is what makes "a route without a rule" and
+"a mutating call without a key" impossible to forget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from civicvoucher.api import idempotency as idem
+from civicvoucher.api.problems import problem_for
+from civicvoucher.api.state import AppState
+from civicvoucher.audit.service import Actor, append
+from civicvoucher.auth import tokens
+from civicvoucher.auth.errors import RoleForbidden, Unauthenticated
+from civicvoucher.auth.policy import Public, Rule, rule_for
+from civicvoucher.auth.scope import Principal
+from civicvoucher.core import ids
+from civicvoucher.errors import Forbidden
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    return token.strip()
+
+
+def needs_key(rule: Rule, methods: set[str]) -> bool:
+    return rule.idempotent_key if rule.idempotent_key is not None else bool(methods & MUTATING)
+
+
+class CVRoute(APIRoute):
+    def get_route_handler(self) -> Callable:
+        inner = super().get_route_handler()
+        name, methods = self.name, set(self.methods or ())
+        rule = rule_for(name)
+        if rule is None:
+            raise RuntimeError(f"route {name} has no rule in civicvoucher.auth.policy")
+
+        async def handler(request: Request) -> Response:
+            rid = request.headers.get("x-request-id", "")
+            request.state.request_id = rid if 0 < len(rid) <= 64 and rid.isascii() else ids.new_id()
+            st: AppState = request.app.state.cv
+            request.state.principal = None
+            claim: idem.Claim | None = None
+            try:
+                if isinstance(rule, Rule):
+                    token = bearer(request)
+                    key = rh = None
+                    if needs_key(rule, methods):
+                        key = idem.check_key(request.headers.get(idem.HEADER))
+                        body = await request.body()
+                        rh = idem.request_fingerprint(request.method, request.url.path,
+                                                      request.url.query, body)
+                    principal, got = await run_in_threadpool(_prepare, st, token, rule, key, rh)
+                    request.state.principal = principal
+                    if isinstance(got, idem.Claim):
+                        claim = got
+                    elif got is not None:
+                        claim = await run_in_threadpool(
+                            idem.wait_for, st.db, user_id=principal.user_id, key=key, rh=rh,
+                            first=got)
+                    if claim is not None and claim.replay is not None:
+                        claim.replay.headers["X-Request-Id"] = request.state.request_id
+                        return claim.replay
+                    request.state.idempotency_key = key
+                try:
+                    response = await inner(request)
+                except Exception as exc:
+                    response = problem_for(request, exc)
+                    if isinstance(exc, Forbidden) and request.state.principal is not None:
+                        await run_in_threadpool(_audit_refusal, st, request, exc)
+                if claim is not None and claim.record_id is not None:
+                    await run_in_threadpool(idem.complete, st.db, claim.record_id, response)
+            except Exception as exc:
+                if claim is not None and claim.record_id is not None:
+                    await run_in_threadpool(idem.release, st.db, claim.record_id)
+                if isinstance(exc, RoleForbidden):
+                    await run_in_threadpool(_audit_refusal, st, request, exc)
+                response = problem_for(request, exc)
+            response.headers["X-Request-Id"] = request.state.request_id
+            return response
+
+        return handler
+
+
+def _prepare(st: AppState, token: str, rule: Rule, key: str | None, rh: str | None):
+    """Authenticate, check the role, and claim the key, in one short transaction."""
+
+    def run(s: Session):
+        p = tokens.authenticate(s, token)
+        if p.role not in rule.roles:
+            return p, RoleForbidden(f"a {p.role} may not do this")
+        if key is None:
+            return p, None
+        return p, idem.claim_in(s, user_id=p.user_id, key=key, rh=rh)  # type: ignore[arg-type]
+
+    p, got = st.db.run(run)
+    if isinstance(got, RoleForbidden):
+        # keep the principal for the audit entry of the refusal
+        got.details["principal"] = p
+        raise got
+    return p, got
+
+
+def _audit_refusal(st: AppState, request: Request, exc: Exception) -> None:
+    p: Principal | None = request.state.principal or getattr(exc, "details", {}).get("principal")
+    if p is None:
+        return
+    actor = actor_of(p, request)
+    st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="access.refused",
+                               target=f"{request.method} {request.url.path}", outcome="refused",
+                               detail={"code": getattr(exc, "code", "forbidden")}))
+
+
+def actor_of(p: Principal, request: Request) -> Actor:
+    return Actor(p.username, p.user_id, str(p.role), p.scope_label,
+                 getattr(request.state, "request_id", None))
+
+
+@dataclass
+class Ctx:
+    """What a route handler gets: the caller, the database, and the audit log."""
+
+    request: Request
+    st: AppState
+    principal: Principal
+
+    @property
+    def db(self):
+        return self.st.db
+
+    @property
+    def actor(self) -> Actor:
+        return actor_of(self.principal, self.request)
+
+    def audit(self, session: Session, action: str, target: str | None = None,
+              detail: dict | None = None, outcome: str = "ok") -> int:
+        return append(session, key=self.st.audit_key, actor=self.actor, action=action,
+                      target=target, outcome=outcome, detail=detail)
+
+    def service_key(self, kind: str) -> str:
+        """The key a service stores for this call: derived from the caller and the
+        Idempotency-Key, so two users' keys never collide and the length stays bounded."""
+        key = getattr(self.request.state, "idempotency_key", None) or ids.new_id()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return f"api:{kind}:{self.principal.user_id}:{digest}"
+
+
+def ctx(request: Request) -> Ctx:
+    p = request.state.principal
+    if p is None:  # a public route asked for a principal: a programming error
+        raise Unauthenticated("not authenticated")
+    return Ctx(request, request.app.state.cv, p)
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.cv
+
+
+__all__ = ["CVRoute", "Ctx", "Public", "ctx", "state"]

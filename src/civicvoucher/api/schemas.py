@@ -1,0 +1,459 @@
+"""Request and response bodies. One response schema per audience: an ORM row never leaves a
+route as is, and no schema carries an unmasked ID number or phone (none is stored anyway)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _naive_utc(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        return v
+    try:
+        return v.astimezone(UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise ValueError("date out of range") from None
+
+
+Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
+Fen = Annotated[int, Field(ge=1, le=10**13, description="amount in fen (1 yuan = 100 fen)")]
+When = Annotated[datetime, AfterValidator(_naive_utc),
+                 Field(description="ISO 8601; without an offset it is UTC")]
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+LongText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$")]
+Code = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9 -]+$",
+                            description="a voucher code as typed, any case, dashes allowed")]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- auth --------------------------------------------------------------------------------
+
+class LoginIn(In):
+    username: Text
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class WhoAmI(BaseModel):
+    user_id: int
+    username: str
+    role: str
+    org_id: int | None
+    merchant_id: int | None
+    member_id: int | None
+
+
+class ApiTokenIn(In):
+    name: Text
+
+
+class ApiTokenOut(BaseModel):
+    id: int
+    name: str | None
+    prefix: str
+    token: str | None = Field(None, description="shown once, at creation")
+    revoked: bool
+
+
+class UserIn(In):
+    username: Text
+    role: Literal["province_admin", "city_admin", "county_admin", "union_admin",
+                  "merchant_admin", "cashier", "auditor", "analyst", "channel", "member"]
+    password: Annotated[str | None, Field(min_length=10, max_length=200)] = None
+    org_id: Id | None = None
+    merchant_id: Id | None = None
+    member_id: Id | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    org_id: int | None
+    merchant_id: int | None
+    member_id: int | None
+    channel_secret: str | None = Field(None, description="a channel's HMAC secret, shown once")
+
+
+class Revoked(BaseModel):
+    revoked: bool
+
+
+# --- organisations and funds ---------------------------------------------------------------
+
+class OrgIn(In):
+    level: Literal["city", "county", "union"]
+    name: Text
+    parent_id: Id
+    division_code: Annotated[str | None, Field(pattern=r"^\d{6}$")] = None
+    uscc: Annotated[str | None, Field(pattern=r"^[0-9A-Z]{18}$")] = None
+    unit_type: Literal["administrative", "enterprise"] | None = None
+
+
+class OrgOut(BaseModel):
+    id: int
+    parent_id: int | None
+    level: str
+    name: str
+    division_code: str | None
+    uscc: str | None
+    unit_type: str | None
+    region_code: str
+
+
+class FundBalance(BaseModel):
+    org_id: int
+    balance_fen: int
+
+
+class DepositIn(In):
+    org_id: Id
+    amount_fen: Fen
+    source: Literal["dues", "fiscal", "transfer"]
+    from_org_id: Id | None = None
+    memo: Text | None = None
+
+
+class DepositOut(BaseModel):
+    transfer_id: str
+    org_id: int
+    amount_fen: int
+    source: str
+    balance_fen: int
+
+
+# --- members --------------------------------------------------------------------------------
+
+class MemberAdminView(BaseModel):
+    """What an administrator or auditor sees: ID number and phone masked."""
+
+    id: int
+    union_id: int
+    name: str
+    id_masked: str
+    phone_masked: str | None
+    status: str
+
+
+class RowErrorOut(BaseModel):
+    row: int
+    field: str
+    reason: str
+
+
+class ImportOut(BaseModel):
+    rows: int
+    imported: int
+    unchanged: int
+    rejected: list[RowErrorOut]
+    duplicates: int
+
+
+# --- programs -------------------------------------------------------------------------------
+
+class ProductOut(BaseModel):
+    key: str
+    kind: str
+    name: str
+    denominations_fen: list[int]
+    threshold_fen: int
+    categories: list[str]
+    channels: list[str]
+    region_scope: str
+    valid_from: datetime
+    expires_at: datetime
+    optional: bool
+
+
+class ProgramOut(BaseModel):
+    id: int
+    key: str
+    name: str
+    documents: list[str]
+    per_member_fen: int
+    products: list[ProductOut]
+    created: bool | None = None
+
+
+# --- issuance -------------------------------------------------------------------------------
+
+class IssueIn(In):
+    union_id: Id
+    program: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    products: Annotated[list[Annotated[str, Field(max_length=80)]] | None,
+                        Field(max_length=20)] = None
+    member_ids: Annotated[list[Id] | None, Field(max_length=100_000)] = None
+    form: Literal["digital", "paper"] = "digital"
+    mode: Literal["all_or_nothing", "partial"] = "all_or_nothing"
+    funding_org_id: Id | None = None
+
+
+class IssuanceOut(BaseModel):
+    id: int
+    union_id: int
+    program_id: int
+    products: list[str]
+    funding_org_id: int
+    mode: str
+    form: str
+    status: str
+    members_eligible: int
+    members_issued: int
+    members_duplicate: int
+    vouchers_issued: int
+    amount_fen: int
+    shortfall_fen: int
+    created_at: datetime
+
+
+# --- merchants ------------------------------------------------------------------------------
+
+Channel = Literal["offline", "online", "takeaway", "groupbuy"]
+
+
+class MerchantIn(In):
+    uscc: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{18}$")]
+    name: Text
+    mcc: Annotated[str, Field(pattern=r"^\d{4}$")]
+    county_code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4)]
+    status: Literal["pending", "active", "suspended"] = "pending"
+
+
+class MerchantOut(BaseModel):
+    id: int
+    uscc: str
+    name: str
+    mcc: str
+    category: str
+    county_code: str
+    channels: list[str]
+    status: str
+
+
+class MerchantStatusIn(In):
+    status: Literal["pending", "active", "suspended"]
+
+
+# --- spending -------------------------------------------------------------------------------
+
+class VoucherRef(In):
+    """A voucher as the cashier has it: the scanned QR payload, or the code typed in."""
+
+    payload: Annotated[str | None, Field(min_length=1, max_length=200,
+                                         pattern=r"^[A-Za-z0-9._-]+$")] = None
+    code: Code | None = None
+
+
+class LookupIn(VoucherRef):
+    merchant_id: Id | None = None
+
+
+class CashierVoucherView(BaseModel):
+    """What a cashier sees before redeeming: value and rules, never whose voucher it is."""
+
+    status: str
+    amount_fen: int
+    threshold_fen: int
+    min_order_fen: int = Field(description="the order must be at least this")
+    valid_from: datetime
+    expires_at: datetime
+    categories: list[str]
+    channels: list[str]
+    region_prefix: str
+
+
+class RedeemIn(VoucherRef):
+    merchant_id: Id | None = Field(None, description="defaults to the cashier's merchant")
+    order_amount_fen: Fen
+    channel: Channel = "offline"
+    hold: bool = Field(False, description="online orders: hold until capture or void")
+
+
+class Receipt(BaseModel):
+    """A redemption as its merchant and the administrators see it."""
+
+    receipt_id: str = Field(description="quote this to the customer and in disputes")
+    id: int
+    merchant_id: int
+    union_id: int
+    program_id: int
+    channel: str
+    order_amount_fen: int
+    amount_fen: int
+    status: str
+    hold_expires_at: datetime | None
+    created_at: datetime
+    posted_at: datetime | None
+    settled: bool
+
+
+class RefundIn(In):
+    reason: LongText | None = None
+
+
+class RefundOut(BaseModel):
+    id: int
+    redemption_id: int
+    outcome: str
+    amount_fen: int
+    created_at: datetime
+
+
+# --- province-wide runs ---------------------------------------------------------------------
+
+class ExpiryIn(In):
+    as_of: When
+
+
+class ExpiryOut(BaseModel):
+    id: int
+    as_of: datetime
+    vouchers_expired: int
+    amount_fen: int
+    holds_voided: int
+
+
+class ExtensionIn(In):
+    program: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    new_expires_at: When
+    reason: LongText
+    product: Annotated[str | None, Field(max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")] = None
+    union_ids: Annotated[list[Id] | None, Field(max_length=10_000)] = None
+    region_prefix: Annotated[str | None, Field(pattern=r"^\d{2,6}$")] = None
+    form: Literal["digital", "paper"] | None = None
+    document: Text | None = None
+
+
+class ExtensionOut(BaseModel):
+    id: int
+    program_id: int
+    new_expires_at: datetime
+    vouchers_extended: int
+    program_wide: bool
+
+
+class SettlementIn(In):
+    cutoff: When
+
+
+class SettlementOut(BaseModel):
+    id: int
+    cutoff: datetime
+    batches: int
+    redemptions: int
+    amount_fen: int
+
+
+class LedgerProblem(BaseModel):
+    check: str
+    subject: str
+    detail: str
+
+
+class LedgerVerifyOut(BaseModel):
+    ok: bool
+    problems: list[LedgerProblem]
+
+
+# --- reports (aggregates only) ----------------------------------------------------------------
+
+class StatusTotal(BaseModel):
+    status: str
+    vouchers: int
+    amount_fen: int
+
+
+class SummaryReport(BaseModel):
+    """Aggregates over an organisation's subtree: no row about any person."""
+
+    org_id: int
+    unions: int
+    members: int
+    fund_balance_fen: int
+    vouchers: list[StatusTotal]
+    redemptions: int
+    redeemed_fen: int
+    order_total_fen: int
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    created_at: datetime
+    actor: str
+    role: str | None
+    scope: str | None
+    action: str
+    target: str | None
+    outcome: str
+    request_id: str | None
+    detail: dict
+    hash: str
+
+
+class AuditBreak(BaseModel):
+    seq: int
+    reason: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    breaks: list[AuditBreak]
+
+
+# --- a member's own vouchers ----------------------------------------------------------------
+
+class MemberVoucherView(BaseModel):
+    id: int
+    code: str | None = Field(description="printed on paper vouchers; digital ones show a QR")
+    program_id: int
+    amount_fen: int
+    threshold_fen: int
+    form: str
+    status: str
+    valid_from: datetime
+    expires_at: datetime
+
+
+class QrOut(BaseModel):
+    payload: str
+    expires_at: datetime
+    refresh_after_s: int
+
+
+# --- payment-channel callbacks --------------------------------------------------------------
+
+class CallbackIn(In):
+    txn_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                                 description="the channel's transaction id: the idempotency key")]
+    kind: Literal["redeem", "refund"]
+    code: Code | None = None
+    merchant_id: Id | None = None
+    order_amount_fen: Fen | None = None
+    channel: Channel = "online"
+    original_txn_id: Annotated[str | None, Field(min_length=1, max_length=64,
+                                                 pattern=r"^[A-Za-z0-9_.:-]+$")] = None
+    reason: LongText | None = None
+
+
+class CallbackOut(BaseModel):
+    txn_id: str
+    accepted: bool
+    duplicate: bool
+    redemption_id: int | None = None
+    refund_id: int | None = None
+    amount_fen: int | None = None

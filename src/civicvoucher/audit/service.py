@@ -1,0 +1,145 @@
+"""Appending to the audit log and verifying its chain.
+
+Each entry's hash is HMAC-SHA256, keyed from the server's secret, over the previous entry's
+hash and the entry's own fields. Editing an entry breaks its hash; deleting one leaves a gap
+in the sequence (or a head that points past the last entry); rewriting the chain needs the
+key, which is not in the database. Appends move the one-row ``audit_head`` with a single
+UPDATE, which locks it until commit: entries get consecutive numbers in commit order. Callers
+append at the end of their unit of work so that lock is held only for the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from civicvoucher.audit.models import AuditEntry, AuditHead
+from civicvoucher.core import clock
+
+E = AuditEntry.__table__
+H = AuditHead.__table__
+GENESIS = "0" * 64
+
+
+def chain_key(secret_key: bytes) -> bytes:
+    """The audit chain's own key, derived so it differs from the ID-number hashing key."""
+    return hmac.new(secret_key, b"civicvoucher audit chain v1", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, as the log records it (the API builds this from the principal)."""
+
+    name: str
+    user_id: int | None = None
+    role: str | None = None
+    scope: str | None = None
+    request_id: str | None = None
+
+
+SYSTEM = Actor("system")
+
+
+def entry_hash(key: bytes, prev_hash: str, fields: dict) -> str:
+    blob = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+    return hmac.new(key, f"{prev_hash}|{blob}".encode(), hashlib.sha256).hexdigest()
+
+
+def _fields(seq: int, created_at: datetime, actor: Actor, action: str, target: str | None,
+            outcome: str, detail: dict) -> dict:
+    return dict(seq=seq, created_at=created_at.isoformat(), actor=actor.name,
+                actor_id=actor.user_id, role=actor.role, scope=actor.scope, action=action,
+                target=target, outcome=outcome, request_id=actor.request_id, detail=detail)
+
+
+def append(session: Session, *, key: bytes, actor: Actor, action: str, target: str | None = None,
+           outcome: str = "ok", detail: dict | None = None) -> int:
+    """Append one entry in the caller's transaction; returns its sequence number."""
+    detail = json.loads(json.dumps(detail or {}, default=str))  # what the JSON column returns
+    bump = update(H).where(H.c.id == 1).values(seq=H.c.seq + 1).returning(H.c.seq, H.c.hash)
+    row = session.execute(bump).first()
+    if row is None:  # an empty database whose head row was truncated away: start the chain
+        _start_chain(session)
+        row = session.execute(bump).one()
+    seq, prev = row
+    now = clock.now().replace(microsecond=0)
+    fields = _fields(seq, now, actor, action, target, outcome, detail)
+    h = entry_hash(key, prev, fields)
+    session.execute(insert(E).values(
+        seq=seq, created_at=now, actor=actor.name, actor_id=actor.user_id, role=actor.role,
+        scope=actor.scope, action=action, target=target, outcome=outcome,
+        request_id=actor.request_id, detail=detail, prev_hash=prev, hash=h,
+    ))
+    session.execute(update(H).where(H.c.id == 1).values(hash=h))
+    return seq
+
+
+def _start_chain(session: Session) -> None:
+    if session.execute(select(E.c.seq).limit(1)).first() is not None:
+        raise RuntimeError("audit_head is missing but entries exist: run `audit verify`")
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    session.execute(dialect_insert(H).values(id=1, seq=0, hash=GENESIS)
+                    .on_conflict_do_nothing(index_elements=["id"]))
+
+
+@dataclass(frozen=True)
+class Break:
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.reason}"
+
+
+def _entries(session: Session, batch: int = 2000) -> Iterator:
+    last = 0
+    while True:
+        rows = session.execute(
+            select(E).where(E.c.seq > last).order_by(E.c.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify(session: Session, *, key: bytes) -> tuple[int, list[Break]]:
+    """Walk the chain; returns (entries checked, breaks). No breaks: nothing edited or deleted."""
+    breaks: list[Break] = []
+    running, expected, n = GENESIS, 1, 0
+    for r in _entries(session):
+        n += 1
+        if r.seq != expected:
+            missing = f"{expected}" if r.seq == expected + 1 else f"{expected}-{r.seq - 1}"
+            breaks.append(Break(expected, f"entries {missing} are missing (deleted)"))
+            running = r.prev_hash
+        elif r.prev_hash != running:
+            breaks.append(Break(r.seq, "does not follow the previous entry (chain edited)"))
+        fields = _fields(r.seq, r.created_at, Actor(r.actor, r.actor_id, r.role, r.scope,
+                                                    r.request_id),
+                         r.action, r.target, r.outcome, r.detail)
+        if entry_hash(key, r.prev_hash, fields) != r.hash:
+            breaks.append(Break(r.seq, f"contents do not match its hash (edited): "
+                                       f"{r.action} by {r.actor}"))
+        running, expected = r.hash, r.seq + 1
+    head = session.execute(select(H.c.seq, H.c.hash).where(H.c.id == 1)).first()
+    if head is None:
+        if n:
+            breaks.append(Break(expected - 1, "the chain head is gone (deleted)"))
+    elif head.seq != expected - 1:
+        breaks.append(Break(expected, f"the log ends at {expected - 1} but {head.seq} entries "
+                                      "were written (entries at the end deleted)"))
+    elif head.hash != running:
+        breaks.append(Break(head.seq, "the last entry is not the one the head recorded"))
+    return n, breaks

@@ -1,0 +1,101 @@
+"""API users, their tokens, payment-channel secrets, rate-limit buckets, idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from civicvoucher.db import Base
+
+
+class ApiUser(Base):
+    """A person or integration. ``org_id`` / ``merchant_id`` / ``member_id`` bind the scope."""
+
+    __tablename__ = "api_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id; None: tokens only
+    role: Mapped[str] = mapped_column(String(30))  # Role
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("org.id"))
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchant.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256 (tokens are 256 random bits, so a fast hash
+    is enough). ``access`` tokens live minutes; ``api`` tokens live until revoked."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("api_user.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # access | api
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in listings, never enough to use
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PaymentChannel(Base):
+    """A payment channel's HMAC secret for signed callbacks (one per channel user)."""
+
+    __tablename__ = "payment_channel"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("api_user.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateBucket(Base):
+    """A fixed-window counter and a failure counter with lockout, for one key (user, IP …)."""
+
+    __tablename__ = "rate_bucket"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class IdempotencyRecord(Base):
+    """One Idempotency-Key of one user: claimed first (in_progress), then the stored response."""
+
+    __tablename__ = "idempotency_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer)  # 0 for anonymous callers
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))  # in_progress | done
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        Index("ix_idempotency_key_expires_at", "expires_at"),
+    )

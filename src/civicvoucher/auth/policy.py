@@ -1,0 +1,101 @@
+"""Route rules: for every API route, which roles may call it and what its target is.
+
+The API's route class looks each route up here by name before running it; a route with no rule
+refuses to start the app (and the role-matrix test walks every route against this table).
+Scope inside the route (which organisation, merchant or member) is decided by ``scope``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from civicvoucher.auth.roles import Role
+
+R = Role
+ORG_ADMINS = frozenset({R.PROVINCE_ADMIN, R.CITY_ADMIN, R.COUNTY_ADMIN, R.UNION_ADMIN})
+FEDERATION_ADMINS = frozenset({R.PROVINCE_ADMIN, R.CITY_ADMIN, R.COUNTY_ADMIN})
+ORG_READERS = ORG_ADMINS | {R.AUDITOR}
+MERCHANT_STAFF = frozenset({R.MERCHANT_ADMIN, R.CASHIER})
+AUTHENTICATED = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``target`` says what the route acts on, for scope: org, merchant, member, redemption,
+    self (the caller's own things), global (no scope: programs, province-wide runs)."""
+
+    roles: frozenset[Role]
+    target: str
+    personal_data: bool = False  # reading it is audited
+    idempotent_key: bool | None = None  # None: required for POST/PUT/PATCH/DELETE
+
+
+@dataclass(frozen=True)
+class Public:
+    """A route without a bearer token: how it authenticates instead."""
+
+    how: str
+
+
+PUBLIC: dict[str, Public] = {
+    "login": Public("password, rate-limited and locked out after repeated failures"),
+    "channel_callback": Public("HMAC signature of the channel with a timestamp window"),
+    "health": Public("nothing: liveness only"),
+}
+
+RULES: dict[str, Rule] = {
+    # auth
+    "logout": Rule(AUTHENTICATED, "self"),
+    "whoami": Rule(AUTHENTICATED, "self"),
+    "create_api_token": Rule(AUTHENTICATED - {R.MEMBER}, "self"),
+    "revoke_api_token": Rule(AUTHENTICATED, "self"),
+    "create_user": Rule(ORG_ADMINS | {R.MERCHANT_ADMIN}, "org"),
+    # organisations and funds
+    "list_orgs": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "get_org_detail": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "create_org": Rule(FEDERATION_ADMINS, "org"),
+    "get_fund_balance": Rule(ORG_READERS, "org"),
+    "create_deposit": Rule(ORG_ADMINS, "org"),
+    # members (personal data: masked, and every read audited)
+    "list_members": Rule(ORG_READERS, "org", personal_data=True),
+    "get_member": Rule(ORG_READERS, "member", personal_data=True),
+    "import_members_upload": Rule(ORG_ADMINS, "org"),
+    # programs
+    "list_programs": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "get_program_detail": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "create_program_route": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    # issuance
+    "create_issuance": Rule(ORG_ADMINS, "org"),
+    "list_issuances": Rule(ORG_READERS, "org"),
+    "get_issuance": Rule(ORG_READERS, "org"),
+    # merchants
+    "list_merchants": Rule(FEDERATION_ADMINS | {R.AUDITOR} | MERCHANT_STAFF, "merchant"),
+    "get_merchant": Rule(FEDERATION_ADMINS | {R.AUDITOR} | MERCHANT_STAFF, "merchant"),
+    "register_merchant_route": Rule(FEDERATION_ADMINS, "merchant"),
+    "set_merchant_status": Rule(FEDERATION_ADMINS, "merchant"),
+    # spending
+    "lookup_voucher": Rule(MERCHANT_STAFF, "merchant", idempotent_key=False),
+    "create_redemption": Rule(MERCHANT_STAFF, "merchant"),
+    "list_redemptions": Rule(ORG_READERS | MERCHANT_STAFF, "redemption"),
+    "get_redemption": Rule(ORG_READERS | MERCHANT_STAFF, "redemption"),
+    "capture_redemption": Rule(MERCHANT_STAFF, "redemption"),
+    "void_redemption": Rule(MERCHANT_STAFF, "redemption"),
+    "refund_redemption": Rule(frozenset({R.MERCHANT_ADMIN}) | FEDERATION_ADMINS, "redemption"),
+    # province-wide runs
+    "run_expiry": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "create_extension": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "run_settlement": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "verify_ledger": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
+    # reports: aggregates only
+    "summary_report": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    # audit log
+    "list_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "org"),
+    "verify_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
+    # a member's own vouchers
+    "my_vouchers": Rule(frozenset({R.MEMBER}), "self", personal_data=True),
+    "my_voucher_qr": Rule(frozenset({R.MEMBER}), "self"),
+}
+
+
+def rule_for(route_name: str) -> Rule | Public | None:
+    return RULES.get(route_name) or PUBLIC.get(route_name)

@@ -1,0 +1,48 @@
+"""Roles and what each is bound to. Pure: no database."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PROVINCE_ADMIN = "province_admin"
+    CITY_ADMIN = "city_admin"
+    COUNTY_ADMIN = "county_admin"
+    UNION_ADMIN = "union_admin"
+    MERCHANT_ADMIN = "merchant_admin"
+    CASHIER = "cashier"
+    AUDITOR = "auditor"  # reads everything in its subtree, changes nothing; every read is logged
+    ANALYST = "analyst"  # aggregates only, never a row about a person
+    CHANNEL = "channel"  # a payment channel: signed callbacks only
+    MEMBER = "member"  # a union member: their own vouchers
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        """'province-admin', 'Province_Admin' → Role.PROVINCE_ADMIN."""
+        return cls(text.strip().lower().replace("-", "_"))
+
+
+ADMIN_LEVEL: dict[Role, str] = {
+    Role.PROVINCE_ADMIN: "province",
+    Role.CITY_ADMIN: "city",
+    Role.COUNTY_ADMIN: "county",
+    Role.UNION_ADMIN: "union",
+}
+ORG_ROLES = frozenset({*ADMIN_LEVEL, Role.AUDITOR, Role.ANALYST})
+MERCHANT_ROLES = frozenset({Role.MERCHANT_ADMIN, Role.CASHIER})
+ALL_ROLES = frozenset(Role)
+
+
+def binding_problem(role: Role, *, org_level: str | None, merchant_id: int | None,
+                    member_id: int | None) -> str | None:
+    """Why a user of ``role`` cannot be bound this way, or None: each role needs its anchor."""
+    if role in ADMIN_LEVEL and org_level != ADMIN_LEVEL[role]:
+        return f"a {role} is bound to a {ADMIN_LEVEL[role]} organisation"
+    if role in (Role.AUDITOR, Role.ANALYST) and org_level is None:
+        return f"a {role} is bound to an organisation (its subtree is what it sees)"
+    if role in MERCHANT_ROLES and merchant_id is None:
+        return f"a {role} is bound to a merchant"
+    if role is Role.MEMBER and member_id is None:
+        return "a member user is bound to a member"
+    return None

@@ -1,0 +1,110 @@
+"""User use cases: create a user (bound to its organisation, merchant or member), log in."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicvoucher.auth import ratelimit
+from civicvoucher.auth.errors import Unauthenticated
+from civicvoucher.auth.models import ApiUser, PaymentChannel
+from civicvoucher.auth.passwords import hash_password, verify_password
+from civicvoucher.auth.ratelimit import Limits
+from civicvoucher.auth.roles import Role, binding_problem
+from civicvoucher.auth.tokens import ACCESS_TTL, issue_token
+from civicvoucher.core import clock
+from civicvoucher.db import Database
+from civicvoucher.errors import Conflict, NotFound, ValidationError
+from civicvoucher.members.models import Member
+from civicvoucher.merchants.models import Merchant
+from civicvoucher.orgs.models import Org
+
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: ApiUser
+    channel_secret: str | None  # shown once, for a channel user
+
+
+def create_user(session: Session, *, username: str, role: str, password: str | None = None,
+                org_id: int | None = None, merchant_id: int | None = None,
+                member_id: int | None = None) -> NewUser:
+    """Add a user. Each role is bound to what it acts for; a channel also gets its HMAC secret."""
+    r = Role.parse(role) if isinstance(role, str) else role
+    username = username.strip()
+    if not username or len(username) > 100:
+        raise ValidationError("username must be 1-100 characters", field="username")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters",
+                              field="password")
+    org = session.get(Org, org_id) if org_id is not None else None
+    if org_id is not None and org is None:
+        raise NotFound(f"organisation {org_id} does not exist", code="org_not_found")
+    if merchant_id is not None and session.get(Merchant, merchant_id) is None:
+        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+    if member_id is not None and session.get(Member, member_id) is None:
+        raise NotFound(f"no member {member_id}", code="member_not_found")
+    if problem := binding_problem(r, org_level=org.level if org else None,
+                                  merchant_id=merchant_id, member_id=member_id):
+        raise ValidationError(problem, field="role")
+    if session.execute(select(ApiUser.id).where(ApiUser.username == username)).first():
+        raise Conflict(f"user {username} exists already", code="user_exists")
+    user = ApiUser(username=username, role=str(r),
+                   password_hash=hash_password(password) if password else None,
+                   org_id=org_id, merchant_id=merchant_id, member_id=member_id, active=True,
+                   created_at=clock.now())
+    session.add(user)
+    session.flush()
+    secret = None
+    if r is Role.CHANNEL:
+        secret = secrets.token_hex(32)
+        session.add(PaymentChannel(user_id=user.id, name=username, secret=secret,
+                                   created_at=clock.now()))
+        session.flush()
+    return NewUser(user, secret)
+
+
+def find_user(session: Session, username: str) -> ApiUser:
+    user = session.execute(select(ApiUser).where(ApiUser.username == username)).scalar()
+    if user is None:
+        raise NotFound(f"no user {username}", code="user_not_found")
+    return user
+
+
+@dataclass(frozen=True)
+class Login:
+    token: str
+    user: ApiUser
+    expires_in: int
+
+
+def login(db: Database, *, username: str, password: str, ip: str,
+          limits: Limits = Limits()) -> Login:
+    """Check a password and hand out a short-lived access token.
+
+    Limited per account and per IP; ``login_failures_to_lock`` wrong passwords in a row lock
+    the account (whatever the IP) for ``lock_for``. A locked account answers 429 even to the
+    right password, so the lock cannot be used to confirm a guess.
+    """
+    acct, by_ip = f"login:user:{username.lower()}", f"login:ip:{ip}"
+    ratelimit.hit(db, by_ip, limit=limits.login_per_ip, window=limits.window)
+    ratelimit.hit(db, acct, limit=limits.login_per_account, window=limits.window)
+    user = db.run(lambda s: s.execute(select(ApiUser).where(ApiUser.username == username))
+                  .scalar())
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        locked = ratelimit.fail(db, acct, threshold=limits.login_failures_to_lock,
+                                lock_for=limits.lock_for, window=limits.window)
+        raise Unauthenticated("wrong username or password", code="login_failed", locked=locked)
+    ratelimit.succeed(db, acct)
+
+    def make(s: Session) -> str:
+        token, _ = issue_token(s, user_id=user.id, kind="access", ttl=ACCESS_TTL)
+        return token
+
+    return Login(db.run(make), user, int(ACCESS_TTL.total_seconds()))

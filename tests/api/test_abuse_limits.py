@@ -1,0 +1,53 @@
+"""Login and typed-code limits: wrong passwords lock the account for a while (and say so in
+the audit log); wrong codes lock the cashier out; the right password is refused while locked."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from civicvoucher.api.app import create_app
+from civicvoucher.audit.models import AuditEntry
+from civicvoucher.auth.ratelimit import Limits
+from civicvoucher.auth.roles import Role
+from civicvoucher.auth.service import create_user
+from tests.world import SECRET
+
+
+def test_wrong_passwords_lock_the_account_and_are_audited(api):
+    with api.db.session() as s:
+        create_user(s, username="clerk", role="county_admin", password="right password 1",
+                    org_id=api.w.county_a)
+    ok = api.call("POST", "/auth/login", key=None,
+                  json={"username": "clerk", "password": "right password 1"})
+    assert ok.status_code == 200
+    me = api.call("GET", "/auth/me", token=ok.json()["access_token"])
+    assert me.json()["role"] == "county_admin"
+    codes = [api.call("POST", "/auth/login", key=None,
+                      json={"username": "clerk", "password": f"guess {i}"}).json()["code"]
+             for i in range(6)]
+    assert codes == ["login_failed"] * 5 + ["locked_out"]
+    right = api.call("POST", "/auth/login", key=None,
+                     json={"username": "clerk", "password": "right password 1"})
+    assert (right.status_code, right.json()["code"]) == (429, "locked_out")
+    assert int(right.headers["Retry-After"]) > 0
+    with api.db.session() as s:
+        refused = s.execute(select(AuditEntry.detail).where(
+            AuditEntry.action == "auth.login", AuditEntry.outcome == "refused")).scalars().all()
+    assert len(refused) == 7 and refused[4]["locked"] is True
+
+
+def test_unknown_codes_lock_the_cashier_out(api):
+    from fastapi.testclient import TestClient
+
+    app = create_app(api.db, secret_key=SECRET, limits=Limits(code_failures_to_lock=3))
+    api.client.close()
+    api.client = TestClient(app, raise_server_exceptions=False)
+    for i in range(3):
+        r = api.call("POST", "/vouchers/lookup", Role.CASHIER, headers={"X-Terminal-Id": "T1"},
+                     json={"code": f"ZZZZ{i}ZZZZ"})
+        assert r.json()["code"] == "voucher_not_found"
+    r = api.call("POST", "/vouchers/lookup", Role.CASHIER, json={"code": api.codes_in[1]})
+    assert (r.status_code, r.json()["code"]) == (429, "locked_out")
+    # the lock is per cashier account and per terminal: a colleague at another till goes on
+    assert api.call("POST", "/vouchers/lookup", Role.MERCHANT_ADMIN,
+                    json={"code": api.codes_in[1]}).status_code == 200

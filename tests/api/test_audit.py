@@ -1,0 +1,78 @@
+"""The audit log: changes and personal-data reads are recorded; editing a row by SQL breaks
+the chain at that entry, and ``civicvoucher audit verify`` says which."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text, update
+
+from civicvoucher.audit.models import AuditEntry
+from civicvoucher.audit.service import chain_key, verify
+from civicvoucher.auth.roles import Role
+from tests.world import SECRET
+
+
+def _actions(db) -> list[tuple[str, str]]:
+    with db.session() as s:
+        return [(e.action, e.actor) for e in
+                s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()]
+
+
+def test_changes_and_personal_reads_are_logged_and_chained(api):
+    api.call("GET", f"/members/{api.member_in}", Role.AUDITOR)
+    api.call("GET", f"/members?org_id={api.w.union_a}", Role.COUNTY_ADMIN)
+    api.call("POST", "/funds/deposits", Role.UNION_ADMIN,
+             json={"org_id": api.w.union_a, "amount_fen": 100, "source": "dues"})
+    api.call("GET", f"/members/{api.member_out}", Role.COUNTY_ADMIN)  # refused, and logged
+    acts = _actions(api.db)
+    assert acts == [("member.read", "u-auditor"), ("member.list", "u-county_admin"),
+                    ("fund.deposit", "u-union_admin"), ("access.refused", "u-county_admin")]
+    r = api.call("GET", "/audit/verify", Role.AUDITOR)
+    assert r.json() == {"ok": True, "entries": 4, "breaks": []}
+
+
+def _cli_verify(db, monkeypatch):
+    from typer.testing import CliRunner
+
+    from civicvoucher.cli import common
+    from civicvoucher.cli.main import app
+
+    monkeypatch.setenv("CIVICVOUCHER_DATABASE_URL", db.url)
+    monkeypatch.setenv("CIVICVOUCHER_SECRET_KEY", SECRET.decode())
+    common.settings.cache_clear()
+    common.database.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["audit", "verify"])
+    finally:
+        common.database().dispose()
+        common.settings.cache_clear()
+        common.database.cache_clear()
+
+
+def test_editing_one_audit_row_by_sql_is_named_by_audit_verify(api, monkeypatch):
+    for _ in range(3):
+        api.call("POST", "/funds/deposits", Role.UNION_ADMIN,
+                 json={"org_id": api.w.union_a, "amount_fen": 100, "source": "dues"})
+    ok = _cli_verify(api.db, monkeypatch)
+    assert ok.exit_code == 0, ok.output
+    assert "3 entries, chain intact" in ok.output
+    with api.db.session() as s:  # someone hides the size of the second deposit
+        s.execute(update(AuditEntry).where(AuditEntry.seq == 2)
+                  .values(detail={"amount_fen": 1, "source": "dues"}))
+    bad = _cli_verify(api.db, monkeypatch)
+    assert bad.exit_code == 1
+    assert "entry 2: contents do not match its hash (edited): fund.deposit by u-union_admin" \
+        in " ".join(bad.output.split())
+    with api.db.session() as s:
+        _, breaks = verify(s, key=chain_key(SECRET))
+    assert [b.seq for b in breaks] == [2]
+
+
+def test_deleting_an_entry_is_found(api):
+    for _ in range(3):
+        api.call("POST", "/funds/deposits", Role.UNION_ADMIN,
+                 json={"org_id": api.w.union_a, "amount_fen": 100, "source": "dues"})
+    with api.db.session() as s:
+        s.execute(text("DELETE FROM audit_entry WHERE seq = 3"))
+    with api.db.session() as s:
+        _, breaks = verify(s, key=chain_key(SECRET))
+    assert [(b.seq, "deleted" in b.reason) for b in breaks] == [(3, True)]
