@@ -92,12 +92,12 @@ def _unique_id(n: int) -> str:
 
 
 def make_id_wide(n: int, area: str) -> str:
-    from stdnum.cn import ric
+    from civicvoucher.members.rules import with_ric_check
 
     year = 1960 + (n // 336000) % 40
     month, day, seq = (n // 1000) % 12 + 1, (n // 12000) % 28 + 1, n % 1000
     body = f"{area}{year}{month:02d}{day:02d}{seq:03d}"
-    return body + ric.calc_check_digit(body)
+    return with_ric_check(body)
 
 
 def timed_issue(db: Database, union_ids: list[int]) -> tuple[float, int]:

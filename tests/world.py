@@ -14,11 +14,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from stdnum.cn import ric, uscc
+from stdnum.cn import uscc
 
 from civicvoucher.db import Database
 from civicvoucher.funds.service import deposit
-from civicvoucher.members.rules import MemberRow, MemberStatus
+from civicvoucher.members.rules import MemberRow, MemberStatus, with_ric_check
 from civicvoucher.members.service import add_members
 from civicvoucher.merchants.rules import Channel, MerchantRow, MerchantStatus, category_for_mcc
 from civicvoucher.merchants.service import add_merchants
@@ -36,8 +36,8 @@ def make_uscc(n: int) -> str:
 
 
 def make_id(n: int, area: str = "140105") -> str:
-    body = f"{area}1985{(n % 12) + 1:02d}{(n % 28) + 1:02d}{n % 1000:03d}"
-    return body + ric.calc_check_digit(body)
+    body = f"{area}1998{(n % 12) + 1:02d}{(n % 28) + 1:02d}{n % 1000:03d}"
+    return with_ric_check(body)
 
 
 def program_spec(key: str = "p2020", *, denominations=(300,), threshold=0, channels=("offline",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -22,6 +23,16 @@ def bulk_insert(session: Session, table: str, columns: Sequence[str], rows: Iter
 
     Datetime values must come through ``db_datetime``."""
     conn = session.connection()
+    try:
+        return _load(conn, table, columns, rows)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # Driver errors raised on the raw cursor become SQLAlchemy's, so that Database.run
+        # retries unique-key races and deadlocks here as it does everywhere else.
+        raise DBAPIError.instance(f"bulk insert into {table}", None, exc,
+                                  conn.dialect.loaded_dbapi.Error) from exc
+
+
+def _load(conn, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:
     n = 0
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection  # psycopg.Connection, same transaction

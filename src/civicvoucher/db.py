@@ -87,6 +87,18 @@ class Database:
         with self.sessions() as s, s.begin():
             yield s
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only view of one moment (REPEATABLE READ on PostgreSQL), for checks such as
+        ``ledger verify`` that read many tables while others keep writing."""
+        if self.dialect != "postgresql":
+            with self.session() as s:
+                yield s
+            return
+        conn = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        with conn, Session(bind=conn) as s, s.begin():
+            yield s
+
     def run(self, fn: Callable[..., T], /, *args: Any, retries: int = 8, **kwargs: Any) -> T:
         """Run ``fn(session, *args, **kwargs)`` in its own transaction, retrying races.
 

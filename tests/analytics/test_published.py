@@ -84,3 +84,18 @@ def test_shanxi_counties_fall_into_the_articles_groups(sqlite_db, scenario, make
     cmp = {row["key"]: row for row in r.table("comparison").rows}
     assert all(cmp[f"guarantee_counties_{s}"]["deviation"] == 0
                for s in ("100", "50_to_100", "under_50", "0"))
+
+
+def test_province_per_form_rows_say_why_they_cannot_both_hold():
+    import tomllib
+    from pathlib import Path
+
+    import civicvoucher
+    from civicvoucher.analytics.published import comparisons
+
+    path = Path(civicvoucher.__file__).parent / "scenarios/data/shanxi-2020.toml"
+    published = tomllib.loads(path.read_text(encoding="utf-8"))["published"]
+    notes = {key: note for key, _, note in comparisons(published)}
+    assert "2.78亿" in notes["issued_digital_fen_province"]
+    assert "2.7亿" in notes["issued_paper_fen_province"]
+    assert notes["issued_digital_fen_city"] == ""

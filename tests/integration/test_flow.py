@@ -276,3 +276,41 @@ def test_deposit_is_idempotent_and_transfers_cannot_overdraw(db):
     with db.session() as s:
         assert fund_balance(s, w.city) == 40000
     assert_books(db)
+
+
+def test_a_federation_cannot_be_created_outside_its_parents_region(db):
+    """A city admin must not mint a county of another city (it would widen its own scope)."""
+    from civicvoucher.errors import Conflict
+    from civicvoucher.orgs.service import create_org
+
+    w = build_world(db)
+    for code, level in (("140300", "county"), ("140302", "county"), ("140100", "county"),
+                        ("14010", "county")):
+        with pytest.raises(ValidationError) as exc, db.session() as s:
+            create_org(s, level=level, name="x", division_code=code, parent_id=w.city)
+        assert exc.value.field == "division_code"
+    with pytest.raises(Conflict), db.session() as s:
+        create_org(s, level="county", name="again", division_code="140105", parent_id=w.city)
+    with db.session() as s:
+        assert create_org(s, level="county", name="杏花岭区总工会", division_code="140107",
+                          parent_id=w.city).region_code == "140107"
+
+
+def test_verify_names_a_voucher_whose_redemption_was_edited_away(db):
+    """Sums can hide a swap; the per-voucher check cannot: mark a spent voucher issued again
+    and re-mark an unspent one redeemed, keeping every total equal."""
+    from sqlalchemy import update
+
+    w = build_world(db)
+    fund(w, w.union_a, 900)
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="i", now=T0)
+    c = codes(db, w.union_a)
+    db.run(redeem, code=c[0], merchant_id=w.merchants["超市"], order_amount_fen=30000,
+           idem_key="r", now=T0)
+    with db.session() as s:
+        s.execute(update(Voucher).where(Voucher.code == c[0]).values(status="issued"))
+        s.execute(update(Voucher).where(Voucher.code == c[1]).values(status="redeemed"))
+    with db.snapshot() as s:
+        problems = verify(s)
+    assert {p.check for p in problems} == {"voucher"} and len(problems) == 2

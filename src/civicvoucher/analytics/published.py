@@ -15,7 +15,7 @@ from typing import Any
 
 from civicvoucher.analytics.issuance import GUARANTEE_GROUPS
 from civicvoucher.analytics.tables import LEVEL_LABEL, LEVELS, Column, Headline, Table
-from civicvoucher.core.money import FEN_PER_YUAN
+from civicvoucher.core.money import FEN_PER_YUAN, format_cn
 
 _AMOUNT_SETS = {
     "expected_yuan": ("应发额", "expected"),
@@ -43,6 +43,22 @@ def _headline_key(set_name: str, level: str) -> str:
     return f"{base}_{level}"
 
 
+def _over_cap_note(published: Mapping[str, Any], level: str) -> str:
+    """Why a level's per-form figures cannot both be met, when the article's own digital +
+    paper exceed what its members could be issued (province: 0.48 + 2.3 > 90万 x 300)."""
+    digital = _get(published, "issued_digital_yuan", level)
+    paper = _get(published, "issued_paper_yuan", level)
+    members = _get(published, "members", level)
+    per = _get(published, "voucher_yuan_per_member")
+    if None in (digital, paper, members, per) or digital + paper <= members * per:
+        return ""
+    both = format_cn((digital + paper) * FEN_PER_YUAN)
+    cap = format_cn(members * per * FEN_PER_YUAN)
+    return (f"文章数字券+纸质券={both}，超过会员数×面值上限{cap}，两者不能同时达到；本系统按在册会员发放 / "
+            f"the article's digital + paper ({both}) exceed members x face value ({cap}): "
+            "both cannot hold; we issue to the members registered")
+
+
 def comparisons(published: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     """(headline key, published value in our units, note) for every figure the article gives."""
     out: list[tuple[str, Any, str]] = []
@@ -54,7 +70,9 @@ def comparisons(published: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
         for level in _PARTS:
             v = _get(published, set_name, level)
             if v is not None:
-                out.append((_headline_key(set_name, level), int(v) * FEN_PER_YUAN, ""))
+                note = (_over_cap_note(published, level)
+                        if set_name in ("issued_digital_yuan", "issued_paper_yuan") else "")
+                out.append((_headline_key(set_name, level), int(v) * FEN_PER_YUAN, note))
     simple = [
         ("digital_share", ("digital_share",), 1, ""),
         ("paper_share", ("paper_share",), 1, ""),

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.config import Settings, load_settings
+from civicvoucher.core.clock import naive_utc
 from civicvoucher.core.money import yuan_to_fen
 from civicvoucher.db import Database
 from civicvoucher.errors import ValidationError
@@ -54,9 +55,10 @@ def parse_when(text: str | None, field: str) -> datetime | None:
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text)
+        return naive_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise ValidationError(f"not a date or time: {text!r} (use 2020-07-31 or 2020-07-31T24:00)",
+        raise ValidationError(f"not a date or time: {text!r} (use 2020-08-01 or "
+                              "2020-07-31T23:59, in UTC unless an offset is given)",
                               field=field) from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from civicvoucher.cli import operations as ops
 from civicvoucher.cli.common import console, database, err_console
@@ -44,7 +45,7 @@ def ledger_verify() -> None:
     """Check every ledger invariant and the voucher reconciliation; exit 1 if anything is off."""
     from civicvoucher.ledger.verify import verify
 
-    with database().session() as s:
+    with database().snapshot() as s:
         problems = verify(s)
     if not problems:
         console.print("[green]ledger OK[/green]: transfers balance, accounts match their entries, "
@@ -71,12 +72,15 @@ def run() -> None:
     try:
         app()
     except ImportRejected as exc:
-        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
-        for e in exc.errors[:20]:
-            err_console.print(f"  {e}")
+        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}]')} "
+                          f"{escape(exc.errors[0].__str__())}"
+                          + (f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else "")
+                          + "; nothing was imported")
+        for e in exc.errors[1:20]:
+            err_console.print(f"  {escape(str(e))}")
         if len(exc.errors) > 20:
             err_console.print(f"  ... {len(exc.errors) - 20} more")
         sys.exit(2)
     except CivicVoucherError as exc:
-        err_console.print(f"[red]error[/red] {exc}")
+        err_console.print(f"[red]error[/red] {escape(str(exc))}")
         sys.exit(2)

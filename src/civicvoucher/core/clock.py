@@ -16,3 +16,10 @@ def now() -> datetime:
 def set_clock(fn: Callable[[], datetime] | None) -> None:
     global _now
     _now = fn or (lambda: datetime.now(UTC).replace(tzinfo=None))
+
+
+def naive_utc(value: datetime) -> datetime:
+    """Timestamps are stored naive, in UTC: an aware value is converted, a naive one kept."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

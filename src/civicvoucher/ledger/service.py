@@ -266,8 +266,10 @@ def post_batch(session: Session, transfers: list[TransferSpec], *,
         if t.amount <= 0 or t.debit_account_id == t.credit_account_id:
             raise ValueError(f"transfer {t.id}: positive amount and two accounts needed")
     ids = [t.id for t in transfers]
-    existing = {
-        r["id"]: r for r in session.execute(select(T).where(T.c.id.in_(ids))).mappings()
+    existing = {  # in chunks: PostgreSQL takes at most 65,535 parameters
+        r["id"]: r
+        for i in range(0, len(ids), 10_000)
+        for r in session.execute(select(T).where(T.c.id.in_(ids[i : i + 10_000]))).mappings()
     }
     if existing:
         same = len(existing) == len(transfers) and all(

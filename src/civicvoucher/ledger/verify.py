@@ -5,7 +5,13 @@
 2. every account's stored totals equal the sum of its transfers;
 3. no account flagged never-negative is negative;
 4. the voucher rows reconcile with vouchers.outstanding per union and program, held vouchers
-   with the pending debits, and redemptions with merchant payables.
+   with the pending debits, and redemptions with merchant payables;
+5. each voucher agrees with its redemptions (a redeemed voucher has exactly one posted
+   redemption of its own amount, a held one exactly one hold, any other none), and each
+   settlement batch with its redemptions and its transfer.
+
+On PostgreSQL run it in one snapshot (``Database.snapshot()``): otherwise a redemption that
+commits between two of these queries shows up as a false mismatch.
 """
 
 from __future__ import annotations
@@ -81,7 +87,53 @@ def verify(session: Session) -> list[Problem]:
         problems.append(Problem("balance", "ledger", f"debits {totals[0]} vs credits {totals[1]}, pending {totals[2]} vs {totals[3]}"))
 
     problems += _reconcile_vouchers(session, accounts)
+    problems += _voucher_redemptions(session)
+    problems += _settlement_batches(session)
     return problems
+
+
+def _voucher_redemptions(session: Session) -> list[Problem]:
+    V, R = Voucher.__table__, Redemption.__table__
+    posted = func.sum(case((R.c.status == RedemptionStatus.POSTED, 1), else_=0))
+    held = func.sum(case((R.c.status == RedemptionStatus.HELD, 1), else_=0))
+    wrong_amount = func.sum(case((R.c.amount_fen != V.c.amount_fen, 1),
+                                 (R.c.union_id != V.c.union_id, 1),
+                                 (R.c.program_id != V.c.program_id, 1), else_=0))
+    rows = session.execute(
+        select(V.c.id, V.c.status, posted, held, wrong_amount)
+        .select_from(V.outerjoin(R, (R.c.voucher_id == V.c.id) & R.c.status.in_(
+            [RedemptionStatus.POSTED, RedemptionStatus.HELD])))
+        .group_by(V.c.id, V.c.status)
+        .having(
+            (posted != case((V.c.status == VoucherStatus.REDEEMED, 1), else_=0))
+            | (held != case((V.c.status == VoucherStatus.HELD, 1), else_=0))
+            | (wrong_amount > 0)
+        ).limit(100)
+    ).all()
+    return [Problem("voucher", f"voucher {vid}",
+                    f"is {status} with {p or 0} posted and {h or 0} held redemptions"
+                    + (" of another amount, union or program" if w else ""))
+            for vid, status, p, h, w in rows]
+
+
+def _settlement_batches(session: Session) -> list[Problem]:
+    from civicvoucher.settlement.models import SettlementBatch
+
+    B, R, T = SettlementBatch.__table__, Redemption.__table__, Transfer.__table__
+    paid = select(R.c.settlement_batch_id.label("bid"), func.sum(R.c.amount_fen).label("amt"),
+                  func.count().label("n")).group_by(R.c.settlement_batch_id).subquery()
+    rows = session.execute(
+        select(B.c.id, B.c.amount_fen, B.c.redemption_count, paid.c.amt, paid.c.n, T.c.amount)
+        .select_from(B.outerjoin(paid, paid.c.bid == B.c.id)
+                     .outerjoin(T, T.c.id == B.c.transfer_id))
+        .where((B.c.amount_fen != func.coalesce(paid.c.amt, 0))
+               | (B.c.redemption_count != func.coalesce(paid.c.n, 0))
+               | (B.c.amount_fen != func.coalesce(T.c.amount, -1)))
+    ).all()
+    return [Problem("settlement", f"batch {bid}",
+                    f"says {amount} fen in {count} redemptions; its redemptions total "
+                    f"{amt or 0} in {n or 0}, its transfer {t}")
+            for bid, amount, count, amt, n, t in rows]
 
 
 def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:

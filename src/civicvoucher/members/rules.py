@@ -85,7 +85,7 @@ class MemberRow:
     status: MemberStatus
 
 
-def _with_ric_check(first17: str) -> str:
+def with_ric_check(first17: str) -> str:
     return first17 + _ric.calc_check_digit(first17 + "0")
 
 
@@ -94,8 +94,8 @@ def member_template_example_rows() -> list[list[str]]:
     union = "81110101000000001"
     union += _uscc.calc_check_digit(union)
     return [
-        ["张三", _with_ric_check("11010119900101001"), "13800000000", union, "在职"],
-        ["李四", _with_ric_check("31010119851231002"), "", union, "在职"],
+        ["张三", with_ric_check("11010119900101001"), "13800000000", union, "在职"],
+        ["李四", with_ric_check("31010119851231002"), "", union, "在职"],
     ]
 
 

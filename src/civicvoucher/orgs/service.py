@@ -9,9 +9,16 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
-from civicvoucher.errors import ImportRejected, NotFound, RowError, ValidationError
+from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError, ValidationError
 from civicvoucher.orgs.models import Org
-from civicvoucher.orgs.rules import OrgLevel, OrgRow, UnitType
+from civicvoucher.orgs.rules import (
+    OrgLevel,
+    OrgRow,
+    UnitType,
+    division_problem,
+    level_problem,
+)
+from civicvoucher.vouchers.rules import region_prefix
 
 PARENT_LEVELS = {
     OrgLevel.PROVINCE: (),
@@ -35,10 +42,13 @@ def create_org(
     level = OrgLevel(level)
     parent = session.get(Org, parent_id) if parent_id is not None else None
     _check_parent(level, parent)
-    if level != OrgLevel.UNION and not division_code:
-        raise ValidationError("a federation needs its division code", field="division_code")
+    if level != OrgLevel.UNION:
+        _check_division(session, level, division_code, parent)
     if level == OrgLevel.UNION and not uscc:
         raise ValidationError("a grassroots union needs its unified social credit code", field="uscc")
+    if uscc and session.execute(select(Org.id).where(Org.uscc == uscc)).first():
+        raise Conflict(f"an organisation with USCC {uscc} exists already", code="org_exists",
+                       field="uscc")
     org = Org(
         parent_id=parent_id, level=level, name=name, division_code=division_code, uscc=uscc,
         unit_type=unit_type, path="", created_at=clock.now(),
@@ -49,6 +59,24 @@ def create_org(
     org.path = f"{parent.path if parent else '/'}{org.id}/"
     session.flush()
     return org
+
+
+def _check_division(session: Session, level: OrgLevel, code: str | None,
+                    parent: Org | None) -> None:
+    """A federation's code has its level's shape and lies inside its parent's region: a city
+    admin cannot mint a county of another city and so widen its own reach."""
+    if not code:
+        raise ValidationError("a federation needs its division code", field="division_code")
+    problem = division_problem(code) or level_problem(code, level)
+    if problem:
+        raise ValidationError(problem, field="division_code")
+    if parent is not None and not code.startswith(region_prefix(parent.region_code, "county")):
+        raise ValidationError(
+            f"{code} is not inside {parent.name}'s region {parent.region_code}",
+            field="division_code")
+    if session.execute(select(Org.id).where(Org.division_code == code)).first():
+        raise Conflict(f"an organisation with division code {code} exists already",
+                       code="org_exists", field="division_code")
 
 
 def _check_parent(level: OrgLevel, parent: Org | None) -> None:
@@ -162,5 +190,9 @@ def add_unions(session: Session, rows: Sequence[tuple[int, str, str, str]]) -> d
         update(org).where(org.c.path == "")
         .values(path=parent_path + cast(org.c.id, String) + "/")
     )
-    return dict(session.execute(
-        select(Org.uscc, Org.id).where(Org.uscc.in_([r[2] for r in rows]))).all())
+    codes = [r[2] for r in rows]
+    found: dict[str, int] = {}
+    for i in range(0, len(codes), 10_000):  # PostgreSQL takes at most 65,535 parameters
+        found.update(session.execute(
+            select(Org.uscc, Org.id).where(Org.uscc.in_(codes[i : i + 10_000]))).all())
+    return found

@@ -80,3 +80,12 @@ def products_of(session: Session, program_id: int) -> list[Product]:
             select(Product).where(Product.program_id == program_id).order_by(Product.id)
         ).scalars()
     )
+
+
+def lock_program(session: Session, program_id: int, *, exclusive: bool) -> None:
+    """Issuance holds the program row shared; an extension holds it exclusively, so vouchers
+    being issued are either visible to the extension or issued with its new deadline.
+    (SQLite transactions are serial already.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Program.id).where(Program.id == program_id)
+                        .with_for_update(read=not exclusive))

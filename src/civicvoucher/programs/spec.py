@@ -27,6 +27,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from civicvoucher.core.clock import naive_utc
 from civicvoucher.core.money import FEN_PER_YUAN
 from civicvoucher.errors import ValidationError
 from civicvoucher.merchants.rules import Category, Channel
@@ -49,6 +50,11 @@ class ProductSpec(BaseModel):
     valid_from: datetime
     expires_at: datetime
     optional: bool = False
+
+    @field_validator("valid_from", "expires_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return naive_utc(v)
 
     @model_validator(mode="after")
     def _window(self) -> ProductSpec:

@@ -56,7 +56,8 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
         # Claim every unsettled redemption for its merchant's batch in one statement; a
         # concurrent run or refund that got there first simply leaves it out.
         claimed = session.execute(
-            update(R).where(*unsettled, R.c.merchant_id.in_(merchants))
+            update(R).where(*unsettled, R.c.merchant_id.in_(
+                select(B.c.merchant_id).where(B.c.run_id == run.id)))
             .values(settlement_batch_id=select(B.c.id).where(
                 B.c.run_id == run.id, B.c.merchant_id == R.c.merchant_id).scalar_subquery())
             .returning(R.c.merchant_id, R.c.amount_fen)

@@ -71,11 +71,12 @@ def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: s
     todo: list[int] = []
     for i, r in enumerate(requests):
         fen(r.order_amount_fen)
-        if r.idem_key in seen:
+        if r.idem_key in seen:  # sent before, or earlier in this very feed
             if seen[r.idem_key] != hashes[i]:
                 raise IdempotencyConflict(f"key {r.idem_key} was used for another redemption")
             replayed += 1
         else:
+            seen[r.idem_key] = hashes[i]
             todo.append(i)
     codes = [ids.normalise_code(requests[i].code) for i in todo]
     vouchers = {v.code: v for v in session.execute(

@@ -25,7 +25,7 @@ from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import OrgLevel
 from civicvoucher.orgs.service import get_org, is_within
 from civicvoucher.programs.models import Product, Program
-from civicvoucher.programs.service import get_program, products_of
+from civicvoucher.programs.service import get_program, lock_program, products_of
 from civicvoucher.vouchers.models import Entitlement, Extension, Issuance
 from civicvoucher.vouchers.rules import (
     IssuanceStatus,
@@ -106,6 +106,7 @@ def issue(
             raise IdempotencyConflict(f"issuance key {idem_key} was used for another request")
         return IssueResult(found, True)
 
+    lock_program(session, prog.id, exclusive=False)
     union = get_org(session, union_id)
     if union.level != OrgLevel.UNION:
         raise ValidationError("only a grassroots union issues to members", field="union")

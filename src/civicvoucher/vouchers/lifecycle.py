@@ -14,7 +14,7 @@ from civicvoucher.errors import IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import TransferCode
-from civicvoucher.programs.service import get_program, products_of
+from civicvoucher.programs.service import get_program, lock_program, products_of
 from civicvoucher.vouchers.issuance import outstanding_account
 from civicvoucher.vouchers.models import ExpiryRun, Extension, Voucher
 from civicvoucher.vouchers.redemption import void_expired_holds
@@ -106,6 +106,7 @@ def extend(
         return ExtensionResult(found, True)
     if new_expires_at <= now:
         raise ValidationError("the new deadline must be in the future", field="new_expires_at")
+    lock_program(session, prog.id, exclusive=True)
     product_id = None
     if product is not None:
         by_key = {p.key: p.id for p in products_of(session, prog.id)}
