@@ -126,6 +126,16 @@ def _fresh(url: str, *, reset: bool):
 
 @contextmanager
 def _progress():
+    if not err_console.is_terminal:  # a log file: one line per stage instead of live bars
+        started = time.perf_counter()
+
+        def line(name: str, total: int):
+            err_console.print(f"  {STAGES.get(name, name)}: {total:,} "
+                              f"(at {time.perf_counter() - started:.0f} s)")
+            return lambda n=1: None
+
+        yield line
+        return
     with Progress(TextColumn("  {task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console) as bar:
         def stage(name: str, total: int):
