@@ -33,7 +33,8 @@ def test_wrong_passwords_lock_the_account_and_are_audited(api):
     with api.db.session() as s:
         refused = s.execute(select(AuditEntry.detail).where(
             AuditEntry.action == "auth.login", AuditEntry.outcome == "refused")).scalars().all()
-    assert len(refused) == 7 and refused[4]["locked"] is True
+    # the five wrong passwords, the fifth locking; refusals while locked are not one entry each
+    assert len(refused) == 5 and refused[4]["locked"] is True
 
 
 def test_unknown_codes_lock_the_cashier_out(api):
@@ -51,3 +52,23 @@ def test_unknown_codes_lock_the_cashier_out(api):
     # the lock is per cashier account and per terminal: a colleague at another till goes on
     assert api.call("POST", "/vouchers/lookup", Role.MERCHANT_ADMIN,
                     json={"code": api.codes_in[1]}).status_code == 200
+
+
+def test_guessing_past_the_ip_limit_does_not_grow_the_audit_log(api):
+    """Eight guesses at made-up usernames from one IP whose limit is two: the two within the
+    limit name no account (counted, not logged one by one); crossing the limit is logged
+    once; the refusals after it are not."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(api.db, secret_key=SECRET, limits=Limits(login_per_ip=2))
+    api.client.close()
+    api.client = TestClient(app, raise_server_exceptions=False)
+    codes = [api.call("POST", "/auth/login", key=None,
+                      json={"username": f"ghost{i}", "password": "whatever"}).json()["code"]
+             for i in range(8)]
+    assert codes == ["login_failed"] * 2 + ["rate_limited"] * 6
+    with api.db.session() as s:
+        refused = s.execute(select(AuditEntry.detail).where(
+            AuditEntry.action == "auth.login", AuditEntry.outcome == "refused")).scalars().all()
+    assert [(d["code"], d.get("bucket")) for d in refused] == [("rate_limited",
+                                                                "login:ip:testclient")]

@@ -31,6 +31,10 @@ def test_changes_and_personal_reads_are_logged_and_chained(api):
 
 
 def _cli_verify(db, monkeypatch):
+    return _cli(db, monkeypatch, "audit", "verify")
+
+
+def _cli(db, monkeypatch, *args: str):
     from typer.testing import CliRunner
 
     from civicvoucher.cli import common
@@ -41,7 +45,7 @@ def _cli_verify(db, monkeypatch):
     common.settings.cache_clear()
     common.database.cache_clear()
     try:
-        return CliRunner().invoke(app, ["audit", "verify"])
+        return CliRunner().invoke(app, list(args))
     finally:
         common.database().dispose()
         common.settings.cache_clear()
@@ -76,3 +80,47 @@ def test_deleting_an_entry_is_found(api):
     with api.db.session() as s:
         _, breaks = verify(s, key=chain_key(SECRET))
     assert [(b.seq, "deleted" in b.reason) for b in breaks] == [(3, True)]
+
+
+def test_deleting_the_newest_entries_and_rewinding_the_head_is_found(db, monkeypatch):
+    """The head row is sealed with an HMAC under the audit key (not in the database): someone
+    who deletes the newest entries and moves the head back to the new last one cannot seal it.
+    An old copy of the head row would seal it, which is why the head is also exported
+    (``civicvoucher audit head``) and checked later (``audit verify --anchor``)."""
+    from sqlalchemy import delete
+
+    from civicvoucher.audit.models import AuditHead
+    from civicvoucher.audit.service import SYSTEM, append
+
+    head = AuditHead.__table__
+    key = chain_key(SECRET)
+    with db.session() as s:
+        for i in range(3):
+            append(s, key=key, actor=SYSTEM, action="test.step", detail={"i": i})
+    with db.session() as s:
+        at_three = s.execute(select(head)).one()  # what a reader of the database could copy
+        for i in range(3, 5):
+            append(s, key=key, actor=SYSTEM, action="test.step", detail={"i": i})
+    with db.session() as s:
+        assert verify(s, key=key) == (5, [])
+    exported = _cli(db, monkeypatch, "audit", "head").output.strip()
+
+    with db.session() as s:  # entries 4 and 5 go, the head is moved back to entry 3
+        s.execute(delete(AuditEntry).where(AuditEntry.seq > 3))
+        s.execute(update(AuditHead).where(AuditHead.id == 1)
+                  .values(seq=3, hash=at_three.hash))
+    with db.session() as s:
+        n, breaks = verify(s, key=key)
+    assert n == 3 and [(b.seq, "rewritten without the audit key" in b.reason)
+                       for b in breaks] == [(3, True)]
+    with db.session() as s:  # stripping the seal does not help
+        s.execute(update(AuditHead).where(AuditHead.id == 1).values(mac=None))
+        assert [b.seq for b in verify(s, key=key)[1]] == [3]
+    with db.session() as s:  # an old copy of the whole head row fools the seal ...
+        s.execute(update(AuditHead).where(AuditHead.id == 1).values(mac=at_three.mac))
+        assert verify(s, key=key) == (3, [])
+    # ... but not the head exported before: "SEQ:HASH:MAC" as `audit head` printed it
+    assert exported.startswith("5:") and len(exported.split(":")) == 3
+    bad = _cli(db, monkeypatch, "audit", "verify", "--anchor", exported)
+    assert bad.exit_code == 1, bad.output
+    assert "entry 5: the entry exported as the head then is gone" in " ".join(bad.output.split())

@@ -72,3 +72,103 @@ def test_bad_signature_and_stale_timestamp_are_refused_and_harmless(api):
     assert tampered.status_code == 401
     assert _balances(api.db) == before
     books_ok(api.db)
+
+
+def _refused_entries(db) -> list[tuple[str, dict]]:
+    from civicvoucher.audit.models import AuditEntry
+
+    with db.session() as s:
+        return [(e.action, e.detail) for e in s.execute(
+            select(AuditEntry).where(AuditEntry.outcome == "refused")
+            .order_by(AuditEntry.seq)).scalars()]
+
+
+def _with_limits(api, **limits) -> None:
+    from fastapi.testclient import TestClient
+
+    from civicvoucher.api.app import create_app
+    from civicvoucher.auth.models import RateBucket
+    from civicvoucher.auth.ratelimit import Limits
+    from tests.world import SECRET
+
+    with api.db.session() as s:  # a fresh count for the test client's IP
+        s.query(RateBucket).delete()
+    api.client.close()
+    api.client = TestClient(create_app(api.db, secret_key=SECRET, limits=Limits(**limits)),
+                            raise_server_exceptions=False)
+
+
+def test_probes_learn_nothing_are_limited_per_ip_and_audited_once(api):
+    """A prober cannot tell a real channel from a made-up one: the signature is checked first,
+    so a stale timestamp is only reported to a caller who holds the secret. Bad signatures
+    from one IP lock it after a few (one audit entry for the lock, none per attempt); past
+    the per-IP rate limit callbacks are refused before any work (one entry per window)."""
+    body = {"txn_id": "UP-0100", "kind": "redeem", "code": api.codes_in[1],
+            "merchant_id": api.merchant_in, "order_amount_fen": 35000}
+    stale = NOW - 3600
+    real = _post(api, body, ts=stale, secret="0" * 64)  # a real channel, a wrong secret
+    made_up = _post(api, body, ts=stale, secret="0" * 64, name="nobody")
+    assert [(r.status_code, r.json()["code"]) for r in (real, made_up)] == \
+        [(401, "bad_signature")] * 2
+    assert _refused_entries(api.db) == []  # not one entry per refused attempt
+
+    _with_limits(api, callback_per_ip=1000, callback_failures_to_lock=5)
+    # failures are forgotten after a good callback from the IP ...
+    for _ in range(2):
+        assert _post(api, body, secret="0" * 64).status_code == 401
+    assert _post(api, {**body, "txn_id": "UP-0101"}).status_code == 200
+    # ... else the fifth in a row locks the IP, good signature or not
+    codes = [_post(api, body, secret="1" * 64).json()["code"] for _ in range(6)]
+    assert codes == ["bad_signature"] * 5 + ["locked_out"]  # the fifth sets the lock
+    assert _post(api, {**body, "txn_id": "UP-0102"}).json()["code"] == "locked_out"
+    assert [a for a, _ in _refused_entries(api.db)] == ["channel.callback.locked_out"]
+
+    _with_limits(api, callback_per_ip=3, callback_failures_to_lock=1000)
+    before = _balances(api.db)
+    got = [_post(api, body, secret="2" * 64).status_code for _ in range(8)]
+    assert got == [401] * 3 + [429] * 5
+    assert [a for a, _ in _refused_entries(api.db)] == ["channel.callback.locked_out",
+                                                        "channel.callback.rate_limited"]
+    assert _balances(api.db) == before
+
+
+def test_a_channel_reports_only_its_kinds_at_active_merchants_that_take_them(api):
+    """The channel ``u-channel`` is configured for online redemptions (the default): it
+    cannot file an offline one as if it were the till; a merchant must be active and take
+    the channel kind (the engine's rules). A channel made for offline reports offline."""
+    from sqlalchemy import update
+
+    from civicvoucher.auth.roles import Role
+    from civicvoucher.merchants.models import Merchant
+
+    def redeem_at(merchant: int, channel: str, txn: str, **kw):
+        return _post(api, {"txn_id": txn, "kind": "redeem", "code": api.codes_in[0],
+                           "merchant_id": merchant, "order_amount_fen": 30000,
+                           "channel": channel}, **kw)
+
+    before = _balances(api.db)
+    for n, kind in enumerate(("offline", "takeaway")):
+        r = redeem_at(api.merchant_in, kind, f"K-{n}")
+        assert (r.status_code, r.json().get("code")) == (403, "channel_kind_not_allowed"), r.text
+    r = redeem_at(api.w.merchants["饭店"], "online", "K-2")  # 饭店 is offline only
+    assert (r.status_code, r.json().get("code")) == (409, "channel_not_allowed")
+    with api.db.session() as s:
+        s.execute(update(Merchant).where(Merchant.id == api.merchant_in)
+                  .values(status="suspended"))
+    r = redeem_at(api.merchant_in, "online", "K-3")
+    assert (r.status_code, r.json().get("code")) == (409, "merchant_not_active")
+    with api.db.session() as s:
+        s.execute(update(Merchant).where(Merchant.id == api.merchant_in)
+                  .values(status="active"))
+    assert _balances(api.db) == before
+
+    made = api.call("POST", "/auth/users", Role.PROVINCE_ADMIN,
+                    json={"username": "pos-net", "role": "channel", "channels": ["offline"]})
+    assert made.status_code == 201, made.text
+    pos = {"secret": made.json()["channel_secret"], "name": "pos-net"}
+    r = redeem_at(api.merchant_in, "online", "P-1", **pos)
+    assert (r.status_code, r.json().get("code")) == (403, "channel_kind_not_allowed")
+    assert redeem_at(api.merchant_in, "offline", "P-2", **pos).status_code == 200
+    assert redeem_at(api.merchant_in, "online", "K-4").json().get("code") == \
+        "voucher_already_redeemed"
+    books_ok(api.db)

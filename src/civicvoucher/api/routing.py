@@ -7,7 +7,9 @@ Doing this in the route class (not per route) is what makes "a route without a r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,13 +24,14 @@ from civicvoucher.api.problems import problem_for
 from civicvoucher.api.state import AppState
 from civicvoucher.audit.service import Actor, append
 from civicvoucher.auth import tokens
-from civicvoucher.auth.errors import RoleForbidden, Unauthenticated
+from civicvoucher.auth.errors import IdempotencyInFlight, RoleForbidden, Unauthenticated
 from civicvoucher.auth.policy import Public, Rule, rule_for
 from civicvoucher.auth.scope import Principal
 from civicvoucher.core import ids
 from civicvoucher.errors import Forbidden
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+log = logging.getLogger(__name__)
 
 
 def bearer(request: Request) -> str:
@@ -77,18 +80,27 @@ class CVRoute(APIRoute):
                     if claim is not None and claim.replay is not None:
                         claim.replay.headers["X-Request-Id"] = request.state.request_id
                         return claim.replay
+                    if key is not None and (claim is None or claim.record_id is None):
+                        # never run a mutating call without owning its key
+                        raise IdempotencyInFlight("a request with this Idempotency-Key is "
+                                                  "still being processed; retry shortly",
+                                                  retry_after=1)
                     request.state.idempotency_key = key
+                beat = _heartbeat(st, claim) if claim is not None else None
                 try:
                     response = await inner(request)
                 except Exception as exc:
                     response = problem_for(request, exc)
                     if isinstance(exc, Forbidden) and request.state.principal is not None:
                         await run_in_threadpool(_audit_refusal, st, request, exc)
+                finally:
+                    if beat is not None:
+                        beat.cancel()
                 if claim is not None and claim.record_id is not None:
-                    await run_in_threadpool(idem.complete, st.db, claim.record_id, response)
+                    await run_in_threadpool(idem.complete, st.db, claim, response)
             except Exception as exc:
                 if claim is not None and claim.record_id is not None:
-                    await run_in_threadpool(idem.release, st.db, claim.record_id)
+                    await run_in_threadpool(idem.release, st.db, claim)
                 if isinstance(exc, RoleForbidden):
                     await run_in_threadpool(_audit_refusal, st, request, exc)
                 response = problem_for(request, exc)
@@ -96,6 +108,25 @@ class CVRoute(APIRoute):
             return response
 
         return handler
+
+
+def _heartbeat(st: AppState, claim: idem.Claim) -> asyncio.Task | None:
+    """Keep a running request's claim fresh (every ``idem.HEARTBEAT`` seconds) so that no
+    duplicate takes it over however long the request takes."""
+    if claim.record_id is None:
+        return None
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(idem.HEARTBEAT)
+            try:
+                if not await run_in_threadpool(idem.extend, st.db, claim):
+                    return  # no longer ours: nothing to keep alive
+            except Exception:  # a failed refresh is retried at the next beat
+                log.warning("could not refresh idempotency claim %s", claim.record_id,
+                            exc_info=True)
+
+    return asyncio.get_running_loop().create_task(beat())
 
 
 def _prepare(st: AppState, token: str, rule: Rule, key: str | None, rh: str | None):

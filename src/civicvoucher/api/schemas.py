@@ -71,9 +71,13 @@ class UserIn(In):
     role: Literal["province_admin", "city_admin", "county_admin", "union_admin",
                   "merchant_admin", "cashier", "auditor", "analyst", "channel", "member"]
     password: Annotated[str | None, Field(min_length=10, max_length=200)] = None
-    org_id: Id | None = None
-    merchant_id: Id | None = None
-    member_id: Id | None = None
+    org_id: Id | None = Field(None, description="binds the organisation roles, and only them")
+    merchant_id: Id | None = Field(None, description="binds merchant_admin and cashier only")
+    member_id: Id | None = Field(None, description="binds a member user only")
+    channels: Annotated[list[Literal["offline", "online", "takeaway", "groupbuy"]],
+                        Field(min_length=1, max_length=4,
+                              description="a channel user only: the redemption channel kinds "
+                                          "its callbacks may report (default online)")] | None = None
 
 
 class UserOut(BaseModel):

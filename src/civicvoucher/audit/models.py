@@ -31,10 +31,12 @@ class AuditEntry(Base):
 
 
 class AuditHead(Base):
-    """One row: the last sequence number and hash. Updating it locks the chain for the append."""
+    """One row: the last sequence number and hash. Updating it locks the chain for the append.
+    ``mac`` seals (seq, hash) with the audit key, so the head cannot be rewound without it."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))  # None only before the first append

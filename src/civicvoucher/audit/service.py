@@ -6,6 +6,15 @@ in the sequence (or a head that points past the last entry); rewriting the chain
 key, which is not in the database. Appends move the one-row ``audit_head`` with a single
 UPDATE, which locks it until commit: entries get consecutive numbers in commit order. Callers
 append at the end of their unit of work so that lock is held only for the commit.
+
+The head also carries ``mac``, an HMAC with a key derived from the audit key over its
+(seq, hash): deleting the newest entries and moving the head back to the new last entry needs
+a MAC the database does not hold, so ``verify`` names it. What the MAC cannot catch is a head
+rolled back to a state it really had (a copy of an older head row) together with the entries
+after it, or everything deleted at once. Against that, export the head elsewhere now and then
+(``civicvoucher audit head`` prints it: seq, hash, MAC) and check a later log against it with
+``verify(..., anchor=(seq, hash))`` / ``civicvoucher audit verify --anchor SEQ:HASH``: the log
+must still reach that entry, with that hash.
 """
 
 from __future__ import annotations
@@ -31,6 +40,13 @@ GENESIS = "0" * 64
 def chain_key(secret_key: bytes) -> bytes:
     """The audit chain's own key, derived so it differs from the ID-number hashing key."""
     return hmac.new(secret_key, b"civicvoucher audit chain v1", hashlib.sha256).digest()
+
+
+def head_mac(key: bytes, seq: int, hash_: str) -> str:
+    """The head's seal over (seq, hash), under its own subkey of the chain key (so no entry
+    hash can ever double as a head MAC)."""
+    sub = hmac.new(key, b"civicvoucher audit head v1", hashlib.sha256).digest()
+    return hmac.new(sub, f"{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,7 @@ def append(session: Session, *, key: bytes, actor: Actor, action: str, target: s
         scope=actor.scope, action=action, target=target, outcome=outcome,
         request_id=actor.request_id, detail=detail, prev_hash=prev, hash=h,
     ))
-    session.execute(update(H).where(H.c.id == 1).values(hash=h))
+    session.execute(update(H).where(H.c.id == 1).values(hash=h, mac=head_mac(key, seq, h)))
     return seq
 
 
@@ -114,12 +130,36 @@ def _entries(session: Session, batch: int = 2000) -> Iterator:
         last = rows[-1].seq
 
 
-def verify(session: Session, *, key: bytes) -> tuple[int, list[Break]]:
-    """Walk the chain; returns (entries checked, breaks). No breaks: nothing edited or deleted."""
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+    mac: str | None
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}:{self.mac or '-'}"
+
+
+def read_head(session: Session) -> Head | None:
+    """The head as stored: export it somewhere the database's writers cannot reach."""
+    row = session.execute(select(H.c.seq, H.c.hash, H.c.mac).where(H.c.id == 1)).first()
+    return Head(row.seq, row.hash, row.mac) if row else None
+
+
+def verify(session: Session, *, key: bytes,
+           anchor: tuple[int, str] | None = None) -> tuple[int, list[Break]]:
+    """Walk the chain; returns (entries checked, breaks). No breaks: nothing edited or deleted
+    (and, given an exported ``anchor`` (seq, hash), the log still reaches that entry)."""
     breaks: list[Break] = []
     running, expected, n = GENESIS, 1, 0
+    anchor_seen = anchor is None or anchor[0] == 0
     for r in _entries(session):
         n += 1
+        if anchor is not None and r.seq == anchor[0]:
+            anchor_seen = True
+            if r.hash != anchor[1]:
+                breaks.append(Break(r.seq, "is not the entry exported as the head then "
+                                           "(chain rewritten)"))
         if r.seq != expected:
             missing = f"{expected}" if r.seq == expected + 1 else f"{expected}-{r.seq - 1}"
             breaks.append(Break(expected, f"entries {missing} are missing (deleted)"))
@@ -133,7 +173,10 @@ def verify(session: Session, *, key: bytes) -> tuple[int, list[Break]]:
             breaks.append(Break(r.seq, f"contents do not match its hash (edited): "
                                        f"{r.action} by {r.actor}"))
         running, expected = r.hash, r.seq + 1
-    head = session.execute(select(H.c.seq, H.c.hash).where(H.c.id == 1)).first()
+    if anchor is not None and not anchor_seen:
+        breaks.append(Break(anchor[0], "the entry exported as the head then is gone "
+                                       f"(the log now ends at {expected - 1}: entries deleted)"))
+    head = read_head(session)
     if head is None:
         if n:
             breaks.append(Break(expected - 1, "the chain head is gone (deleted)"))
@@ -142,4 +185,11 @@ def verify(session: Session, *, key: bytes) -> tuple[int, list[Break]]:
                                       "were written (entries at the end deleted)"))
     elif head.hash != running:
         breaks.append(Break(head.seq, "the last entry is not the one the head recorded"))
+    elif head.mac is None:
+        if head.seq != 0:
+            breaks.append(Break(head.seq, "the chain head is not sealed (its MAC was removed, "
+                                          "or no entry was appended since migration 0003)"))
+    elif not hmac.compare_digest(head.mac, head_mac(key, head.seq, head.hash)):
+        breaks.append(Break(head.seq, "the chain head was rewritten without the audit key "
+                                      "(entries at the end deleted?)"))
     return n, breaks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from civicvoucher.errors import CivicVoucherError, Conflict, Forbidden
+from civicvoucher.errors import CivicVoucherError, Conflict, Forbidden, ValidationError
 
 
 class Unauthenticated(CivicVoucherError):
@@ -25,3 +25,16 @@ class RateLimited(CivicVoucherError):
 
 class IdempotencyInFlight(Conflict):
     code = "idempotency_request_in_progress"
+
+
+class BindingNotAllowed(ValidationError):
+    """A user was sent a binding its role does not take (``field`` names it)."""
+
+    code = "binding_not_allowed"
+    http_status = 400
+
+
+class ChannelKindNotAllowed(Forbidden):
+    """A payment channel reported a redemption channel kind it is not configured for."""
+
+    code = "channel_kind_not_allowed"

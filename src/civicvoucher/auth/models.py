@@ -54,7 +54,8 @@ class ApiToken(Base):
 
 
 class PaymentChannel(Base):
-    """A payment channel's HMAC secret for signed callbacks (one per channel user)."""
+    """A payment channel's HMAC secret for signed callbacks (one per channel user), and the
+    redemption channel kinds (``online``, ``offline`` ...) its callbacks may report."""
 
     __tablename__ = "payment_channel"
 
@@ -62,7 +63,13 @@ class PaymentChannel(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("api_user.id"), unique=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     secret: Mapped[str] = mapped_column(String(128))
+    channels: Mapped[str] = mapped_column(String(60), default="online",
+                                          server_default="online")  # comma-separated
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    @property
+    def channel_set(self) -> frozenset[str]:
+        return frozenset(c for c in self.channels.split(",") if c)
 
 
 class RateBucket(Base):
@@ -92,7 +99,8 @@ class IdempotencyRecord(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     location: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    locked_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_at: Mapped[datetime] = mapped_column(DateTime)  # refreshed while the owner runs
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # the owner's fencing token
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (

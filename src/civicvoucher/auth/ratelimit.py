@@ -5,11 +5,16 @@ A bucket is a fixed window counter plus a failure counter. ``hit`` counts a requ
 refuses past the limit (429 ``rate_limited``); ``fail`` counts a failure and, at the threshold,
 locks the bucket for a while (429 ``locked_out``); ``succeed`` clears the failures.
 Each call is one upsert in its own short transaction, so a refused request is still counted.
+A refusal says whether it is the ``first`` of its window (exactly one request crosses the limit),
+and ``fail`` says when it sets a lock: callers audit those events once, not every refused
+attempt, so unauthenticated noise cannot grow the audit log without bound.
 
 Defaults (``Limits``): login 10 per minute per account and 60 per IP, 5 wrong passwords lock the
 account for 15 minutes; typed voucher codes 30 per minute per cashier and per terminal and 120
-per IP, 10 unknown codes lock that cashier or terminal for 15 minutes. Voucher codes are 128
-random bits, so even without the limits guessing is hopeless; the limits stop the noise.
+per IP, 10 unknown codes lock that cashier or terminal for 15 minutes; payment-channel
+callbacks 600 per minute per IP, and 20 bad signatures (or stale timestamps) from an IP lock it
+for 15 minutes. Voucher codes are 128 random bits, so even without the limits guessing is
+hopeless; the limits stop the noise.
 """
 
 from __future__ import annotations
@@ -38,7 +43,17 @@ class Limits:
     code_per_terminal: int = 30
     code_per_ip: int = 120
     code_failures_to_lock: int = 10
+    callback_per_ip: int = 600
+    callback_failures_to_lock: int = 20
     lock_for: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A bucket after a hit: requests in this window, failures since the last success."""
+
+    hits: int
+    failures: int
 
 
 def _upsert(session: Session, key: str, now: datetime, window: timedelta, *, hit: int,
@@ -66,18 +81,23 @@ def _locked(locked_until: datetime | None, now: datetime, key: str) -> None:
                           retry_after=int((locked_until - now).total_seconds()) + 1, bucket=key)
 
 
-def hit(db: Database, key: str, *, limit: int, window: timedelta) -> None:
-    """Count one request against ``key``; refuse if over ``limit`` or locked out."""
+def hit(db: Database, key: str, *, limit: int, window: timedelta) -> Count:
+    """Count one request against ``key``; refuse if over ``limit`` or locked out. A refusal
+    for the limit carries ``first=True`` for the one request that crossed it this window."""
+    counted: list[Count] = []
 
     def run(s: Session) -> None:
         now = clock.now()
-        hits, _, locked_until = _upsert(s, key, now, window, hit=1, fail=0)
+        hits, failures, locked_until = _upsert(s, key, now, window, hit=1, fail=0)
+        counted.append(Count(hits, failures))
         _locked(locked_until, now, key)
         if hits > limit:
             raise RateLimited(f"more than {limit} requests in {int(window.total_seconds())} s",
-                              retry_after=int(window.total_seconds()), bucket=key)
+                              retry_after=int(window.total_seconds()), bucket=key,
+                              first=hits == limit + 1)
 
     _commit_even_if_refused(db, run)
+    return counted[-1]
 
 
 def fail(db: Database, key: str, *, threshold: int, lock_for: timedelta,

@@ -46,3 +46,24 @@ def binding_problem(role: Role, *, org_level: str | None, merchant_id: int | Non
     if role is Role.MEMBER and member_id is None:
         return "a member user is bound to a member"
     return None
+
+
+def binding_field(role: Role) -> str | None:
+    """The one field that binds a user of ``role`` to what it acts for (None: a channel)."""
+    if role in ORG_ROLES:
+        return "org_id"
+    if role in MERCHANT_ROLES:
+        return "merchant_id"
+    if role is Role.MEMBER:
+        return "member_id"
+    return None
+
+
+def stray_binding(role: Role, **given: object) -> str | None:
+    """The first field in ``given`` (org_id, merchant_id, member_id, channels) that is set but
+    does not belong to ``role``: a cashier carries no org_id, only a channel has channels."""
+    own = {binding_field(role)} | ({"channels"} if role is Role.CHANNEL else set())
+    for name, value in given.items():
+        if value is not None and name not in own:
+            return name
+    return None

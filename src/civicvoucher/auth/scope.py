@@ -139,14 +139,28 @@ def redemption_condition(p: Principal, union_path_col, merchant_col) -> ColumnEl
     return false()
 
 
-def require_redemption(session: Session, p: Principal, redemption) -> None:
+def require_redemption(session: Session, p: Principal, redemption, *,
+                       moves_money: bool = False) -> None:
+    """May ``p`` see (or, with ``moves_money``, act on) this redemption?
+
+    Seeing follows the voucher: its issuing union must be in an org role's subtree. An action
+    that moves a merchant's money (refund debits its payable; capture and void move a hold)
+    must also be inside the merchant's scope: an org role's region must contain the merchant,
+    and merchant roles act only for their own merchant.
+    """
     if p.role in MERCHANT_ROLES:
         if redemption.merchant_id == p.merchant_id:
             return
     else:
         union = session.get(Org, redemption.union_id)
         if union is not None and org_in_scope(p, union):
-            return
+            if not moves_money:
+                return
+            merchant = session.get(Merchant, redemption.merchant_id)
+            if merchant is not None and merchant_in_scope(p, merchant):
+                return
+            raise OutOfScope(f"merchant {redemption.merchant_id} of redemption {redemption.id} "
+                             "is outside your scope", target=f"merchant:{redemption.merchant_id}")
     raise OutOfScope(f"redemption {redemption.id} is outside your scope",
                      target=f"redemption:{redemption.id}")
 

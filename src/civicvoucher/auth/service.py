@@ -9,17 +9,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from civicvoucher.auth import ratelimit
-from civicvoucher.auth.errors import Unauthenticated
+from civicvoucher.auth.errors import BindingNotAllowed, Unauthenticated
 from civicvoucher.auth.models import ApiUser, PaymentChannel
 from civicvoucher.auth.passwords import hash_password, verify_password
 from civicvoucher.auth.ratelimit import Limits
-from civicvoucher.auth.roles import Role, binding_problem
+from civicvoucher.auth.roles import Role, binding_problem, stray_binding
 from civicvoucher.auth.tokens import ACCESS_TTL, issue_token
 from civicvoucher.core import clock
 from civicvoucher.db import Database
 from civicvoucher.errors import Conflict, NotFound, ValidationError
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
+from civicvoucher.merchants.rules import Channel
 from civicvoucher.orgs.models import Org
 
 MIN_PASSWORD = 10
@@ -33,9 +34,18 @@ class NewUser:
 
 def create_user(session: Session, *, username: str, role: str, password: str | None = None,
                 org_id: int | None = None, merchant_id: int | None = None,
-                member_id: int | None = None) -> NewUser:
-    """Add a user. Each role is bound to what it acts for; a channel also gets its HMAC secret."""
+                member_id: int | None = None,
+                channels: list[str] | tuple[str, ...] | None = None) -> NewUser:
+    """Add a user. Each role is bound to what it acts for, and to nothing else; a channel
+    also gets its HMAC secret and the redemption channel kinds it may report (``online``
+    unless told)."""
     r = Role.parse(role) if isinstance(role, str) else role
+    if stray := stray_binding(r, org_id=org_id, merchant_id=merchant_id, member_id=member_id,
+                              channels=channels):
+        raise BindingNotAllowed(f"a {r} user is not bound by {stray}", field=stray)
+    kinds = sorted(set(channels or ("online",)))
+    if bad := [k for k in kinds if k not in {c.value for c in Channel}]:
+        raise ValidationError(f"unknown channel kind {bad[0]}", field="channels")
     username = username.strip()
     if not username or len(username) > 100:
         raise ValidationError("username must be 1-100 characters", field="username")
@@ -64,7 +74,7 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
     if r is Role.CHANNEL:
         secret = secrets.token_hex(32)
         session.add(PaymentChannel(user_id=user.id, name=username, secret=secret,
-                                   created_at=clock.now()))
+                                   channels=",".join(kinds), created_at=clock.now()))
         session.flush()
     return NewUser(user, secret)
 
@@ -100,7 +110,8 @@ def login(db: Database, *, username: str, password: str, ip: str,
     if not ok or user is None or not user.active:
         locked = ratelimit.fail(db, acct, threshold=limits.login_failures_to_lock,
                                 lock_for=limits.lock_for, window=limits.window)
-        raise Unauthenticated("wrong username or password", code="login_failed", locked=locked)
+        raise Unauthenticated("wrong username or password", code="login_failed", locked=locked,
+                              known=user is not None)
     ratelimit.succeed(db, acct)
 
     def make(s: Session) -> str:

@@ -51,6 +51,8 @@ def user_create(
     org: str = typer.Option(None, help="organisation (division code, USCC or id)"),
     merchant: str = typer.Option(None, help="merchant (USCC or id)"),
     member: int = typer.Option(None, help="member id"),
+    channels: str = typer.Option(None, help="a channel only: the redemption channel kinds its "
+                                 "callbacks may report, comma-separated (default online)"),
     password: str = typer.Option(None, help="(prompted if not given; env CIVICVOUCHER_PASSWORD)"),
 ) -> None:
     """Create an API user bound to its organisation, merchant or member."""
@@ -68,7 +70,9 @@ def user_create(
         new = create_user(s, username=username, role=r, password=password,
                           org_id=find_org(s, org).id if org else None,
                           merchant_id=find_merchant(s, merchant).id if merchant else None,
-                          member_id=member)
+                          member_id=member,
+                          channels=[c.strip() for c in channels.split(",") if c.strip()]
+                          if channels else None)
         _audit(s, "user.create", f"user:{new.user.id}", {"role": str(r)})
     console.print(f"[green]user {username} created[/green] ({r}, id {new.user.id})")
     if new.channel_secret:
@@ -102,13 +106,23 @@ def token_revoke(token_id: int) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: str = typer.Option(None, help="a head exported earlier by `audit head`, as "
+                               "SEQ:HASH (the MAC part may follow): the log must still reach it"),
+) -> None:
     """Walk the audit chain; exit 1 naming every edited or deleted entry."""
     from civicvoucher.audit.service import chain_key, verify
     from civicvoucher.cli.common import console, database, settings
 
+    at = None
+    if anchor:
+        seq, _, rest = anchor.partition(":")
+        if not seq.isdigit() or len(rest.split(":")[0]) != 64:
+            raise typer.BadParameter("use SEQ:HASH as printed by `audit head`",
+                                     param_hint="--anchor")
+        at = (int(seq), rest.split(":")[0])
     with database().session() as s:
-        n, breaks = verify(s, key=chain_key(settings().secret_key))
+        n, breaks = verify(s, key=chain_key(settings().secret_key), anchor=at)
     if not breaks:
         console.print(f"[green]audit log OK[/green]: {n} entries, chain intact")
         return
@@ -116,6 +130,19 @@ def audit_verify() -> None:
     for b in breaks[:200]:
         console.print(f"  {b}")
     raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the chain head as SEQ:HASH:MAC. Keep these lines somewhere the database's writers
+    cannot reach (a ticket, another host, paper) and check later with `verify --anchor`: that
+    is what catches the newest entries deleted together with an old copy of the head."""
+    from civicvoucher.audit.service import read_head
+    from civicvoucher.cli.common import database
+
+    with database().session() as s:
+        head = read_head(s)
+    typer.echo(str(head) if head else "0:" + "0" * 64 + ":-")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,13 +21,25 @@ from civicvoucher.api.state import AppState
 from civicvoucher.audit.service import Actor, append
 from civicvoucher.auth import scope, tokens
 from civicvoucher.auth import service as users
-from civicvoucher.auth.errors import OutOfScope, RateLimited, Unauthenticated
-from civicvoucher.auth.roles import MERCHANT_ROLES, ORG_ROLES, Role
+from civicvoucher.auth.errors import BindingNotAllowed, OutOfScope, RateLimited, Unauthenticated
+from civicvoucher.auth.roles import Role, stray_binding
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.service import find_merchant
 from civicvoucher.orgs.service import get_org
 
 router = make_router("/auth", "auth")
+
+
+def login_refusal_worth_auditing(exc: Unauthenticated | RateLimited) -> bool:
+    """Which refused logins the audit log keeps, so that unauthenticated callers cannot grow it
+    without bound: wrong passwords for a real account (at most the lockout threshold per lock
+    period), the attempt that locks an account, and the first refusal of each rate-limit
+    window. Not kept: guesses at unknown usernames (the per-IP limit counts them, and
+    crossing it is kept), and every attempt refused while a lock or a limit holds."""
+    d = exc.details
+    if isinstance(exc, RateLimited):
+        return bool(d.get("first"))
+    return bool(d.get("locked") or d.get("known"))
 
 
 @router.post("/login", response_model=TokenOut, name="login")
@@ -40,10 +52,13 @@ def login(body: LoginIn, request: Request, st: AppState = Depends(state)) -> Tok
         res = users.login(st.db, username=body.username, password=body.password, ip=ip,
                           limits=st.limits)
     except (Unauthenticated, RateLimited) as exc:
-        why = {"code": exc.code, "ip": ip, "locked": bool(exc.details.get("locked"))}
-        st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="auth.login",
-                                   target=f"user:{body.username[:80]}", outcome="refused",
-                                   detail=why))
+        if login_refusal_worth_auditing(exc):
+            why = {"code": exc.code, "ip": ip, "locked": bool(exc.details.get("locked"))}
+            if isinstance(exc, RateLimited):
+                why["bucket"] = str(exc.details.get("bucket", ""))[:200]
+            st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="auth.login",
+                                       target=f"user:{body.username[:80]}", outcome="refused",
+                                       detail=why))
         raise
     st.db.run(lambda s: append(
         s, key=st.audit_key, action="auth.login", target=f"user:{res.user.id}",
@@ -101,27 +116,37 @@ def revoke_api_token(token_id: int = Path(ge=1, le=2_147_483_647),
 @router.post("/users", response_model=UserOut, status_code=201, name="create_user")
 def create_user(body: UserIn, c: Ctx = Depends(ctx)) -> UserOut:
     """Create a user inside your own scope, in a role you may hand out (a county admin makes
-    union admins and cashiers of its county's merchants, a merchant admin makes cashiers)."""
+    union admins and cashiers of its county's merchants, a merchant admin makes cashiers).
+    Only the binding of the role may be sent (``org_id`` for organisation roles,
+    ``merchant_id`` for merchant staff, ``member_id`` for a member, ``channels`` for a
+    channel): anything else is a 400 naming the field; every binding sent must be in scope."""
     role = Role(body.role)
     p = c.principal
 
     def run(s: Session) -> UserOut:
         if not scope.may_create_role(p, role):
             raise OutOfScope(f"a {p.role} may not create a {role}")
-        if role in ORG_ROLES and body.org_id is not None:
+        if stray := stray_binding(role, org_id=body.org_id, merchant_id=body.merchant_id,
+                                  member_id=body.member_id, channels=body.channels):
+            raise BindingNotAllowed(f"a {role} user is not bound by {stray}", field=stray)
+        # every binding given is checked, whatever the role
+        if body.org_id is not None:
             scope.require_org(p, get_org(s, body.org_id))
-        if role in MERCHANT_ROLES and body.merchant_id is not None:
+        if body.merchant_id is not None:
             scope.require_merchant(p, find_merchant(s, body.merchant_id))
-        if role is Role.MEMBER and body.member_id is not None:
+        if body.member_id is not None:
             m = s.get(Member, body.member_id)
             if m is not None:
                 scope.require_member(s, p, m)
         new = users.create_user(s, username=body.username, role=role, password=body.password,
                                 org_id=body.org_id, merchant_id=body.merchant_id,
-                                member_id=body.member_id)
+                                member_id=body.member_id, channels=body.channels)
         u = new.user
-        c.audit(s, "user.create", target=f"user:{u.id}", detail={"role": u.role,
-                "org_id": u.org_id, "merchant_id": u.merchant_id, "member_id": u.member_id})
+        detail = {"role": u.role, "org_id": u.org_id, "merchant_id": u.merchant_id,
+                  "member_id": u.member_id}
+        if body.channels:
+            detail["channels"] = sorted(body.channels)
+        c.audit(s, "user.create", target=f"user:{u.id}", detail=detail)
         return UserOut(id=u.id, username=u.username, role=u.role, org_id=u.org_id,
                        merchant_id=u.merchant_id, member_id=u.member_id,
                        channel_secret=new.channel_secret)

@@ -6,9 +6,19 @@ Each callback is signed by the channel's own secret:
     X-CV-Timestamp: Unix seconds when it was sent
     X-CV-Signature: hex HMAC-SHA256(secret, "<timestamp>.<raw body>")
 
-A timestamp more than ``callback_window_s`` (300 s) from the server's clock is refused, so an
-old capture cannot be replayed later. The channel's ``txn_id`` is the idempotency key: payment
-networks resend callbacks many times, and a resend with the same body answers the first result
+Before any other work a callback counts against its IP's rate limit (429 past it). The
+signature is checked first, with the same answer (401 ``bad_signature``) for an unknown
+channel, a disabled one and a wrong signature, so a prober learns nothing else; only a signed
+callback is told that its timestamp is more than ``callback_window_s`` (300 s) from the
+server's clock (401 ``stale_timestamp``), so an old capture cannot be replayed later. Refused
+callbacks count as failures of the IP, and enough of them lock it for a while; the audit log
+records the lock and the first refusal of each rate-limit window, not every refused attempt.
+
+A channel reports only the redemption channel kinds it is configured for (``online`` unless
+set at creation; 403 ``channel_kind_not_allowed`` otherwise), and the merchant must be active
+and accept that kind (the engine's rules: 409 ``merchant_not_active``,
+``channel_not_allowed``). The channel's ``txn_id`` is the idempotency key: payment networks
+resend callbacks many times, and a resend with the same body answers the first result
 (``duplicate: true``) and changes nothing; the same txn_id with another body is a 409.
 """
 
@@ -17,6 +27,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import secrets
 
 from fastapi import Depends, Request
 from pydantic import ValidationError as PydanticError
@@ -30,7 +41,8 @@ from civicvoucher.api.routing import state
 from civicvoucher.api.schemas import CallbackIn, CallbackOut
 from civicvoucher.api.state import AppState
 from civicvoucher.audit.service import Actor, append
-from civicvoucher.auth.errors import Unauthenticated
+from civicvoucher.auth import ratelimit
+from civicvoucher.auth.errors import ChannelKindNotAllowed, RateLimited, Unauthenticated
 from civicvoucher.auth.models import ApiUser, PaymentChannel
 from civicvoucher.core import clock
 from civicvoucher.errors import ValidationError
@@ -57,24 +69,30 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+# HMAC'd against when the channel is unknown, so both answers cost the same; nobody knows it
+_NO_SECRET = secrets.token_hex(32)
+
+
 def _check_signature(s: Session, st: AppState, request: Request, body: bytes):
+    """The signature first: unknown channel, disabled channel and wrong signature look alike.
+    Only then, to a caller who holds the secret, whether the timestamp is fresh."""
     name = request.headers.get("x-cv-channel", "")
     ts = request.headers.get("x-cv-timestamp", "")
     sig = request.headers.get("x-cv-signature", "")
     row = s.execute(select(PaymentChannel, ApiUser).join(ApiUser, ApiUser.id == PaymentChannel.user_id)
                     .where(PaymentChannel.name == name[:100])).first() if name else None
-    if row is None or not row[1].active:
+    expected = sign(row[0].secret if row is not None else _NO_SECRET, ts, body)
+    good = hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace"))
+    if row is None or not row[1].active or not good:
         raise Unauthenticated("unknown channel or bad signature", code="bad_signature")
     channel, user = row
     if not ts.isdigit() or len(ts) > 12:
-        raise Unauthenticated("X-CV-Timestamp must be Unix seconds", code="stale_timestamp")
+        raise Unauthenticated("X-CV-Timestamp must be Unix seconds", code="stale_timestamp",
+                              channel=channel.name)
     now = calendar.timegm(clock.now().timetuple())
     if abs(now - int(ts)) > st.callback_window_s:
         raise Unauthenticated(f"timestamp is more than {st.callback_window_s} s off",
                               code="stale_timestamp", channel=channel.name)
-    if not hmac.compare_digest(sign(channel.secret, ts, body), sig.lower()):
-        raise Unauthenticated("unknown channel or bad signature", code="bad_signature",
-                              channel=channel.name)
     return channel, user
 
 
@@ -83,22 +101,60 @@ def _check_signature(s: Session, st: AppState, request: Request, body: bytes):
                             "security": []})
 async def channel_callback(request: Request, st: AppState = Depends(state)) -> CallbackOut:
     """A redemption or refund reported by a payment channel (signed, idempotent on txn_id)."""
+    count = await run_in_threadpool(_count, st, request)  # before any other work
     body = await request.body()
-    return await run_in_threadpool(_handle, st, request, body)
+    return await run_in_threadpool(_handle, st, request, body, count)
 
 
-def _handle(st: AppState, request: Request, body: bytes) -> CallbackOut:
-    rid = request.state.request_id
+def _refused(st: AppState, request: Request, action: str, detail: dict) -> None:
+    """One audit entry for an event that happens at most once per window or lock."""
+    name = request.headers.get("x-cv-channel", "")[:80]
+    st.db.run(lambda s: append(
+        s, key=st.audit_key, action=action, outcome="refused",
+        actor=Actor(f"channel:{name}" if name else "anonymous",
+                    request_id=request.state.request_id),
+        detail=detail))
+
+
+def _bucket(request: Request) -> tuple[str, str]:
+    ip = request.client.host if request.client else "unknown"
+    return ip, f"callback:ip:{ip}"
+
+
+def _count(st: AppState, request: Request) -> ratelimit.Count:
+    """Count the callback against its IP; past the limit (or while the IP is locked) refuse
+    it. Only the first refusal of a window is audited."""
+    ip, bucket = _bucket(request)
     try:
-        channel, user = st.db.run(lambda s: _check_signature(s, st, request, body))
-    except Unauthenticated as exc:
-        refused = exc.code
-        st.db.run(lambda s: append(
-            s, key=st.audit_key, action="channel.callback", outcome="refused",
-            actor=Actor(f"channel:{request.headers.get('x-cv-channel', '')[:80]}",
-                        request_id=rid),
-            detail={"code": refused}))
+        return ratelimit.hit(st.db, bucket, limit=st.limits.callback_per_ip,
+                             window=st.limits.window)
+    except RateLimited as exc:
+        if exc.details.get("first"):
+            _refused(st, request, "channel.callback.rate_limited", {"code": exc.code, "ip": ip})
         raise
+
+
+def _authenticate(st: AppState, request: Request, body: bytes, count: ratelimit.Count):
+    lim = st.limits
+    ip, bucket = _bucket(request)
+    try:
+        found = st.db.run(lambda s: _check_signature(s, st, request, body))
+    except Unauthenticated as exc:
+        if ratelimit.fail(st.db, bucket, threshold=lim.callback_failures_to_lock,
+                          lock_for=lim.lock_for, window=lim.window):
+            _refused(st, request, "channel.callback.locked_out",
+                     {"code": exc.code, "ip": ip,
+                      "failures": lim.callback_failures_to_lock})
+        raise
+    if count.failures:  # a good callback clears the IP's earlier failures
+        ratelimit.succeed(st.db, bucket)
+    return found
+
+
+def _handle(st: AppState, request: Request, body: bytes,
+            count: ratelimit.Count) -> CallbackOut:
+    rid = request.state.request_id
+    channel, user = _authenticate(st, request, body, count)
     try:
         cb = CallbackIn.model_validate_json(body)
     except PydanticError as bad:
@@ -107,6 +163,14 @@ def _handle(st: AppState, request: Request, body: bytes) -> CallbackOut:
         raise ValidationError(f"{loc}: {err['msg']}", field=loc or "body") from None
     actor = Actor(user.username, user.id, user.role, f"channel:{channel.id}", rid)
     key = f"chan:{channel.id}:{cb.txn_id}"
+    if cb.kind == "redeem" and cb.channel not in channel.channel_set:
+        st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="channel.redeem",
+                                   outcome="refused", target=f"merchant:{cb.merchant_id}",
+                                   detail={"txn_id": cb.txn_id, "channel": cb.channel,
+                                           "code": ChannelKindNotAllowed.code}))
+        raise ChannelKindNotAllowed(
+            f"channel {channel.name} may report {', '.join(sorted(channel.channel_set))} "
+            f"redemptions, not {cb.channel}")
 
     def run(s: Session) -> CallbackOut:
         if cb.kind == "redeem":

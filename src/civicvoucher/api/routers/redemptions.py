@@ -153,11 +153,12 @@ def list_redemptions(merchant_id: int | None = Query(None, ge=1, le=2_147_483_64
     return c.db.run(run)
 
 
-def _redemption(s: Session, c: Ctx, redemption_id: int) -> Redemption:
+def _redemption(s: Session, c: Ctx, redemption_id: int, *, moves_money: bool = False
+                ) -> Redemption:
     red = s.get(Redemption, redemption_id)
     if red is None:
         raise NotFound(f"no redemption {redemption_id}", code="redemption_not_found")
-    scope.require_redemption(s, c.principal, red)
+    scope.require_redemption(s, c.principal, red, moves_money=moves_money)
     return red
 
 
@@ -168,7 +169,7 @@ def get_redemption(redemption_id: int = RedemptionId, c: Ctx = Depends(ctx)) -> 
 
 def _resolve(c: Ctx, redemption_id: int, fn, action: str) -> Receipt:
     def run(s: Session) -> Receipt:
-        before = _redemption(s, c, redemption_id).status
+        before = _redemption(s, c, redemption_id, moves_money=True).status
         red = fn(s, redemption_id=redemption_id)
         if red.status != before:
             c.audit(s, action, target=f"redemption:{red.id}", detail={"status": red.status})
@@ -197,7 +198,7 @@ def refund_redemption(body: RefundIn, redemption_id: int = RedemptionId,
     else its value returns to the issuing union's fund."""
 
     def run(s: Session) -> RefundOut:
-        _redemption(s, c, redemption_id)
+        _redemption(s, c, redemption_id, moves_money=True)  # debits the merchant's payable
         r = refund(s, redemption_id=redemption_id, reason=body.reason,
                    idem_key=c.service_key("refund"))
         f = r.refund

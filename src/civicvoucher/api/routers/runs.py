@@ -84,6 +84,7 @@ def run_settlement(body: SettlementIn, c: Ctx = Depends(ctx)) -> SettlementOut:
 @router.get("/ledger/verify", response_model=LedgerVerifyOut, name="verify_ledger")
 def verify_ledger(c: Ctx = Depends(ctx)) -> LedgerVerifyOut:
     """Check every ledger invariant and the voucher reconciliation (read-only)."""
-    problems = c.db.run(verify)
+    with c.db.snapshot() as s:  # one consistent moment, even while redemptions commit
+        problems = verify(s)
     return LedgerVerifyOut(ok=not problems, problems=[
         LedgerProblem(check=p.check, subject=p.subject, detail=p.detail) for p in problems[:500]])
