@@ -93,6 +93,18 @@ ASSETS: tuple[Asset, ...] = (
         optional_files=("NOTICE",),
         licence_note="0BSD (Zero-Clause BSD)",
     ),
+    Asset(
+        name="swagger-ui-dist",
+        version="5.35.0",
+        integrity=(
+            "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ=="
+        ),
+        dist="swagger-ui-bundle.js",
+        license="Apache-2.0",
+        license_files=("LICENSE",),
+        optional_files=("NOTICE", "swagger-ui.css"),
+        licence_note="Apache-2.0; the API's interactive docs page (`/api/v1/docs`), with its CSS",
+    ),
 )
 
 

@@ -8,6 +8,8 @@ Idempotency-Key header and the problem responses of every operation.
 
 from __future__ import annotations
 
+from importlib import resources
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -64,7 +66,7 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
         secret_key = secret_key or settings.secret_key
     app = FastAPI(
         title="civicvoucher API", version="1", openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs", redoc_url=None,
+        docs_url=None, redoc_url=None,  # the docs page below serves vendored Swagger UI
         description=(
             "Consumption-voucher programs (消费券) on a double-entry ledger. Authenticate with "
             "`POST /api/v1/auth/login` (or an API token) and send `Authorization: Bearer …`. "
@@ -85,7 +87,34 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
     app.add_exception_handler(RequestValidationError, _problem)
     app.add_exception_handler(Exception, _problem)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _docs_page(app)
     return app
+
+
+def _docs_page(app: FastAPI) -> None:
+    """Interactive docs from the vendored swagger-ui-dist: no CDN at run time."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import Response
+
+    vendor = resources.files("civicvoucher") / "web/static/vendor/swagger-ui-dist"
+    assets = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css"}
+
+    # Plain Starlette routes, like FastAPI's own openapi.json: public, outside the role rules.
+    def docs(_request):
+        return get_swagger_ui_html(
+            openapi_url=f"{PREFIX}/openapi.json", title="civicvoucher API",
+            swagger_js_url=f"{PREFIX}/docs/swagger-ui-bundle.js",
+            swagger_css_url=f"{PREFIX}/docs/swagger-ui.css", swagger_favicon_url="")
+
+    def docs_asset(request):
+        name = request.path_params["name"]
+        if name not in assets:
+            return Response(status_code=404)
+        return Response((vendor / name).read_bytes(), media_type=assets[name],
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    app.router.add_route(f"{PREFIX}/docs", docs, include_in_schema=False)
+    app.router.add_route(PREFIX + "/docs/{name}", docs_asset, include_in_schema=False)
 
 
 def _openapi(app: FastAPI) -> dict:
