@@ -15,6 +15,9 @@
     │   └── RedemptionNotRefundable        redemption_not_refundable
     ├── Forbidden                          forbidden
     └── LedgerInvariantBroken              ledger_invariant_broken (a bug, not user error)
+
+The HTTP layer adds its own leaves in ``auth/errors.py`` (401 unauthenticated, 403 role and
+scope refusals, 429 rate limits, 409 idempotency request in flight), all subclasses of these.
 """
 
 from __future__ import annotations
