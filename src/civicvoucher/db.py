@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -120,8 +120,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def ping(db: Database) -> None:
-    with db.engine.connect() as c:
-        c.execute(text("SELECT 1"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -50,13 +50,6 @@ def set_status(session: Session, *, merchant_id: int, status: str) -> Merchant:
     if n != 1:
         raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
     return session.get(Merchant, merchant_id, populate_existing=True)
-
-
-def activate_all(session: Session, ids: Iterable[int]) -> int:
-    return session.execute(
-        update(Merchant.__table__).where(Merchant.id.in_(list(ids)))
-        .values(status=MerchantStatus.ACTIVE)
-    ).rowcount
 
 
 def find_merchant(session: Session, ref: str | int) -> Merchant:
