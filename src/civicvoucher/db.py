@@ -102,15 +102,18 @@ class Database:
     def run(self, fn: Callable[..., T], /, *args: Any, retries: int = 8, **kwargs: Any) -> T:
         """Run ``fn(session, *args, **kwargs)`` in its own transaction, retrying races.
 
-        A unique-key violation is retried too: services look up their idempotency key first,
-        so the retry returns the winner's result instead of failing.
+        A unique-key violation is retried too, but only twice: services look up their
+        idempotency key first, so a race's retry returns the winner's result, while a
+        violation that is not a race (bad data) fails fast.
         """
+        integrity_left = 2
         for attempt in range(retries + 1):
             try:
                 with self.session() as s:
                     return fn(s, *args, **kwargs)
             except IntegrityError:
-                if attempt == retries:
+                integrity_left -= 1
+                if attempt == retries or integrity_left < 0:
                     raise
             except DBAPIError as exc:
                 if attempt == retries or not _retryable(exc):
