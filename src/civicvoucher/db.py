@@ -102,11 +102,11 @@ class Database:
     def run(self, fn: Callable[..., T], /, *args: Any, retries: int = 8, **kwargs: Any) -> T:
         """Run ``fn(session, *args, **kwargs)`` in its own transaction, retrying races.
 
-        A unique-key violation is retried too, but only twice: services look up their
+        A unique-key violation is retried too, a few times: services look up their
         idempotency key first, so a race's retry returns the winner's result, while a
         violation that is not a race (bad data) fails fast.
         """
-        integrity_left = 2
+        integrity_left = 4
         for attempt in range(retries + 1):
             try:
                 with self.session() as s:

@@ -189,13 +189,18 @@ def _plan(session: Session, union: Org, chosen: list[Product], member_ids: list[
         wanted = set(member_ids)
         members = [m for m in members if m.id in wanted]
     product_ids = [p.id for p in chosen]
-    # Written as IN (subquery) so SQLite walks this union's members, not every entitlement.
-    taken = session.execute(
-        select(Entitlement.product_id, Entitlement.person_hash, Entitlement.union_id).where(
-            Entitlement.product_id.in_(product_ids),
-            Entitlement.person_hash.in_(select(Member.id_hash).where(Member.union_id == union.id)),
-        )
-    ).all()
+    # Look the members' hashes up by the primary key (product, person) in chunks: a join or
+    # subquery lets a planner with stale statistics walk every entitlement of the product
+    # for each union (quadratic over a province's issuance; seen on PostgreSQL at scale).
+    hashes = [m.id_hash for m in members]
+    taken = []
+    for i in range(0, len(hashes), 5000):
+        taken += session.execute(
+            select(Entitlement.product_id, Entitlement.person_hash, Entitlement.union_id).where(
+                Entitlement.product_id.in_(product_ids),
+                Entitlement.person_hash.in_(hashes[i : i + 5000]),
+            )
+        ).all()
     entitled = {(pid, h): u for pid, h, u in taken}
     every = (tuple(chosen), sum(p.face_value_fen for p in chosen))
     pairs = [(p.id, p) for p in chosen]
