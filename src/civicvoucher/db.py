@@ -121,5 +121,12 @@ class Database:
             time.sleep(min(0.002 * 2**attempt, 0.2))
         raise AssertionError("unreachable")
 
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner's statistics after a bulk load, so the next queries are planned
+        for the table as it is now, not as it was when it was empty."""
+        with self.engine.begin() as c:
+            for t in tables:
+                c.exec_driver_sql(f"ANALYZE {t}")
+
     def dispose(self) -> None:
         self.engine.dispose()

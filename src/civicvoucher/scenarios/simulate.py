@@ -94,6 +94,7 @@ def simulate(db: Database, scn: dict, *, scale: float, seed: int, key: bytes,
             tick(len(chunk))
             chunk = []
     del people
+    db.analyze("member")
 
     with db.session() as s:
         out.merchants = add_merchants(s, list(enumerate(plan_merchants(scn, scale=scale, rng=rng), 1)))
@@ -102,6 +103,7 @@ def simulate(db: Database, scn: dict, *, scale: float, seed: int, key: bytes,
     _deposit(db, scn, plans, funding, union_id, voucher_p, card_p, seed, progress,
              when=start - timedelta(days=6))
     _issue(db, plans, funding, union_id, spec.key, seed, start, out, progress)
+    db.analyze("voucher", "entitlement", "transfer", "account")
     _spend(db, scn, spec.key, seed, out, progress,
            home_of={union_id[u.index]: u.home_county for u in plans})
     return out
