@@ -51,3 +51,21 @@ def test_a_refund_needs_the_merchant_in_the_callers_scope_too(api):
     with api.db.session() as s:
         assert {s.get(Redemption, i).status for i in (away, home)} == {"refunded"}
     books_ok(api.db)
+
+
+def test_a_refund_after_payout_is_kept_from_the_next_payout(api):
+    """超市 was paid for a voucher and then refunds it: the next settlement run keeps what it
+    owes back from its payout, and says so."""
+    paid = _spend(api, api.codes_in[0], "超市", "t-paid")
+    first = api.call("POST", "/settlement-runs", Role.PROVINCE_ADMIN,
+                     json={"cutoff": "2020-05-02T00:00:00"})
+    assert first.status_code == 201, first.text
+    assert (first.json()["amount_fen"], first.json()["recovered_fen"]) == (30000, 0)
+    r = api.call("POST", f"/redemptions/{paid}/refund", Role.COUNTY_ADMIN, json={})
+    assert (r.status_code, r.json()["outcome"]) == (201, "restored"), r.text
+    _spend(api, api.codes_in[1], "超市", "t-next")
+    second = api.call("POST", "/settlement-runs", Role.PROVINCE_ADMIN,
+                      json={"cutoff": "2020-05-03T00:00:00"}).json()
+    assert (second["amount_fen"], second["recovered_fen"], second["payout_fen"]) == (
+        30000, 30000, 0)
+    books_ok(api.db)

@@ -113,3 +113,49 @@ def test_federation_funding_many_unions_at_once_never_overdraws(db):
         assert issued in (90000, 60000)
         assert verify(s) == []
     assert Counter(results)["completed"] == 1
+
+
+def test_refunds_after_settlement_racing_settlement_runs_never_net_twice(db):
+    """Six refunds of already-paid redemptions race four settlement runs over the merchant's
+    new redemptions: each new redemption lands in exactly one batch, and the runs together
+    keep back no more than the merchant owed (its receivable never goes above zero)."""
+    from datetime import timedelta
+
+    from civicvoucher.ledger.service import balance
+    from civicvoucher.settlement.models import SettlementRun
+    from civicvoucher.settlement.service import settle
+    from civicvoucher.vouchers.redemption import receivable_account, refund
+
+    w = build_world(db, program=program_spec(denominations=(50, 50, 50)))
+    fund(w, w.union_a, 450)
+    fund(w, w.union_c, 300)
+    shop = w.merchants["超市"]
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="ia", now=T0)
+        issue(s, union_id=w.union_c, program=w.program, idem_key="ic", now=T0)
+        by_union = {u: list(s.execute(select(Voucher.code).where(Voucher.union_id == u)
+                                      .order_by(Voucher.id)).scalars())
+                    for u in (w.union_a, w.union_c)}
+    paid = [db.run(redeem, code=c, merchant_id=shop, order_amount_fen=6000, idem_key=f"a{i}",
+                   now=T0).redemption.id for i, c in enumerate(by_union[w.union_a])]
+    db.run(settle, cutoff=T0 + timedelta(hours=1), idem_key="s0", now=T0 + timedelta(hours=1))
+    for i, c in enumerate(by_union[w.union_c]):
+        db.run(redeem, code=c, merchant_id=shop, order_amount_fen=6000, idem_key=f"c{i}",
+               now=T0 + timedelta(hours=2))
+    later = T0 + timedelta(hours=3)
+
+    def step(i):
+        if i < 6:
+            return db.run(refund, redemption_id=paid[i], idem_key=f"f{i}", now=later).refund.id
+        return db.run(settle, cutoff=later, idem_key=f"s{i}", now=later).run.id
+
+    results = race(10, step)
+    assert all(isinstance(r, int) for r in results), results
+    with db.session() as s:
+        runs = s.execute(select(SettlementRun).where(SettlementRun.idem_key != "s0")).scalars().all()
+        assert sum(r.redemptions for r in runs) == len(by_union[w.union_c])
+        assert sum(r.amount_fen for r in runs) == 5000 * len(by_union[w.union_c])
+        recovered = sum(r.recovered_fen for r in runs)
+        assert 0 <= recovered <= 6 * 5000
+        assert balance(s, receivable_account(s, shop)) == recovered - 6 * 5000
+        assert verify(s) == []

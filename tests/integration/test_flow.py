@@ -249,12 +249,84 @@ def test_settlement_groups_redemptions_per_merchant_once(db):
 
         batches = s.execute(select(SettlementBatch).order_by(SettlementBatch.id)).scalars().all()
         assert [len(batch_redemptions(s, b.id)) for b in batches] == [4, 1]
-    with pytest.raises(RedemptionNotRefundable) as exc:
-        db.run(refund, redemption_id=1, idem_key="f", now=T0)
-    assert exc.value.code == "redemption_already_settled"
     assert late.redemption.settlement_batch_id is None
     again = db.run(settle, cutoff=T0 + timedelta(days=1), idem_key="s2")
     assert again.run.redemptions == 0
+    assert_books(db)
+
+
+def _receivable(db, merchant_id):
+    from civicvoucher.ledger.service import balance
+    from civicvoucher.vouchers.redemption import receivable_account
+
+    with db.session() as s:
+        return balance(s, receivable_account(s, merchant_id))
+
+
+def test_refund_after_settlement_is_kept_from_the_merchants_next_payouts(db):
+    """The merchant was paid for four 50-yuan vouchers; three are refunded afterwards. It
+    owes 150 yuan back: its next payout (one 50-yuan redemption) keeps all 50, the one after
+    that the remaining 100 of its 150; what is left is paid out."""
+    from civicvoucher.settlement.models import SettlementBatch
+
+    w = build_world(db, program=program_spec(denominations=(50, 50, 50)))
+    fund(w, w.union_a, 450)
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="ia", now=T0)
+    ca = codes(db, w.union_a)
+    shop = w.merchants["超市"]
+    reds = [db.run(redeem, code=code, merchant_id=shop, order_amount_fen=6000,
+                   idem_key=f"a{i}", now=T0).redemption for i, code in enumerate(ca[:4])]
+    first = db.run(settle, cutoff=T0 + timedelta(hours=1), idem_key="s1",
+                   now=T0 + timedelta(hours=1))
+    assert (first.run.amount_fen, first.run.recovered_fen) == (20000, 0)
+    for r in reds[:3]:
+        done = db.run(refund, redemption_id=r.id, idem_key=f"f{r.id}", now=T0 + timedelta(hours=2))
+        assert done.refund.outcome == "restored"
+    assert db.run(refund, redemption_id=reds[0].id, idem_key=f"f{reds[0].id}").replayed
+    with pytest.raises(RedemptionNotRefundable):
+        db.run(refund, redemption_id=reds[0].id, idem_key="again", now=T0 + timedelta(hours=2))
+    assert _receivable(db, shop) == -15000
+    assert_books(db)
+
+    # A restored voucher is spent again: the merchant's next payout is 50 yuan, all kept.
+    db.run(redeem, code=ca[0], merchant_id=shop, order_amount_fen=6000, idem_key="b0",
+           now=T0 + timedelta(hours=3))
+    second = db.run(settle, cutoff=T0 + timedelta(hours=4), idem_key="s2",
+                    now=T0 + timedelta(hours=4))
+    assert (second.run.amount_fen, second.run.recovered_fen) == (5000, 5000)
+    assert _receivable(db, shop) == -10000
+    assert_books(db)
+
+    for i, code in enumerate(ca[1:3] + ca[4:7], 1):
+        db.run(redeem, code=code, merchant_id=shop, order_amount_fen=6000, idem_key=f"b{i}",
+               now=T0 + timedelta(hours=5))
+    third = db.run(settle, cutoff=T0 + timedelta(hours=6), idem_key="s3",
+                   now=T0 + timedelta(hours=6))
+    assert (third.run.amount_fen, third.run.recovered_fen) == (25000, 10000)
+    assert _receivable(db, shop) == 0
+    with db.session() as s:
+        batch = s.execute(select(SettlementBatch).where(SettlementBatch.run_id == third.run.id)
+                          ).scalar_one()
+        assert (batch.amount_fen, batch.recovered_fen) == (25000, 10000)
+    assert_books(db)
+
+
+def test_refund_after_settlement_and_deadline_returns_to_the_fund(db):
+    w = build_world(db, program=program_spec(denominations=(50, 50, 50)))
+    fund(w, w.union_a, 450)
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="ia", now=T0)
+        before = fund_balance(s, w.union_a)
+    red = db.run(redeem, code=codes(db, w.union_a)[0], merchant_id=w.merchants["超市"],
+                 order_amount_fen=6000, idem_key="a", now=T0).redemption
+    db.run(settle, cutoff=T0 + timedelta(hours=1), idem_key="s1", now=T0 + timedelta(hours=1))
+    late = datetime(2031, 1, 1)
+    done = db.run(refund, redemption_id=red.id, idem_key="f", now=late)
+    assert done.refund.outcome == "to_fund"
+    with db.session() as s:
+        assert fund_balance(s, w.union_a) == before + 5000
+    assert _receivable(db, w.merchants["超市"]) == -5000
     assert_books(db)
 
 

@@ -69,7 +69,6 @@ TITLES: dict[str, tuple[str, str]] = {
     "hold_not_active": ("预授权不在进行中", "Hold not active"),
     "redemption_not_refundable": ("该笔核销不可退款", "Redemption not refundable"),
     "redemption_already_refunded": ("该笔核销已退款", "Redemption already refunded"),
-    "redemption_already_settled": ("该笔核销已结算", "Redemption already settled"),
     "forbidden": ("无权操作", "Forbidden"),
     "out_of_scope": ("超出本单位管辖范围", "Outside your organisation's scope"),
     "role_forbidden": ("当前角色无权执行此操作", "Your role may not do this"),

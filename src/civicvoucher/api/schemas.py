@@ -357,7 +357,10 @@ class SettlementOut(BaseModel):
     cutoff: datetime
     batches: int
     redemptions: int
-    amount_fen: int
+    amount_fen: int = Field(description="the settled redemptions' total (gross)")
+    recovered_fen: int = Field(description="kept from the payouts: refunds of redemptions "
+                               "the merchants had already been paid for")
+    payout_fen: int = Field(description="paid to the merchants: amount_fen - recovered_fen")
 
 
 class LedgerProblem(BaseModel):

@@ -189,10 +189,15 @@ def settle(cutoff: str = typer.Option(None, help="default: now"), key: str = KEY
     r = db.run(do_settle, cutoff=parse_when(cutoff, "cutoff") or clock.now(),
                idem_key=key_or_new(key, "settle"))
     console.print(f"settlement run {r.run.id}: {r.run.batches} batches, {r.run.redemptions} "
-                  f"redemptions, {format_yuan(r.run.amount_fen)}" + (" (replayed)" if r.replayed else ""))
+                  f"redemptions, {format_yuan(r.run.amount_fen)}"
+                  + (f", {format_yuan(r.run.recovered_fen)} kept back for refunds after earlier "
+                     f"payouts, {format_yuan(r.run.amount_fen - r.run.recovered_fen)} paid out"
+                     if r.run.recovered_fen else "")
+                  + (" (replayed)" if r.replayed else ""))
     if show:
         with db.session() as s:
             for b in s.execute(select(SettlementBatch).where(SettlementBatch.run_id == r.run.id)).scalars():
                 ids = [str(x.id) for x in batch_redemptions(s, b.id)]
-                console.print(f"  batch {b.id} merchant {b.merchant_id}: {format_yuan(b.amount_fen)} "
+                kept = f", {format_yuan(b.recovered_fen)} kept back" if b.recovered_fen else ""
+                console.print(f"  batch {b.id} merchant {b.merchant_id}: {format_yuan(b.amount_fen)}{kept} "
                               f"({b.redemption_count}): redemptions {', '.join(ids)}")

@@ -16,6 +16,9 @@ class AccountCode(StrEnum):
     VOUCHERS_OUTSTANDING = "vouchers.outstanding"
     MERCHANT_PAYABLE = "merchant.payable"
     SETTLEMENT_CLEARING = "settlement.clearing"
+    # What a merchant owes back: a refund of an already-paid redemption debits it (its balance
+    # goes below zero), and the merchant's next settlement credits it from the payout.
+    MERCHANT_RECEIVABLE = "merchant.receivable"
 
 
 class AccountFlags(IntFlag):
@@ -41,6 +44,7 @@ class TransferCode(StrEnum):
     REFUND = "refund"
     EXPIRE = "expire"
     SETTLE = "settle"
+    RECOVER = "recover"  # netted from a payout: what the merchant owed back
 
 
 class DepositSource(StrEnum):
@@ -56,6 +60,7 @@ FLAGS_FOR_CODE: dict[AccountCode, AccountFlags] = {
     AccountCode.VOUCHERS_OUTSTANDING: AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
     AccountCode.MERCHANT_PAYABLE: AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
     AccountCode.SETTLEMENT_CLEARING: AccountFlags.NONE,
+    AccountCode.MERCHANT_RECEIVABLE: AccountFlags.NONE,  # at most zero; verify checks it
 }
 
 

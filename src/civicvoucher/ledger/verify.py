@@ -5,7 +5,8 @@
 2. every account's stored totals equal the sum of its transfers;
 3. no account flagged never-negative is negative;
 4. the voucher rows reconcile with vouchers.outstanding per union and program, held vouchers
-   with the pending debits, and redemptions with merchant payables;
+   with the pending debits, redemptions with merchant payables, and refunds of settled
+   redemptions (less what settlements netted) with merchant receivables, never above zero;
 5. each voucher agrees with its redemptions (a redeemed voucher has exactly one posted
    redemption of its own amount, a held one exactly one hold, any other none), and each
    settlement batch with its redemptions and its transfer.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from civicvoucher.ledger.models import Account, Transfer
@@ -120,20 +121,27 @@ def _settlement_batches(session: Session) -> list[Problem]:
     from civicvoucher.settlement.models import SettlementBatch
 
     B, R, T = SettlementBatch.__table__, Redemption.__table__, Transfer.__table__
+    Rec = T.alias("recover")
     paid = select(R.c.settlement_batch_id.label("bid"), func.sum(R.c.amount_fen).label("amt"),
                   func.count().label("n")).group_by(R.c.settlement_batch_id).subquery()
+    recover_id = literal("recover:").concat(cast(B.c.id, String))
     rows = session.execute(
-        select(B.c.id, B.c.amount_fen, B.c.redemption_count, paid.c.amt, paid.c.n, T.c.amount)
+        select(B.c.id, B.c.amount_fen, B.c.redemption_count, paid.c.amt, paid.c.n, T.c.amount,
+               B.c.recovered_fen, Rec.c.amount)
         .select_from(B.outerjoin(paid, paid.c.bid == B.c.id)
-                     .outerjoin(T, T.c.id == B.c.transfer_id))
+                     .outerjoin(T, T.c.id == B.c.transfer_id)
+                     .outerjoin(Rec, Rec.c.id == recover_id))
         .where((B.c.amount_fen != func.coalesce(paid.c.amt, 0))
                | (B.c.redemption_count != func.coalesce(paid.c.n, 0))
-               | (B.c.amount_fen != func.coalesce(T.c.amount, -1)))
+               | (B.c.amount_fen != func.coalesce(T.c.amount, -1))
+               | (B.c.recovered_fen != func.coalesce(Rec.c.amount, 0))
+               | (B.c.recovered_fen > B.c.amount_fen))
     ).all()
     return [Problem("settlement", f"batch {bid}",
-                    f"says {amount} fen in {count} redemptions; its redemptions total "
-                    f"{amt or 0} in {n or 0}, its transfer {t}")
-            for bid, amount, count, amt, n, t in rows]
+                    f"says {amount} fen in {count} redemptions, {rec} fen recovered; its "
+                    f"redemptions total {amt or 0} in {n or 0}, its transfer {t}, its "
+                    f"recovery transfer {rt or 0}")
+            for bid, amount, count, amt, n, t, rec, rt in rows]
 
 
 def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:
@@ -178,4 +186,38 @@ def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:
             ))
     for m, s in owed_by.items():
         problems.append(Problem("payable", f"merchant {m}", f"{s} fen unsettled with no payable account"))
+    return problems + _receivables(session, accounts)
+
+
+def _receivables(session: Session, accounts: dict) -> list[Problem]:
+    """A merchant's receivable = what settlements netted - refunds of settled redemptions."""
+    from civicvoucher.settlement.models import SettlementBatch
+
+    R, B = Redemption.__table__, SettlementBatch.__table__
+    want: dict[int, int] = defaultdict(int)
+    for m, s in session.execute(
+        select(R.c.merchant_id, func.sum(R.c.amount_fen))
+        .where(R.c.status == RedemptionStatus.REFUNDED, R.c.settlement_batch_id.is_not(None))
+        .group_by(R.c.merchant_id)
+    ).all():
+        want[m] -= int(s)
+    for m, s in session.execute(
+        select(B.c.merchant_id, func.sum(B.c.recovered_fen)).group_by(B.c.merchant_id)
+    ).all():
+        want[m] += int(s or 0)
+    problems = []
+    for a in accounts.values():
+        if a.code != AccountCode.MERCHANT_RECEIVABLE:
+            continue
+        have = a.credits_posted - a.debits_posted
+        expected = want.pop(a.merchant_id, 0)
+        if have != expected or have > 0:
+            problems.append(Problem(
+                "receivable", a.key,
+                f"account holds {have} fen; refunds after settlement less recoveries say "
+                f"{expected} fen (never above zero)"))
+    for m, s in want.items():
+        if s:
+            problems.append(Problem("receivable", f"merchant {m}",
+                                    f"{s} fen owed back with no receivable account"))
     return problems

@@ -9,12 +9,14 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
+from civicvoucher.db import is_postgres
 from civicvoucher.errors import IdempotencyConflict
 from civicvoucher.ledger import service as ledger
+from civicvoucher.ledger.models import Account
 from civicvoucher.ledger.rules import AccountCode, TransferCode
 from civicvoucher.settlement.models import SettlementBatch, SettlementRun
 from civicvoucher.vouchers.models import Redemption
-from civicvoucher.vouchers.redemption import payable_account
+from civicvoucher.vouchers.redemption import payable_account, receivable_account
 from civicvoucher.vouchers.rules import RedemptionStatus
 
 R = Redemption.__table__
@@ -30,7 +32,11 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
            now: datetime | None = None) -> SettleResult:
     """Group every posted, unsettled redemption up to ``cutoff`` into one batch per merchant
     (merchant payable → settlement clearing). Redemptions are claimed by a conditional UPDATE,
-    so two runs, or a run and a refund, never take the same redemption."""
+    so two runs, or a run and a refund, never take the same redemption.
+
+    What a merchant owes back (refunds of redemptions it was already paid for) is netted from
+    its payout, up to the payout (settlement clearing → merchant receivable); the rest waits
+    for its next batch."""
     now = now or clock.now()
     found = session.execute(select(SettlementRun).where(SettlementRun.idem_key == idem_key)).scalar()
     if found is not None:
@@ -70,12 +76,15 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
         empty = [batch_of[m] for m in merchants if m not in totals]
         if empty:
             session.execute(delete(B).where(B.c.id.in_(empty)))
+        owed = _owed_back(session, set(totals))
+        recovered = {m: min(owed[m], totals[m][0]) for m in owed}
         if totals:
             session.execute(
                 update(B).where(B.c.id == bindparam("bid")).values(
                     amount_fen=bindparam("amount"), redemption_count=bindparam("n"),
-                    transfer_id=bindparam("tid")),
-                [dict(bid=batch_of[m], amount=a, n=n, tid=f"settle:{batch_of[m]}")
+                    transfer_id=bindparam("tid"), recovered_fen=bindparam("rec")),
+                [dict(bid=batch_of[m], amount=a, n=n, tid=f"settle:{batch_of[m]}",
+                      rec=recovered.get(m, 0))
                  for m, (a, n) in sorted(totals.items())])
         # One clearing account per run: the payout file's total; the batches split it.
         clearing = ledger.account_id(session, AccountCode.SETTLEMENT_CLEARING, f"run{run.id}")
@@ -84,11 +93,34 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
                                 debit_account_id=payable_account(session, m),
                                 credit_account_id=clearing, amount=a, code=TransferCode.SETTLE)
             for m, (a, _) in sorted(totals.items())], now=now)
+        if recovered:
+            ledger.post_batch(session, [
+                ledger.TransferSpec(id=f"recover:{batch_of[m]}", debit_account_id=clearing,
+                                    credit_account_id=receivable_account(session, m),
+                                    amount=r, code=TransferCode.RECOVER)
+                for m, r in sorted(recovered.items())], now=now)
+        run.recovered_fen = sum(recovered.values())
         run.batches = len(totals)
         run.redemptions = len(claimed)
         run.amount_fen = sum(t[0] for t in totals.values())
     session.flush()
     return SettleResult(run, False)
+
+
+def _owed_back(session: Session, merchants: set[int]) -> dict[int, int]:
+    """What each of ``merchants`` owes back; only merchants that owe are returned.
+
+    Read after the claim: a concurrent run that claimed this merchant's redemptions first has
+    committed by now (the claim waited for its row locks), so its recovery is seen. The row
+    lock (PostgreSQL) keeps that true even for a run that claimed none of the same rows."""
+    A = Account.__table__
+    q = (select(A.c.merchant_id, A.c.debits_posted - A.c.credits_posted)
+         .where(A.c.code == AccountCode.MERCHANT_RECEIVABLE,
+                A.c.debits_posted > A.c.credits_posted)
+         .order_by(A.c.id))
+    if is_postgres(session):
+        q = q.with_for_update()
+    return {m: int(d) for m, d in session.execute(q).all() if m in merchants}
 
 
 def batch_redemptions(session: Session, batch_id: int) -> list[Redemption]:

@@ -55,6 +55,12 @@ def payable_account(session: Session, merchant_id: int) -> int:
                              merchant_id=merchant_id)
 
 
+def receivable_account(session: Session, merchant_id: int) -> int:
+    """What the merchant owes back (refunds of redemptions it was already paid for)."""
+    return ledger.account_id(session, AccountCode.MERCHANT_RECEIVABLE, merchant_id,
+                             merchant_id=merchant_id)
+
+
 def find_voucher(session: Session, code: str) -> Voucher:
     v = session.execute(select(Voucher).where(Voucher.code == ids.normalise_code(code))).scalar()
     if v is None:
@@ -226,10 +232,12 @@ def refund(
     reason: str | None = None,
     now: datetime | None = None,
 ) -> RefundResult:
-    """Reverse a posted, unsettled redemption with a new transfer (never an edit).
+    """Reverse a posted redemption with a new transfer (never an edit).
 
     While the voucher is still valid it is restored and can be spent again; after its
-    deadline the value goes back to the issuing union's fund.
+    deadline the value goes back to the issuing union's fund. The money comes from the
+    merchant's payable while the redemption is unsettled; once the merchant has been paid
+    for it, from the merchant's receivable, which its next settlement nets from the payout.
     """
     now = now or clock.now()
     found = session.execute(select(Refund).where(Refund.idem_key == idem_key)).scalar()
@@ -242,18 +250,15 @@ def refund(
         raise RedemptionNotRefundable("already refunded", code="redemption_already_refunded")
     if red.status != RedemptionStatus.POSTED:
         raise RedemptionNotRefundable(f"redemption is {red.status}")
-    if red.settlement_batch_id is not None:
-        raise RedemptionNotRefundable(
-            "already settled to the merchant; reverse it in the merchant's next settlement",
-            code="redemption_already_settled",
-        )
-    moved = session.execute(
-        update(R).where(R.c.id == red.id, R.c.status == RedemptionStatus.POSTED,
-                        R.c.settlement_batch_id.is_(None))
-        .values(status=RedemptionStatus.REFUNDED)
-    ).rowcount
-    if moved != 1:
+    # The claim re-reads the row: whether a settlement run took it meanwhile decides whose
+    # account the money comes from.
+    claimed = session.execute(
+        update(R).where(R.c.id == red.id, R.c.status == RedemptionStatus.POSTED)
+        .values(status=RedemptionStatus.REFUNDED).returning(R.c.settlement_batch_id)
+    ).first()
+    if claimed is None:
         raise RedemptionNotRefundable("the redemption changed meanwhile; look again")
+    settled = claimed.settlement_batch_id is not None
     v = session.get(Voucher, red.voucher_id, populate_existing=True)
     still_valid = now < v.expires_at
     frm, to = transition(v.status, "refund" if still_valid else "refund_after_expiry")
@@ -262,7 +267,9 @@ def refund(
               else fund_account(session, v.union_id))
     transfer_id = f"refund:{red.id}"
     ledger.post_transfer(
-        session, id=transfer_id, debit_account_id=payable_account(session, red.merchant_id),
+        session, id=transfer_id,
+        debit_account_id=(receivable_account if settled else payable_account)(
+            session, red.merchant_id),
         credit_account_id=credit, amount=red.amount_fen, code=TransferCode.REFUND, now=now,
     )
     rf = Refund(idem_key=idem_key, redemption_id=red.id, outcome="restored" if still_valid

@@ -194,11 +194,13 @@ def void_redemption(redemption_id: int = RedemptionId, c: Ctx = Depends(ctx)) ->
              name="refund_redemption")
 def refund_redemption(body: RefundIn, redemption_id: int = RedemptionId,
                       c: Ctx = Depends(ctx)) -> RefundOut:
-    """Reverse a posted, unsettled redemption: the voucher is restored while still valid,
-    else its value returns to the issuing union's fund."""
+    """Reverse a posted redemption: the voucher is restored while still valid, else its value
+    returns to the issuing union's fund. Once the merchant has been paid for it, the merchant
+    owes it back and its next settlement keeps it from the payout."""
 
     def run(s: Session) -> RefundOut:
-        _redemption(s, c, redemption_id, moves_money=True)  # debits the merchant's payable
+        # debits the merchant's payable (or, once settled, its receivable)
+        _redemption(s, c, redemption_id, moves_money=True)
         r = refund(s, redemption_id=redemption_id, reason=body.reason,
                    idem_key=c.service_key("refund"))
         f = r.refund

@@ -66,7 +66,8 @@ def create_extension(body: ExtensionIn, c: Ctx = Depends(ctx)) -> ExtensionOut:
 @router.post("/settlement-runs", response_model=SettlementOut, status_code=201,
              name="run_settlement")
 def run_settlement(body: SettlementIn, c: Ctx = Depends(ctx)) -> SettlementOut:
-    """Batch posted, unsettled redemptions up to ``cutoff`` into one payout per merchant."""
+    """Batch posted, unsettled redemptions up to ``cutoff`` into one payout per merchant;
+    what a merchant owes back for refunds after an earlier payout is kept from its payout."""
 
     def run(s: Session) -> SettlementOut:
         r = settle(s, cutoff=body.cutoff, idem_key=c.service_key("settle"))
@@ -74,9 +75,11 @@ def run_settlement(body: SettlementIn, c: Ctx = Depends(ctx)) -> SettlementOut:
         if not r.replayed:
             c.audit(s, "settlement.run", target=f"settlement_run:{x.id}",
                     detail={"cutoff": x.cutoff, "batches": x.batches,
-                            "amount_fen": x.amount_fen})
+                            "amount_fen": x.amount_fen, "recovered_fen": x.recovered_fen})
         return SettlementOut(id=x.id, cutoff=x.cutoff, batches=x.batches,
-                             redemptions=x.redemptions, amount_fen=x.amount_fen)
+                             redemptions=x.redemptions, amount_fen=x.amount_fen,
+                             recovered_fen=x.recovered_fen,
+                             payout_fen=x.amount_fen - x.recovered_fen)
 
     return c.db.run(run)
 
