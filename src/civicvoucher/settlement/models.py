@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicvoucher.db import Base
@@ -26,6 +26,7 @@ class SettlementRun(Base):
 
 class SettlementBatch(Base):
     __tablename__ = "settlement_batch"
+    __table_args__ = (UniqueConstraint("run_id", "merchant_id"),)  # one payout per merchant
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("settlement_run.id"), index=True)

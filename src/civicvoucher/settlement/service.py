@@ -59,13 +59,12 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
                  created_at=now) for m in merchants])
         batch_of = dict(session.execute(
             select(B.c.merchant_id, B.c.id).where(B.c.run_id == run.id)).all())
-        # Claim every unsettled redemption for its merchant's batch in one statement; a
+        # Claim every unsettled redemption for its merchant's batch in one statement (an
+        # UPDATE ... FROM join: a per-row subquery made this quadratic at full scale); a
         # concurrent run or refund that got there first simply leaves it out.
         claimed = session.execute(
-            update(R).where(*unsettled, R.c.merchant_id.in_(
-                select(B.c.merchant_id).where(B.c.run_id == run.id)))
-            .values(settlement_batch_id=select(B.c.id).where(
-                B.c.run_id == run.id, B.c.merchant_id == R.c.merchant_id).scalar_subquery())
+            update(R).where(*unsettled, B.c.run_id == run.id, B.c.merchant_id == R.c.merchant_id)
+            .values(settlement_batch_id=B.c.id)
             .returning(R.c.merchant_id, R.c.amount_fen)
         ).all()
         totals: dict[int, list[int]] = {}
