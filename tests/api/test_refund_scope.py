@@ -68,4 +68,14 @@ def test_a_refund_after_payout_is_kept_from_the_next_payout(api):
                       json={"cutoff": "2020-05-03T00:00:00"}).json()
     assert (second["amount_fen"], second["recovered_fen"], second["payout_fen"]) == (
         30000, 30000, 0)
+    runs = api.call("GET", "/settlement-runs", Role.AUDITOR).json()["items"]
+    assert [r["id"] for r in runs][-2:] == [first.json()["id"], second["id"]]
+    batches = api.call("GET", f"/settlement-batches?run_id={second['id']}",
+                       Role.MERCHANT_ADMIN).json()["items"]
+    assert [(b["merchant_id"], b["amount_fen"], b["recovered_fen"], b["payout_fen"])
+            for b in batches] == [(api.merchant_in, 30000, 30000, 0)]
+    # 小店's county admin sees 超市's batches (in its county), not the other province's
+    assert api.call("GET", "/settlement-batches", Role.COUNTY_ADMIN).json()["items"]
+    assert api.call("GET", f"/settlement-batches?merchant_id={api.merchant_out}",
+                    Role.COUNTY_ADMIN).json()["items"] == []
     books_ok(api.db)

@@ -127,6 +127,9 @@ def requests_for(aw, role: Role, side: str) -> dict:
             "union_ids": [w.union_a]}}, "ok"),
         "run_settlement": ("POST", "/settlement-runs",
                            {"json": {"cutoff": "2020-04-30T00:00:00"}}, "ok"),
+        "list_settlement_runs": ("GET", "/settlement-runs", {}, "ok"),
+        "list_settlement_batches": ("GET", "/settlement-batches" if i
+                                    else f"/settlement-batches?merchant_id={merchant}", {}, empty),
         "verify_ledger": ("GET", "/ledger/verify", {}, "ok"),
         "summary_report": ("GET", f"/reports/summary?org_id={org}", {}, refuse),
         "list_audit": ("GET", "/audit", {}, "ok"),

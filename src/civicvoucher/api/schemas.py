@@ -363,6 +363,19 @@ class SettlementOut(BaseModel):
     payout_fen: int = Field(description="paid to the merchants: amount_fen - recovered_fen")
 
 
+class SettlementBatchOut(BaseModel):
+    """One merchant's payout in one settlement run."""
+
+    id: int
+    run_id: int
+    merchant_id: int
+    redemptions: int
+    amount_fen: int = Field(description="its redemptions' total (gross)")
+    recovered_fen: int = Field(description="kept back: refunds after earlier payouts")
+    payout_fen: int = Field(description="paid: amount_fen - recovered_fen")
+    created_at: datetime
+
+
 class LedgerProblem(BaseModel):
     check: str
     subject: str

@@ -85,6 +85,9 @@ RULES: dict[str, Rule] = {
     "run_expiry": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
     "create_extension": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
     "run_settlement": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "list_settlement_runs": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
+    "list_settlement_batches": Rule(FEDERATION_ADMINS | {R.AUDITOR, R.MERCHANT_ADMIN},
+                                    "merchant"),
     "verify_ledger": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
     # reports: aggregates only
     "summary_report": Rule(ORG_READERS | {R.ANALYST}, "org"),

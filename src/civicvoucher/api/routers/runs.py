@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Depends
+from fastapi import Depends, Query
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import (
@@ -14,10 +16,14 @@ from civicvoucher.api.schemas import (
     ExtensionOut,
     LedgerProblem,
     LedgerVerifyOut,
+    SettlementBatchOut,
     SettlementIn,
     SettlementOut,
 )
+from civicvoucher.auth import scope
 from civicvoucher.ledger.verify import verify
+from civicvoucher.merchants.models import Merchant
+from civicvoucher.settlement.models import SettlementBatch, SettlementRun
 from civicvoucher.settlement.service import settle
 from civicvoucher.vouchers.lifecycle import expire, extend
 
@@ -76,10 +82,46 @@ def run_settlement(body: SettlementIn, c: Ctx = Depends(ctx)) -> SettlementOut:
             c.audit(s, "settlement.run", target=f"settlement_run:{x.id}",
                     detail={"cutoff": x.cutoff, "batches": x.batches,
                             "amount_fen": x.amount_fen, "recovered_fen": x.recovered_fen})
-        return SettlementOut(id=x.id, cutoff=x.cutoff, batches=x.batches,
-                             redemptions=x.redemptions, amount_fen=x.amount_fen,
-                             recovered_fen=x.recovered_fen,
-                             payout_fen=x.amount_fen - x.recovered_fen)
+        return settlement_out(x)
+
+    return c.db.run(run)
+
+
+def settlement_out(x: SettlementRun) -> SettlementOut:
+    return SettlementOut(id=x.id, cutoff=x.cutoff, batches=x.batches, redemptions=x.redemptions,
+                         amount_fen=x.amount_fen, recovered_fen=x.recovered_fen,
+                         payout_fen=x.amount_fen - x.recovered_fen)
+
+
+@router.get("/settlement-runs", response_model=Page[SettlementOut], name="list_settlement_runs")
+def list_settlement_runs(page: PageParams = Depends(page_params),
+                         c: Ctx = Depends(ctx)) -> Page[SettlementOut]:
+    """Settlement runs, oldest first: what each paid out and kept back."""
+    return c.db.run(lambda s: paginate(s, select(SettlementRun), SettlementRun.id, page,
+                                       settlement_out))
+
+
+@router.get("/settlement-batches", response_model=Page[SettlementBatchOut],
+            name="list_settlement_batches")
+def list_settlement_batches(run_id: int | None = Query(None, ge=1, le=2_147_483_647),
+                            merchant_id: int | None = Query(None, ge=1, le=2_147_483_647),
+                            page: PageParams = Depends(page_params),
+                            c: Ctx = Depends(ctx)) -> Page[SettlementBatchOut]:
+    """Payout batches of the merchants you may see (merchant staff: their own), optionally of
+    one run or one merchant."""
+
+    def run(s: Session) -> Page[SettlementBatchOut]:
+        B = SettlementBatch
+        q = select(B).join(Merchant, Merchant.id == B.merchant_id).where(
+            scope.merchant_condition(c.principal, Merchant.id, Merchant.county_code))
+        if run_id is not None:
+            q = q.where(B.run_id == run_id)
+        if merchant_id is not None:
+            q = q.where(B.merchant_id == merchant_id)
+        return paginate(s, q, B.id, page, lambda b: SettlementBatchOut(
+            id=b.id, run_id=b.run_id, merchant_id=b.merchant_id, redemptions=b.redemption_count,
+            amount_fen=b.amount_fen, recovered_fen=b.recovered_fen,
+            payout_fen=b.amount_fen - b.recovered_fen, created_at=b.created_at))
 
     return c.db.run(run)
 
