@@ -159,3 +159,27 @@ def test_refunds_after_settlement_racing_settlement_runs_never_net_twice(db):
         assert 0 <= recovered <= 6 * 5000
         assert balance(s, receivable_account(s, shop)) == recovered - 6 * 5000
         assert verify(s) == []
+
+
+def test_concurrent_redemptions_of_a_voucher_with_a_timed_out_hold_succeed_once(db):
+    """Eight cashiers present a voucher whose online hold timed out: the hold is voided once,
+    the voucher spent once, the rest told it is spent."""
+    from datetime import timedelta
+
+    w = build_world(db, program=program_spec(channels=("offline", "online")))
+    fund(w, w.union_a, 900)
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="i", now=T0)
+        code = s.execute(select(Voucher.code).order_by(Voucher.id).limit(1)).scalar_one()
+    db.run(redeem, code=code, merchant_id=w.merchants["超市"], order_amount_fen=30000,
+           channel="online", hold=True, idem_key="h", now=T0)
+    later = T0 + timedelta(hours=1)
+    results = race(8, lambda i: db.run(
+        redeem, code=code, merchant_id=w.merchants["超市"], order_amount_fen=30000 + i,
+        idem_key=f"r{i}", now=later).redemption.id)
+    assert Counter("ok" if isinstance(r, int) else r for r in results) == {
+        "ok": 1, "voucher_already_redeemed": 7}
+    with db.session() as s:
+        statuses = Counter(s.execute(select(Redemption.status)).scalars())
+        assert statuses == {"voided": 1, "posted": 1}
+        assert verify(s) == []

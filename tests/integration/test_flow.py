@@ -200,6 +200,38 @@ def test_hold_capture_void_and_timeout(db):
     assert_books(db)
 
 
+def test_a_timed_out_hold_frees_its_voucher_when_it_is_next_presented(db):
+    """An online order held and never captured: once the hold's time is up the member can
+    spend the voucher again (the stale hold is voided first), by a cashier or a batch feed."""
+    from civicvoucher.vouchers.batch import SpendRequest, redeem_batch
+    from civicvoucher.vouchers.models import Redemption
+
+    w = build_world(db, program=program_spec(channels=("offline", "online")))
+    fund(w, w.union_a, 900)
+    with db.session() as s:
+        issue(s, union_id=w.union_a, program=w.program, idem_key="i", now=T0)
+    c = codes(db, w.union_a)
+    shop = w.merchants["超市"]
+    held = [db.run(redeem, code=code, merchant_id=shop, order_amount_fen=30000,
+                   channel="online", hold=True, idem_key=f"h{i}", now=T0).redemption
+            for i, code in enumerate(c[:2])]
+    with pytest.raises(VoucherNotRedeemable) as exc:  # still within the hold's time
+        db.run(redeem, code=c[0], merchant_id=shop, order_amount_fen=30000, idem_key="early",
+               now=T0 + timedelta(minutes=5))
+    assert exc.value.code == "voucher_already_redeemed"  # held by another order
+    later = T0 + timedelta(hours=1)
+    again = db.run(redeem, code=c[0], merchant_id=shop, order_amount_fen=30000, idem_key="r0",
+                   now=later).redemption
+    assert again.status == "posted"
+    batch = db.run(redeem_batch, requests=[SpendRequest(code=c[1], merchant_id=shop,
+                                                        order_amount_fen=30000, idem_key="r1")],
+                   batch_key="b", now=later)
+    assert (batch.redeemed, batch.refused) == (1, [])
+    with db.session() as s:
+        assert [s.get(Redemption, h.id).status for h in held] == ["voided", "voided"]
+    assert_books(db)
+
+
 def test_expiry_returns_breakage_and_extension_moves_deadlines(db):
     w = build_world(db)
     fund(w, w.union_a, 900)

@@ -23,7 +23,7 @@ from civicvoucher.orgs.models import Org
 from civicvoucher.programs.models import Product
 from civicvoucher.vouchers.issuance import outstanding_account
 from civicvoucher.vouchers.models import Redemption, Voucher
-from civicvoucher.vouchers.redemption import payable_account, spend_rules
+from civicvoucher.vouchers.redemption import payable_account, release_stale_holds, spend_rules
 from civicvoucher.vouchers.rules import (
     RedemptionStatus,
     VoucherStatus,
@@ -81,6 +81,11 @@ def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: s
     codes = [ids.normalise_code(requests[i].code) for i in todo]
     vouchers = {v.code: v for v in session.execute(
         select(Voucher).where(Voucher.code.in_(codes))).scalars()}
+    held = [v.id for v in vouchers.values() if v.status == VoucherStatus.HELD]
+    if held and release_stale_holds(session, held, now=now):
+        vouchers = {v.code: v for v in session.execute(
+            select(Voucher).where(Voucher.code.in_(codes))
+            .execution_options(populate_existing=True)).scalars()}
     products = {p.id: p for p in session.execute(select(Product).where(
         Product.id.in_({v.product_id for v in vouchers.values()}))).scalars()}
     regions = dict(session.execute(select(Org.id, Org.region_code).where(

@@ -116,6 +116,8 @@ def redeem(
     merchant = session.get(Merchant, merchant_id)
     if merchant is None:
         raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+    if v.status == VoucherStatus.HELD and release_stale_holds(session, [v.id], now=now):
+        session.refresh(v)
     check_redeemable(
         spend_check(session, v), merchant_status=merchant.status,
         merchant_category=merchant.category, merchant_county=merchant.county_code,
@@ -180,7 +182,8 @@ def _resolve_hold(session: Session, red: Redemption, *, capture: bool, now: date
 
 def capture(session: Session, *, redemption_id: int, now: datetime | None = None) -> Redemption:
     """Post a held online order. Capturing twice returns the posted redemption; a hold past
-    its time cannot be captured (it is voided by ``void_expired_holds``)."""
+    its time cannot be captured (it is voided when its voucher is next presented, or by
+    ``void_expired_holds`` in the expiry run)."""
     now = now or clock.now()
     red = _get_redemption(session, redemption_id)
     if red.status in (RedemptionStatus.POSTED, RedemptionStatus.REFUNDED):
@@ -203,6 +206,26 @@ def void(session: Session, *, redemption_id: int, now: datetime | None = None) -
         raise InvalidTransition(f"redemption {red.id} is {red.status}", code="hold_not_active")
     _resolve_hold(session, red, capture=False, now=now)
     return _get_redemption(session, redemption_id)
+
+
+def release_stale_holds(session: Session, voucher_ids: list[int], *, now: datetime) -> int:
+    """Void the timed-out holds on these vouchers, so they can be spent again at once rather
+    than at the next expiry run; returns how many. A hold that someone else resolved
+    meanwhile is left to them."""
+    stale = session.execute(
+        select(Redemption).where(
+            Redemption.voucher_id.in_(voucher_ids), Redemption.status == RedemptionStatus.HELD,
+            Redemption.hold_expires_at <= now,
+        ).order_by(Redemption.id)
+    ).scalars().all()
+    released = 0
+    for red in stale:
+        try:
+            _resolve_hold(session, red, capture=False, now=now)
+            released += 1
+        except InvalidTransition:
+            pass
+    return released
 
 
 def void_expired_holds(session: Session, *, now: datetime | None = None) -> int:
