@@ -56,6 +56,11 @@ def _csv(uscc: str) -> dict:
     return {"files": {"file": ("roster.csv", io.BytesIO(text.encode()), "text/csv")}}
 
 
+def _org_csv(parent: str) -> dict:
+    text = f"层级,名称,统一社会信用代码,单位性质,上级代码\n基层,新工会{next(_n)},{make_uscc(next(_n))},企业,{parent}\n"
+    return {"files": {"file": ("orgs.csv", io.BytesIO(text.encode()), "text/csv")}}
+
+
 def _spec() -> dict:
     spec = program_spec(key=f"p{uuid.uuid4().hex[:8]}")
     for p in spec["products"]:
@@ -90,6 +95,8 @@ def requests_for(aw, role: Role, side: str) -> dict:
         "create_org": ("POST", "/orgs", {"json": {
             "level": "union", "name": "新工会", "uscc": make_uscc(next(_n)),
             "unit_type": "enterprise", "parent_id": w.county_a if i else aw.province2}}, refuse),
+        "import_orgs_upload": ("POST", "/orgs/import", _org_csv("140105" if i else "150000"),
+                               refuse),
         "get_fund_balance": ("GET", f"/orgs/{org}/fund", {}, refuse),
         "create_deposit": ("POST", "/funds/deposits",
                            {"json": {"org_id": org, "amount_fen": 100, "source": "dues"}}, refuse),

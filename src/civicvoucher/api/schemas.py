@@ -156,6 +156,12 @@ class RowErrorOut(BaseModel):
     reason: str
 
 
+class OrgImportOut(BaseModel):
+    rows: int
+    imported: int
+    orgs: list[OrgOut]
+
+
 class ImportOut(BaseModel):
     rows: int
     imported: int

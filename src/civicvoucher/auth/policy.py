@@ -54,6 +54,7 @@ RULES: dict[str, Rule] = {
     "list_orgs": Rule(ORG_READERS | {R.ANALYST}, "org"),
     "get_org_detail": Rule(ORG_READERS | {R.ANALYST}, "org"),
     "create_org": Rule(FEDERATION_ADMINS, "org"),
+    "import_orgs_upload": Rule(FEDERATION_ADMINS, "org"),
     "get_fund_balance": Rule(ORG_READERS, "org"),
     "create_deposit": Rule(ORG_ADMINS, "org"),
     # members (personal data: masked, and every read audited)

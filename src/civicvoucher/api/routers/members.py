@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path as FsPath
 from typing import Literal
 
 from fastapi import Depends, File, Path, Query, UploadFile
@@ -14,10 +12,10 @@ from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import ImportOut, MemberAdminView, RowErrorOut
+from civicvoucher.api.uploads import read_upload, saved_upload
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
-from civicvoucher.core.tabular import read_table
-from civicvoucher.errors import ImportRejected, NotFound, RowError, ValidationError
+from civicvoucher.errors import ImportRejected, NotFound, RowError
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import MEMBER_ALIASES, validate_member_rows
 from civicvoucher.members.service import import_members
@@ -25,7 +23,6 @@ from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import OrgLevel, normalise_code
 
 router = make_router("/members", "members")
-MAX_UPLOAD = 50 * 1024 * 1024
 
 
 def member_view(m: Member) -> MemberAdminView:
@@ -74,22 +71,8 @@ def get_member(member_id: int = Path(ge=1, le=2_147_483_647),
 def import_members_upload(file: UploadFile = File(...), c: Ctx = Depends(ctx)) -> ImportOut:
     """Import a member roster. All or nothing: one bad row imports nothing and the answer names
     every bad row. Every row's union must be in your scope."""
-    suffix = FsPath(file.filename or "upload.csv").suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise ValidationError("upload a .csv or .xlsx file", field="file")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = FsPath(tmp) / f"roster{suffix}"
-        data = file.file.read(MAX_UPLOAD + 1)
-        if len(data) > MAX_UPLOAD:
-            raise ValidationError("file larger than 50 MB", field="file")
-        path.write_bytes(data)
-        try:
-            table = read_table(path, aliases=MEMBER_ALIASES)
-        except ValidationError:
-            raise
-        except Exception as exc:
-            raise ValidationError(f"cannot read the file: {exc.__class__.__name__}",
-                                  field="file") from None
+    with saved_upload(file, "roster") as path:
+        table = read_upload(path, MEMBER_ALIASES)
         good, errors = validate_member_rows(table)
         if errors:
             raise ImportRejected(errors, total_rows=len(table.rows))

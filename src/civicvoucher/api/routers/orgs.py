@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, File, Path, Query, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
-from civicvoucher.api.schemas import DepositIn, DepositOut, FundBalance, OrgIn, OrgOut
+from civicvoucher.api.schemas import (
+    DepositIn,
+    DepositOut,
+    FundBalance,
+    OrgImportOut,
+    OrgIn,
+    OrgOut,
+)
+from civicvoucher.api.uploads import read_upload, saved_upload
 from civicvoucher.auth import scope
+from civicvoucher.auth.errors import OutOfScope
+from civicvoucher.errors import ImportRejected
 from civicvoucher.funds.service import deposit, fund_balance
 from civicvoucher.orgs.models import Org
-from civicvoucher.orgs.service import create_org, get_org
+from civicvoucher.orgs.rules import ORG_ALIASES, validate_org_rows
+from civicvoucher.orgs.service import create_org, get_org, import_orgs
 
 router = make_router("/orgs", "organisations")
 funds = make_router("/funds", "funds")
@@ -60,6 +71,32 @@ def create_org_route(body: OrgIn, c: Ctx = Depends(ctx)) -> OrgOut:
         c.audit(s, "org.create", target=f"org:{o.id}", detail={"level": o.level,
                                                                  "parent_id": o.parent_id})
         return org_out(o)
+
+    return c.db.run(run)
+
+
+@router.post("/import", response_model=OrgImportOut, status_code=201, name="import_orgs_upload",
+             openapi_extra={"x-upload": "CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX of "
+                                        "organisations, parents before children"})
+def import_orgs_upload(file: UploadFile = File(...), c: Ctx = Depends(ctx)) -> OrgImportOut:
+    """Import federations and unions. All or nothing: one bad row imports nothing and the
+    answer names every bad row; every new organisation must land in your subtree."""
+    with saved_upload(file, "orgs") as path:
+        table = read_upload(path, ORG_ALIASES)
+    rows, errors = validate_org_rows(table)
+    if errors:
+        raise ImportRejected(errors, total_rows=len(table.rows))
+
+    def run(s: Session) -> OrgImportOut:
+        created = import_orgs(s, rows)
+        outside = [o for o in created if not scope.org_in_scope(c.principal, o)]
+        if outside:  # the transaction rolls back: nothing is imported
+            raise OutOfScope(f"{len(outside)} rows would land outside your subtree "
+                             f"(first: {outside[0].name})")
+        c.audit(s, "org.import", target=f"file:{file.filename or ''}"[:200],
+                detail={"rows": len(table.rows), "imported": len(created)})
+        return OrgImportOut(rows=len(table.rows), imported=len(created),
+                            orgs=[org_out(o) for o in created])
 
     return c.db.run(run)
 
