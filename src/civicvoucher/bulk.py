@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 
@@ -61,7 +61,13 @@ def _keep_statistics(engine, table: str) -> None:
             return
         _grown[key] = [0, size + added]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.exec_driver_sql(f"ANALYZE {table}")
+        # Never wait long: should the caller's own transaction hold a conflicting table lock,
+        # waiting here would wait for ourselves. Skipped now, tried again after more rows.
+        c.exec_driver_sql("SET lock_timeout = '2s'")
+        try:
+            c.exec_driver_sql(f"ANALYZE {table}")
+        except OperationalError:
+            return
         rows = c.exec_driver_sql(
             "SELECT reltuples::bigint FROM pg_class WHERE oid = %(t)s::regclass", {"t": table}
         ).scalar()
