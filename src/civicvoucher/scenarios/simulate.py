@@ -196,44 +196,45 @@ def _spend(db, scn, program, seed, out, progress, *, home_of: dict[int, str]) ->
     # Millions of long-lived plan objects: keep the cyclic GC from re-walking them after
     # every few batches (at full scale that cost more than the redemptions themselves).
     gc.freeze()
-
-    tick = progress("spending", out.spends_planned)
-    day = first_day
-    ext_at = ext["decided_at"]
-    while day <= new_deadline + timedelta(days=1):
-        midnight = datetime.combine(day, time())
-        if day.weekday() == scn["settlement"]["weekday"] and day > first_day:
-            db.run(settle, cutoff=midnight, idem_key=f"sim:{seed}:settle:{day}", now=midnight)
-            out.settlement_runs += 1
-        if midnight == datetime.combine(voucher_p.expires_at.date(), time()):
-            out.expired += db.run(expire, as_of=midnight, idem_key=f"sim:{seed}:expire:{day}",
-                                  now=midnight).run.vouchers_expired
-        if ext_at.date() == day:
-            out.extended = db.run(
-                extend, program=program, new_expires_at=ext["new_expires_at"],
-                form=ext["form"], actor=ext["actor"], reason=ext["reason"],
-                document=ext["reason"], idem_key=f"sim:{seed}:extend", now=ext_at,
-            ).extension.vouchers_extended
-        todays = by_day.get(day, [])
-        for i in range(0, len(todays), BATCH):
-            part = todays[i : i + BATCH]
-            when = midnight + timedelta(hours=12)
-            r = db.run(redeem_batch, requests=[
-                SpendRequest(code=sp.voucher_code, merchant_id=sp.merchant_id,
-                             order_amount_fen=sp.order_amount_fen,
-                             idem_key=f"sim:{seed}:spend:{sp.voucher_code}")
-                for sp in part], batch_key=f"sim:{seed}:{day}:{i}", now=when)
-            out.redeemed += r.redeemed
-            for _, code in r.refused:
-                out.refused[code] = out.refused.get(code, 0) + 1
-            tick(len(part))
-        day += timedelta(days=1)
-    end = ext["new_expires_at"]
-    out.expired += db.run(expire, as_of=end, idem_key=f"sim:{seed}:expire:final", now=end
-                          ).run.vouchers_expired
-    db.run(settle, cutoff=end, idem_key=f"sim:{seed}:settle:final", now=end)
-    out.settlement_runs += 1
-    gc.unfreeze()
+    try:
+        tick = progress("spending", out.spends_planned)
+        day = first_day
+        ext_at = ext["decided_at"]
+        while day <= new_deadline + timedelta(days=1):
+            midnight = datetime.combine(day, time())
+            if day.weekday() == scn["settlement"]["weekday"] and day > first_day:
+                db.run(settle, cutoff=midnight, idem_key=f"sim:{seed}:settle:{day}", now=midnight)
+                out.settlement_runs += 1
+            if midnight == datetime.combine(voucher_p.expires_at.date(), time()):
+                out.expired += db.run(expire, as_of=midnight, idem_key=f"sim:{seed}:expire:{day}",
+                                      now=midnight).run.vouchers_expired
+            if ext_at.date() == day:
+                out.extended = db.run(
+                    extend, program=program, new_expires_at=ext["new_expires_at"],
+                    form=ext["form"], actor=ext["actor"], reason=ext["reason"],
+                    document=ext["reason"], idem_key=f"sim:{seed}:extend", now=ext_at,
+                ).extension.vouchers_extended
+            todays = by_day.get(day, [])
+            for i in range(0, len(todays), BATCH):
+                part = todays[i : i + BATCH]
+                when = midnight + timedelta(hours=12)
+                r = db.run(redeem_batch, requests=[
+                    SpendRequest(code=sp.voucher_code, merchant_id=sp.merchant_id,
+                                 order_amount_fen=sp.order_amount_fen,
+                                 idem_key=f"sim:{seed}:spend:{sp.voucher_code}")
+                    for sp in part], batch_key=f"sim:{seed}:{day}:{i}", now=when)
+                out.redeemed += r.redeemed
+                for _, code in r.refused:
+                    out.refused[code] = out.refused.get(code, 0) + 1
+                tick(len(part))
+            day += timedelta(days=1)
+        end = ext["new_expires_at"]
+        out.expired += db.run(expire, as_of=end, idem_key=f"sim:{seed}:expire:final", now=end
+                              ).run.vouchers_expired
+        db.run(settle, cutoff=end, idem_key=f"sim:{seed}:settle:final", now=end)
+        out.settlement_runs += 1
+    finally:
+        gc.unfreeze()
 
 
 def _program_id(s, key: str) -> int:
