@@ -4,18 +4,30 @@ Every cell comes back as a stripped string, keyed by a canonical column name, wi
 the user sees in Excel (header = row 1), so validators can point at the exact cell. CSV may be
 UTF-8 (with or without BOM), UTF-16 (Excel "Unicode text") or GBK/GB18030 (Chinese Excel "save
 as CSV"). Pure: no database, no web framework.
+
+Imports are bounded (``ImportLimits``, set by ``CIVICVOUCHER_IMPORT_MAX_*``): rows, file size,
+an XLSX's unzipped size and compression ratio (checked on the zip directory before anything is
+unzipped, and counted again while reading), cell and line length. Rows are streamed from the
+file, never held: memory stays flat in the file size. A cell with a control character (other
+than TAB, LF, CR) is a row error named by row and column (``validate_rows``).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import os
 import re
+import stat
+import struct
 import unicodedata
+import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,16 +43,96 @@ _SUFFIXES = (".csv", ".xlsx")
 _EXACT_LIMIT = 10**15
 
 
+MiB = 1024 * 1024
+ENV_MAX_ROWS = "CIVICVOUCHER_IMPORT_MAX_ROWS"
+ENV_MAX_BYTES = "CIVICVOUCHER_IMPORT_MAX_BYTES"
+ENV_MAX_XLSX_BYTES = "CIVICVOUCHER_IMPORT_MAX_XLSX_BYTES"
+ENV_MAX_RATIO = "CIVICVOUCHER_IMPORT_MAX_RATIO"
+ENV_MAX_CELL = "CIVICVOUCHER_IMPORT_MAX_CELL"
+ENV_MAX_LINE = "CIVICVOUCHER_IMPORT_MAX_LINE"
+_XLSX_MAX_PARTS = 10_000  # a workbook has a few dozen parts; more is a crafted file
+_XLSX_MAX_DIRECTORY = 16 * MiB  # the zip's central directory, read before anything else
+_RATIO_GRACE = MiB  # parts smaller than this may compress as well as they like
+# Refused in a cell: C0 controls except TAB, LF and CR (an address typed with Alt+Enter in
+# Excel keeps its line break), DEL and the C1 controls, lone surrogates, U+FFFE/U+FFFF.
+# PostgreSQL cannot store NUL in text at all; the others are never meant in a roster.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+class ImportTooLarge(ValidationError):
+    """A file over one of the import limits (``ImportLimits``): refused before it is read
+    further, nothing imported. HTTP 413."""
+
+    code = "import_too_large"
+    http_status = 413
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """How large an import may be. Each limit can be set by its environment variable.
+
+    The XLSX sizes are checked on the zip's directory before any part is unzipped, and the
+    bytes actually unzipped are counted again while reading (a directory can lie). The rows,
+    cells and CSV lines are checked while streaming, so memory stays flat in the file size.
+    """
+
+    max_rows: int = 1_000_000  # data rows: the last row number minus the header's
+    max_bytes: int = 100 * MiB  # a file as stored (CSV, or the XLSX zip)
+    max_xlsx_bytes: int = 400 * MiB  # an XLSX's parts together, unzipped
+    max_ratio: int = 100  # unzipped / zipped size of one XLSX part (over 1 MiB)
+    max_cell: int = 4096  # characters in one cell
+    max_line: int = 256 * 1024  # characters in one physical line of a CSV
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ImportLimits:
+        env = os.environ if env is None else env
+        names = {"max_rows": ENV_MAX_ROWS, "max_bytes": ENV_MAX_BYTES,
+                 "max_xlsx_bytes": ENV_MAX_XLSX_BYTES, "max_ratio": ENV_MAX_RATIO,
+                 "max_cell": ENV_MAX_CELL, "max_line": ENV_MAX_LINE}
+        values: dict[str, int] = {}
+        for attr, var in names.items():
+            raw = env.get(var, "").strip().replace("_", "")
+            if not raw:
+                continue
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValidationError(f"{var} must be a positive whole number, got {raw!r}",
+                                      field=var)
+            values[attr] = int(raw)
+        return cls(**values)
+
+
+def _too_large(name: str, zh: str, en: str, *, row: int | None = None,
+               field: str | None = None) -> ImportTooLarge:
+    return ImportTooLarge(f"{name}：{zh}，未导入任何数据（{en}; nothing imported）",
+                          row=row, field=field or "file")
+
+
+def _unreadable_xlsx(name: str) -> ValidationError:
+    return ValidationError(f"{name}: not a readable .xlsx file", field="file")
+
+
+def control_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a control character), or None. TAB, LF, CR pass."""
+    m = _CONTROL.search(text)
+    if m is None:
+        return None
+    return (f"含有控制字符 U+{ord(m.group()):04X}（第 {m.start() + 1} 个字符），请删除后重新导入"
+            f" (contains the control character U+{ord(m.group()):04X} at character "
+            f"{m.start() + 1}; remove it)")
+
+
 @dataclass(frozen=True)
 class Table:
     """A parsed table: canonical header, and (row number as in Excel, {column: text}) rows.
 
     ``labels`` maps a canonical column name to the header text the user actually wrote, so error
-    messages can name the column the way the user knows it.
+    messages can name the column the way the user knows it. ``read_table`` gives rows that are
+    read from the file each time they are iterated (``len`` is counted once): a table never
+    holds the file in memory.
     """
 
     header: list[str]
-    rows: list[tuple[int, dict[str, str]]]
+    rows: Sequence[tuple[int, dict[str, str]]]
     labels: dict[str, str] = field(default_factory=dict)
 
     def label(self, name: str) -> str:
@@ -57,13 +149,18 @@ def normalise_header(text: str) -> str:
     return _SEPARATORS.sub("_", t.casefold()).strip("_")
 
 
-def read_table(path: Path, *, aliases: Mapping[str, str] | None = None) -> Table:
+def read_table(path: Path, *, aliases: Mapping[str, str] | None = None,
+               limits: ImportLimits | None = None) -> Table:
     """Read a .csv or .xlsx file; header names are mapped through ``aliases`` (e.g. 姓名→name).
 
     Canonical names (the alias values) are always accepted as headers themselves. Unknown
     headers are kept as written. Fully blank rows are skipped but still counted in row numbers.
+    A file over ``limits`` (default: ``ImportLimits.from_env()``) is ``ImportTooLarge``: a CSV
+    is scanned to the end here, an XLSX's zip directory is checked here and its rows while
+    they are iterated. The file is kept open, so the table still reads after it is deleted.
     """
     path = Path(path)
+    limits = limits or ImportLimits.from_env()
     suffix = path.suffix.lower()
     if suffix == ".xls":
         raise ValidationError(
@@ -75,23 +172,43 @@ def read_table(path: Path, *, aliases: Mapping[str, str] | None = None) -> Table
             field="file",
         )
     try:
-        raw_rows = _csv_rows(path) if suffix == ".csv" else _xlsx_rows(path)
-    except FileNotFoundError:
+        src = _Source(path)
+    except (FileNotFoundError, IsADirectoryError):
         raise ValidationError(f"{path.name}: no such file", field="file") from None
-    return _build_table(path, raw_rows, aliases or {})
+    if src.size > limits.max_bytes:
+        raise _too_large(path.name, f"文件 {_mb(src.size)}，超过 {_mb(limits.max_bytes)} 上限",
+                         f"the file is {_mb(src.size)}, over the {_mb(limits.max_bytes)} limit")
+    if suffix == ".csv":
+        encoding = _csv_encoding(src)
+        raw = partial(_csv_rows, src, encoding, limits)
+    else:
+        with src.open() as fh:
+            _check_zip(fh, path.name, limits)
+        raw = partial(_xlsx_rows, src, limits)
+    header_no, columns, labels = _header(path, raw, aliases or {})
+    rows = _FileRows(raw, header_no, columns)
+    if suffix == ".csv":
+        len(rows)  # CSV is cheap to scan: every limit is enforced before anyone validates
+    return Table(header=[name for _, name in columns], rows=rows, labels=labels)
 
 
-def _build_table(
-    path: Path, raw_rows: Iterable[tuple[int, list[str]]], aliases: Mapping[str, str]
-) -> Table:
+def _mb(n: int) -> str:
+    return f"{n / MiB:.1f} MB" if n >= MiB else f"{n} bytes"
+
+
+def _header(path: Path, raw: Callable[[], Iterator[tuple[int, list[str]]]],
+            aliases: Mapping[str, str]) -> tuple[int, list[tuple[int, str]], dict[str, str]]:
     lookup = {normalise_header(v): v for v in aliases.values()}
     lookup.update({normalise_header(k): v for k, v in aliases.items()})
-    it = iter(raw_rows)
-    for _header_no, cells in it:
-        if any(cells):
-            break
-    else:
-        raise ValidationError(f"{path.name}: the file is empty (no header row)", field="file")
+    it = raw()
+    try:
+        for header_no, cells in it:  # noqa: B007 (used after the loop)
+            if any(cells):
+                break
+        else:
+            raise ValidationError(f"{path.name}: the file is empty (no header row)", field="file")
+    finally:
+        it.close()  # type: ignore[attr-defined]
     columns: list[tuple[int, str]] = []  # (cell index, canonical name)
     labels: dict[str, str] = {}
     for i, text in enumerate(cells):
@@ -103,66 +220,333 @@ def _build_table(
                 f"{path.name}: columns {labels[name]!r} and {text!r} both mean {name!r};"
                 " keep only one",
                 field=name,
-                row=_header_no,
+                row=header_no,
             )
         labels[name] = text
         columns.append((i, name))
-    rows: list[tuple[int, dict[str, str]]] = []
-    for row_no, cells in it:
-        if not any(cells):
-            continue
-        n = len(cells)
-        rows.append((row_no, {name: cells[i] if i < n else "" for i, name in columns}))
-    return Table(header=[name for _, name in columns], rows=rows, labels=labels)
+    return header_no, columns, labels
 
 
-def _decode(data: bytes, name: str) -> str:
-    """UTF-8 BOM, UTF-16 BOM, UTF-8, then GB18030 (a superset of GBK)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+class _FileRows(Sequence[tuple[int, dict[str, str]]]):
+    """The data rows of a table, streamed from the file on every iteration."""
+
+    def __init__(self, raw: Callable[[], Iterator[tuple[int, list[str]]]], header_no: int,
+                 columns: list[tuple[int, str]]) -> None:
+        self._raw = raw
+        self._header_no = header_no
+        self._columns = columns
+        self._count: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        columns, header_no, count = self._columns, self._header_no, 0
+        it = self._raw()
+        try:
+            for row_no, cells in it:
+                if row_no <= header_no or not any(cells):
+                    continue
+                n = len(cells)
+                count += 1
+                yield row_no, {name: cells[i] if i < n else "" for i, name in columns}
+        finally:
+            it.close()  # type: ignore[attr-defined]
+        self._count = count
+
+    def __len__(self) -> int:
+        if self._count is None:
+            for _ in self:
+                pass
+        return self._count  # type: ignore[return-value]
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        if index >= 0:
+            for i, row in enumerate(self):
+                if i == index:
+                    return row
+        raise IndexError("table row index out of range")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (_FileRows, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} rows read from file>"
+
+
+class _PositionalFile(io.RawIOBase):
+    """A read-only view of an open descriptor with its own position (``os.pread``): several
+    readers can share one descriptor, and it reads on after the file was unlinked."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd, self._pos = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos,
+                io.SEEK_END: os.fstat(self._fd).st_size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = os.pread(self._fd, len(buffer), self._pos)
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
+
+
+class _Source:
+    """The file a table reads, opened once (an upload's temporary file may be removed while
+    the table is still in use); refuses to read on if the file was changed in between."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.fd = os.open(path, os.O_RDONLY)
+        st = os.fstat(self.fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(self.fd)
+            raise IsADirectoryError(str(path))
+        self.size, self._stamp = st.st_size, (st.st_size, st.st_mtime_ns)
+        self._closer = weakref.finalize(self, os.close, self.fd)
+
+    def open(self) -> io.BufferedReader:
+        st = os.fstat(self.fd)
+        if (st.st_size, st.st_mtime_ns) != self._stamp:
+            raise ValidationError(f"{self.name}: 文件在导入过程中被修改，请重新导入 (the file "
+                                  "changed while it was being imported; run it again)",
+                                  field="file")
+        return io.BufferedReader(_PositionalFile(self.fd), 1 << 16)
+
+
+def _csv_encoding(src: _Source) -> str:
+    """UTF-8 BOM, UTF-16 BOM, UTF-8 (checked over the whole file, in chunks), else GB18030."""
+    with src.open() as fh:
+        head = fh.read(4)
+        if head.startswith(b"\xef\xbb\xbf"):
+            return "utf-8-sig"
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := fh.read(MiB):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            return "gb18030"  # a superset of GBK; checked while the rows are read
+
+
+def _csv_rows(src: _Source, encoding: str, limits: ImportLimits) -> Iterator[tuple[int, list[str]]]:
+    name = src.name
+    with src.open() as fh:
+        text = io.TextIOWrapper(fh, encoding=encoding, newline="",
+                                errors="replace" if encoding == "utf-8-sig" else "strict")
+        try:
+            first = text.readline(limits.max_line + 1)
+            delimiter = "\t" if "\t" in first and "," not in first else ","
+            lines = _csv_lines(text, first, name, limits)
+            row_no = 0
+            for row_no, cells in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
+                if row_no > limits.max_rows + 1:
+                    raise _too_large(name, f"超过 {limits.max_rows:,} 行上限",
+                                     f"more than {limits.max_rows:,} rows", row=row_no)
+                out = [c.strip(_STRIP) for c in cells]
+                for i, c in enumerate(out):
+                    if len(c) > limits.max_cell:
+                        raise _cell_too_long(name, row_no, i, limits)
+                yield row_no, out
+        except UnicodeDecodeError:
+            raise ValidationError(
+                f"{name}: text encoding not recognised; save the CSV as UTF-8 or GBK",
+                field="file") from None
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise _cell_too_long(name, row_no + 1, None, limits) from None
+            raise ValidationError(f"{name}: not a readable CSV file ({exc})", field="file",
+                                  row=row_no + 1) from None
+        finally:
+            text.detach()
+
+
+def _cell_too_long(name: str, row_no: int, index: int | None,
+                   limits: ImportLimits) -> ImportTooLarge:
+    where = f"第 {index + 1} 列" if index is not None else "一个单元格"
+    return _too_large(name, f"第 {row_no} 行{where}超过 {limits.max_cell:,} 个字符",
+                      f"row {row_no}: a cell is longer than {limits.max_cell:,} characters",
+                      row=row_no, field=f"column {index + 1}" if index is not None else None)
+
+
+def _csv_lines(text: io.TextIOBase, first: str, name: str,
+               limits: ImportLimits) -> Iterator[str]:
+    """Physical lines, each read with a length limit (a file without line breaks would
+    otherwise come back as one string as large as the file)."""
+    line, line_no = first, 1
+    while line:
+        if len(line) > limits.max_line and not line.endswith(("\n", "\r")):
+            raise _too_large(name, f"第 {line_no} 行超过 {limits.max_line:,} 个字符",
+                             f"line {line_no} is longer than {limits.max_line:,} characters")
+        yield line
+        line = text.readline(limits.max_line + 1)
+        line_no += 1
+
+
+def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
+    """Refuse an XLSX whose zip directory promises too much, before unzipping anything."""
+    size = fh.seek(0, io.SEEK_END)
+    tail_len = min(size, 22 + 65535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise _unreadable_xlsx(name)
+    _sig, _d, _cd, _n, parts, directory, offset, _c = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    if parts == 0xFFFF or directory == 0xFFFFFFFF or offset == 0xFFFFFFFF:
+        raise _too_large(name, "ZIP64 格式的工作簿过大", "a ZIP64 workbook is larger than any "
+                         "import may be")
+    if parts > _XLSX_MAX_PARTS or directory > _XLSX_MAX_DIRECTORY:
+        raise _too_large(name, f"工作簿包含 {parts:,} 个部件", f"the workbook has {parts:,} parts")
+    fh.seek(0)
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ValidationError(
-            f"{name}: text encoding not recognised; save the CSV as UTF-8 or GBK", field="file"
-        ) from None
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
+        raise _unreadable_xlsx(name) from None
+    with zf:
+        total = 0
+        for info in zf.infolist():
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                   zipfile.ZIP_DEFLATED):
+                raise _unreadable_xlsx(name)  # encrypted, or an unusual compression
+            total += info.file_size
+            if (info.file_size > _RATIO_GRACE
+                    and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+                ratio = info.file_size // max(info.compress_size, 1)
+                raise _too_large(
+                    name, f"{info.filename} 解压后 {_mb(info.file_size)}，压缩比 {ratio}:1，"
+                    f"超过 {limits.max_ratio}:1（疑似压缩炸弹）",
+                    f"{info.filename} unzips to {_mb(info.file_size)}, {ratio}:1, over the "
+                    f"{limits.max_ratio}:1 limit (a zip bomb?)")
+            if total > limits.max_xlsx_bytes:
+                raise _too_large(
+                    name, f"解压后超过 {_mb(limits.max_xlsx_bytes)} 上限",
+                    f"it unzips to more than the {_mb(limits.max_xlsx_bytes)} limit")
 
 
-def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
-    text = _decode(path.read_bytes(), path.name)
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [(n, [c.strip(_STRIP) for c in cells]) for n, cells in enumerate(reader, start=1)]
+class _Budget:
+    """Bytes that may still be unzipped from one workbook."""
+
+    def __init__(self, name: str, limits: ImportLimits) -> None:
+        self.name, self.limit, self.left = name, limits.max_xlsx_bytes, limits.max_xlsx_bytes
+        self.error: ImportTooLarge | None = None
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            self.error = _too_large(self.name, f"解压后超过 {_mb(self.limit)} 上限",
+                                    f"it unzips to more than the {_mb(self.limit)} limit")
+            raise self.error
 
 
-def _xlsx_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
-    from openpyxl import load_workbook  # lazy: CSV-only callers do not pay for the import
-    from openpyxl.utils.exceptions import InvalidFileException
+class _CountingStream:
+    """A part of the zip, counting what is unzipped against the workbook's budget."""
 
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
+    def __init__(self, raw, budget: _Budget) -> None:
+        self._raw, self._budget = raw, budget
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = []
+            while chunk := self.read(MiB):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        data = self._raw.read(n)
+        self._budget.spend(len(data))
+        return data
+
+    def __getattr__(self, attr: str):
+        return getattr(self._raw, attr)
+
+    def __enter__(self) -> _CountingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._raw.close()
+
+
+class _CountingArchive:
+    """The zip openpyxl reads through: every part it opens is counted."""
+
+    def __init__(self, zf: zipfile.ZipFile, budget: _Budget) -> None:
+        self._zf, self._budget = zf, budget
+
+    def open(self, name, mode: str = "r", *args, **kwargs) -> _CountingStream:
+        return _CountingStream(self._zf.open(name, mode, *args, **kwargs), self._budget)
+
+    def read(self, name) -> bytes:
+        with self.open(name) as fh:
+            return fh.read()
+
+    def __getattr__(self, attr: str):
+        return getattr(self._zf, attr)
+
+
+def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[str]]]:
+    # lazy: CSV-only callers do not pay for the import
+    from openpyxl.reader.excel import ExcelReader
+
+    name = src.name
+    budget = _Budget(name, limits)
+    with src.open() as fh:
+        _check_zip(fh, name, limits)
+        fh.seek(0)
+        try:
+            reader = ExcelReader(fh, read_only=True, data_only=True, keep_links=False)
+            reader.archive = _CountingArchive(reader.archive, budget)  # type: ignore[assignment]
+            reader.read()
+            wb = reader.wb
+        except ValidationError:
             raise
-        raise ValidationError(f"{path.name}: not a readable .xlsx file", field="file") from None
-    try:
-        ws = wb.worksheets[0]
-        # Ignore the stored <dimension>: some exporters write a wrong one (rows would be lost)
-        # and without one openpyxl would parse the whole sheet twice.
-        ws.reset_dimensions()
-        return [
-            (n, [cell_text(v) for v in values])
-            for n, values in enumerate(ws.iter_rows(values_only=True), start=1)
-        ]
-    finally:
-        wb.close()
+        except Exception:  # a broken workbook, whatever openpyxl trips on
+            if budget.error is not None:
+                raise budget.error from None
+            raise _unreadable_xlsx(name) from None
+        try:
+            ws = wb.worksheets[0]
+            # Ignore the stored <dimension>: some exporters write a wrong one (rows would be
+            # lost) and without one openpyxl would parse the whole sheet twice.
+            ws.reset_dimensions()
+            for n, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                if n > limits.max_rows + 1:
+                    raise _too_large(name, f"超过 {limits.max_rows:,} 行上限",
+                                     f"more than {limits.max_rows:,} rows", row=n)
+                cells = [cell_text(v) for v in values]
+                for i, c in enumerate(cells):
+                    if len(c) > limits.max_cell:
+                        raise _cell_too_long(name, n, i, limits)
+                yield n, cells
+        except ValidationError:
+            raise
+        except Exception:
+            if budget.error is not None:
+                raise budget.error from None
+            raise _unreadable_xlsx(name) from None
+        finally:
+            wb.close()
 
 
 def cell_text(value: object) -> str:
@@ -224,7 +608,16 @@ def _formula_like(text: str) -> bool:
     return True
 
 
+def _printable(value: object) -> object:
+    """Control characters (which no valid row holds, but a reject file may echo) as U+FFFD:
+    neither Excel nor openpyxl can store them."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        return _CONTROL.sub("\ufffd", value)
+    return value
+
+
 def _csv_value(value: object) -> object:
+    value = _printable(value)
     if value is None:
         return ""
     if isinstance(value, str) and _formula_like(value):
@@ -254,7 +647,7 @@ def _write_xlsx(path: Path, header: list[str], rows: Iterable[Sequence[object]])
     ws.append(head)
     for row in rows:
         out: list[object] = []
-        for v in row:
+        for v in map(_printable, row):
             if isinstance(v, str) and v.startswith("="):
                 cell = WriteOnlyCell(ws, value=v)
                 cell.data_type = "s"  # a string, never a formula
@@ -278,7 +671,7 @@ def validate_rows(
     """Run ``validate_row`` over a table; return (row number, good row) pairs and every error.
 
     Good rows keep their row numbers so later checks (against the database) can still point at
-    the right line of the file. A missing required column is one error on row 1 (not one per row). ``unique_keys(row)``
+    the right line of the file. A missing required column is one error on row 1 (not one per row). A cell with a control character (``control_problem``) is an error of its row and column, and the row is not validated further. ``unique_keys(row)``
     yields (column, what, normalised value) triples that must not repeat within the file; a
     repeat is reported on the later row as "same <what> as row N". Error columns are named the
     way the user wrote them (see ``Table.label``).
@@ -293,6 +686,10 @@ def validate_rows(
     errors: list[RowError] = []
     seen: dict[tuple[str, str], int] = {}
     for row_no, row in table.rows:
+        if _CONTROL.search("".join(row.values())):
+            errors.extend(RowError(row_no, table.label(column), problem)
+                          for column, text in row.items() if (problem := control_problem(text)))
+            continue
         result = validate_row(row_no, row)
         row_errors = list(result) if isinstance(result, list) else []
         if unique_keys is not None:
