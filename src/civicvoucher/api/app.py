@@ -86,6 +86,8 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
     app.add_exception_handler(StarletteHTTPException, _problem)
     app.add_exception_handler(RequestValidationError, _problem)
     app.add_exception_handler(Exception, _problem)
+    from civicvoucher.api.uploads import UploadLimit  # bounds: refuse big uploads before buffering
+    app.add_middleware(UploadLimit)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _docs_page(app)
     return app

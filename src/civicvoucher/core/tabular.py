@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -104,7 +104,7 @@ class ImportLimits:
 def _too_large(name: str, zh: str, en: str, *, row: int | None = None,
                field: str | None = None) -> ImportTooLarge:
     return ImportTooLarge(f"{name}：{zh}，未导入任何数据（{en}; nothing imported）",
-                          row=row, field=field or "file")
+                          row=row, field=field or (None if row is not None else "file"))
 
 
 def _unreadable_xlsx(name: str) -> ValidationError:
@@ -505,17 +505,40 @@ class _CountingArchive:
         return getattr(self._zf, attr)
 
 
-def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[str]]]:
-    # lazy: CSV-only callers do not pay for the import
+@lru_cache(maxsize=1)
+def _excel_reader() -> type:
+    """openpyxl's read-only reader, loading only the first worksheet and without its size
+    pre-scan (for a sheet without <dimension> openpyxl would parse it once just for the size;
+    the rows are read with reset_dimensions() anyway). Lazy: CSV-only callers do not pay for
+    the import."""
     from openpyxl.reader.excel import ExcelReader
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+    class Sheet(ReadOnlyWorksheet):
+        def _get_size(self) -> None:
+            pass
+
+    class Reader(ExcelReader):
+        def read_worksheets(self) -> None:
+            for sheet, rel in self.parser.find_sheets():
+                if rel.target not in self.valid_files or "chartsheet" in rel.Type:
+                    continue
+                ws = Sheet(self.wb, sheet.name, rel.target, self.shared_strings)
+                ws.sheet_state = sheet.state
+                self.wb._sheets.append(ws)
+                return
+
+    return Reader
+
+
+def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[str]]]:
     name = src.name
     budget = _Budget(name, limits)
     with src.open() as fh:
         _check_zip(fh, name, limits)
         fh.seek(0)
         try:
-            reader = ExcelReader(fh, read_only=True, data_only=True, keep_links=False)
+            reader = _excel_reader()(fh, read_only=True, data_only=True, keep_links=False)
             reader.archive = _CountingArchive(reader.archive, budget)  # type: ignore[assignment]
             reader.read()
             wb = reader.wb
