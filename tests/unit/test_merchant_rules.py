@@ -195,3 +195,70 @@ def test_file_missing_channels_column(tmp_path: Path) -> None:
     assert errors == [
         RowError(1, "channels", "column is missing; add a column headed 受理渠道 (or channels)")
     ]
+
+
+# --- the category column beside the MCC, and where a merchant may be ----------------------
+
+@pytest.mark.parametrize("text", ["粮油果蔬", "grain_produce", "Grain_Produce", " 粮油果蔬 "])
+def test_a_named_category_wins_over_the_mcc_default(text: str) -> None:
+    row = validate_merchant_row(2, _row(mcc="5411", category=text))
+    assert isinstance(row, MerchantRow) and row.category is Category.GRAIN_PRODUCE
+    assert validate_merchant_row(2, _row(mcc="5411", category="")).category is (
+        Category.SUPERMARKET_FUEL)
+    assert validate_merchant_row(2, _row(category="医药 交通 缴费")).category is Category.OTHER
+
+
+def test_an_unknown_category_or_an_ineligible_mcc_is_still_refused() -> None:
+    assert [(e.row, e.field) for e in validate_merchant_row(4, _row(category="珠宝"))] == [
+        (4, "category")]
+    assert [e.field for e in validate_merchant_row(4, _row(mcc="5944", category="日用百货"))] == [
+        "mcc"]
+
+
+def test_a_file_may_carry_a_category_column(tmp_path: Path) -> None:
+    path = tmp_path / "shops.xlsx"
+    write_table(path, ["统一社会信用代码", "商户名称", "商户类别码", "类别", "区县代码", "受理渠道"],
+                [[SHOP, "粮油店", "5411", "粮油果蔬", "140105", "线下"],
+                 [MART, "超市", "5411", "", "140105", "线下"],
+                 [make_uscc("92140105MA0H12346"), "店", "5411", "奢侈品", "140105", "线下"]])
+    good, errors = validate_merchant_rows(read_table(path, aliases=MERCHANT_ALIASES))
+    assert [r.category for _, r in good] == [Category.GRAIN_PRODUCE, Category.SUPERMARKET_FUEL]
+    assert [(e.row, e.field) for e in errors] == [(4, "类别 (category)")]
+
+
+def test_a_city_code_is_not_a_merchant_county() -> None:
+    errors = validate_merchant_row(2, _row(county_code="140100"))
+    assert [e.field for e in errors] == ["county_code"] and "区县" in errors[0].reason
+
+
+def test_a_control_character_in_a_single_merchant_is_named() -> None:
+    errors = validate_merchant_row(2, _row(name="超\x00市"))
+    assert [(e.field, "U+0000" in e.reason) for e in errors] == [("name", True)]
+
+
+def test_the_map_wants_a_real_county_inside_the_tree() -> None:
+    from civicvoucher.merchants.regions import MerchantMap
+
+    tree = MerchantMap.of(["140000", "140100", "140105", "150000"], env={})
+    assert tree.problem("140105") is None and tree.problem("140321") is None
+    assert tree.problem("150102") is None
+    assert "GB/T 2260" in tree.problem("130999")  # no such county
+    assert "GB/T 2260" in tree.problem("140999")  # no such county, even inside the tree
+    assert "不在本系统的组织范围内" in tree.problem("440305")  # real, another province
+    assert "撤销" in MerchantMap.of(["110000"], env={}).problem("110103")  # 崇文区, gone 2010
+    allowed = MerchantMap.of(["140000"], env={"CIVICVOUCHER_MERCHANT_REGIONS": "440305, 4403"})
+    assert allowed.problem("440305") is None and allowed.problem("440304") is None
+    assert allowed.problem("440105") is not None
+    # a county the table does not know yet, declared by the deployment itself
+    assert MerchantMap.of(["140000", "140199"], env={}).problem("140199") is None
+    assert MerchantMap.of(["140000"], env={"CIVICVOUCHER_MERCHANT_REGIONS": "140199"}
+                          ).problem("140199") is None
+
+
+def test_the_allowed_list_is_checked() -> None:
+    from civicvoucher.merchants.regions import allowed_regions
+
+    assert allowed_regions({"CIVICVOUCHER_MERCHANT_REGIONS": "44,4403,440305"}) == {
+        "44", "4403", "440305"}
+    with pytest.raises(ValidationError, match="CIVICVOUCHER_MERCHANT_REGIONS"):
+        allowed_regions({"CIVICVOUCHER_MERCHANT_REGIONS": "44030"})

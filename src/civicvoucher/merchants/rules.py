@@ -3,7 +3,12 @@
 Consumption-voucher programmes restrict vouchers to five spending categories; a merchant's
 category follows from its merchant category code (MCC, ISO 18245, as used by China UnionPay).
 An MCC not in the table (jewellery, cars, real estate, financial services …) is refused rather
-than guessed, so an ineligible merchant cannot slip in. Pure: no database.
+than guessed, so an ineligible merchant cannot slip in. The table's category is a default: a
+file may name the category beside the MCC (column 类别 / category, the Chinese label or the
+key), and that wins, since programmes file some trades differently (one files 5411
+supermarkets under 粮油果蔬). The MCC must still be an eligible one. Whether the county is a
+real one inside the deployment's map is checked against the database by the service
+(``merchants.regions``). Pure: no database.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from civicvoucher.core.tabular import Table, validate_rows
+from civicvoucher.core.tabular import Table, control_problem, validate_rows
 from civicvoucher.errors import RowError, ValidationError
 from civicvoucher.orgs.rules import division_problem, normalise_code, uscc_problem
 
@@ -176,6 +181,11 @@ MERCHANT_ALIASES: dict[str, str] = {
     "渠道": "channels",
     "状态": "status",
     "商户状态": "status",
+    "类别": "category",
+    "商户类别": "category",
+    "商户分类": "category",
+    "消费类别": "category",
+    "用券类别": "category",
 }
 
 _CHANNEL_WORDS: dict[str, Channel] = {
@@ -191,6 +201,22 @@ _STATUS_WORDS: dict[str, MerchantStatus] = {
     **{m.value: m for m in MerchantStatus},
 }
 _CHANNEL_SPLIT = re.compile(r"[,，、;；/\s]+")
+_LABEL_JUNK = re.compile(r"[\s,，、;；/·]+")
+
+
+def _label_key(text: str) -> str:
+    return _LABEL_JUNK.sub("", text).casefold()
+
+
+_CATEGORY_WORDS: dict[str, Category] = {
+    **{_label_key(label): cat for cat, label in CATEGORY_LABEL_ZH.items()},
+    **{_label_key(cat.value): cat for cat in Category},
+}
+
+
+def parse_category(text: str) -> Category | None:
+    """'粮油果蔬' / 'grain_produce' / '医药 交通 缴费' → Category, or None if not one."""
+    return _CATEGORY_WORDS.get(_label_key(text))
 
 
 @dataclass(frozen=True)
@@ -228,6 +254,12 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
     def bad(column: str, reason: str) -> None:
         errors.append(RowError(row_no, column, reason))
 
+    for column, text in row.items():
+        if problem := control_problem(text or ""):
+            bad(column, problem)
+    if errors:
+        return errors
+
     uscc = normalise_code(row.get("uscc", ""))
     if not uscc:
         bad("uscc", "unified social credit code is required")
@@ -250,11 +282,24 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
         except ValidationError as exc:
             bad("mcc", exc.message)
 
+    raw_category = row.get("category", "").strip()
+    if raw_category:
+        named = parse_category(raw_category)
+        if named is None:
+            labels = "、".join(CATEGORY_LABEL_ZH.values())
+            bad("category", f"未知类别 {raw_category!r}，请填写：{labels}"
+                            f" (unknown category; use one of the five labels or keys)")
+        elif category is not None:
+            category = named
+
     county = normalise_code(row.get("county_code", ""))
     if not county:
         bad("county_code", "county division code is required")
     elif problem := division_problem(county):
         bad("county_code", problem)
+    elif county.endswith("00"):
+        bad("county_code", f"区县代码 {county} 是省或地市的代码，请填写区县一级的代码"
+                           f" ({county} is a province or city code; give the county's)")
 
     channels, unknown = parse_channels(row.get("channels", ""))
     if unknown:

@@ -1,4 +1,9 @@
-"""Merchant registry use cases."""
+"""Merchant registry use cases.
+
+A merchant's county must be a real county inside the deployment's map (``merchants.regions``:
+the federations in the org table, or CIVICVOUCHER_MERCHANT_REGIONS): checked when merchants
+are registered (file imports, the API, scenarios) and again when one is activated.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,47 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
-from civicvoucher.errors import ImportRejected, NotFound, RowError
+from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError
 from civicvoucher.merchants.models import Merchant
-from civicvoucher.merchants.rules import Channel, MerchantRow, MerchantStatus, category_for_mcc
+from civicvoucher.merchants.regions import MerchantMap
+from civicvoucher.merchants.rules import Category, Channel, MerchantRow, MerchantStatus
 
 COLUMNS = ("uscc", "name", "mcc", "category", "county_code", "channels", "status", "created_at")
 
 
 def _record(r: MerchantRow, now) -> tuple:
     channels = ",".join(sorted(str(Channel(c)) for c in r.channels))
-    return (r.uscc, r.name, r.mcc, str(category_for_mcc(r.mcc)), r.county_code, channels,
+    return (r.uscc, r.name, r.mcc, str(Category(r.category)), r.county_code, channels,
             str(r.status), now)
 
 
+def merchant_map(session: Session) -> MerchantMap:
+    """The deployment's map: every federation's division code, and the allowed list."""
+    from civicvoucher.orgs.models import Org
+
+    codes = session.execute(select(Org.division_code).where(Org.division_code.is_not(None)))
+    return MerchantMap.of(codes.scalars())
+
+
+def region_errors(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> list[RowError]:
+    """A row error for every merchant whose county is not a real one inside the map."""
+    where = merchant_map(session)
+    return [RowError(row_no, "county_code", problem) for row_no, r in rows
+            if (problem := where.problem(r.county_code))]
+
+
 def add_merchants(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> int:
-    """Register merchants in one batch; a USCC already registered rejects the whole batch."""
+    """Register merchants in one batch; a USCC already registered, or a county outside the
+    map, rejects the whole batch (every such row named)."""
     known = set(session.execute(select(Merchant.uscc)).scalars())
-    errors, seen = [], set()
+    errors, seen = region_errors(session, rows), set()
     for row_no, r in rows:
         if r.uscc in known or r.uscc in seen:
             errors.append(RowError(row_no, "uscc", f"merchant {r.uscc} is registered already"))
         seen.add(r.uscc)
     if errors:
-        raise ImportRejected(errors, total_rows=len(rows))
+        raise ImportRejected(sorted(errors, key=lambda e: (e.row, e.field)),
+                             total_rows=len(rows))
     now = db_datetime(session, clock.now())
     return bulk_insert(session, "merchant", COLUMNS, (_record(r, now) for _, r in rows))
 
@@ -42,8 +65,15 @@ def register_merchant(session: Session, row: MerchantRow) -> Merchant:
 
 
 def set_status(session: Session, *, merchant_id: int, status: str) -> Merchant:
-    """pending → active → suspended (and back): only active merchants can redeem."""
+    """pending → active → suspended (and back): only active merchants can redeem, and only a
+    merchant whose county is inside the map can be activated."""
     st = MerchantStatus(status)
+    if st is MerchantStatus.ACTIVE:
+        county = session.execute(
+            select(Merchant.county_code).where(Merchant.id == merchant_id)).scalar()
+        if county is not None and (problem := merchant_map(session).problem(county)):
+            raise Conflict(f"商户不能启用：{problem}", code="county_outside_map",
+                           merchant_id=merchant_id)
     n = session.execute(
         update(Merchant.__table__).where(Merchant.id == merchant_id).values(status=st)
     ).rowcount

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, Path, Query
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,13 @@ from civicvoucher.merchants.service import find_merchant, register_merchant, set
 
 router = make_router("/merchants", "merchants")
 MerchantId = Path(ge=1, le=2_147_483_647)
+
+
+class MerchantCreateIn(MerchantIn):
+    category: str | None = Field(
+        None, max_length=20,
+        description="voucher category (Chinese label or key, e.g. 粮油果蔬 or grain_produce); "
+                    "default: the MCC's")
 
 
 def merchant_out(m: Merchant) -> MerchantOut:
@@ -49,11 +57,12 @@ def get_merchant(merchant_id: int = MerchantId, c: Ctx = Depends(ctx)) -> Mercha
 
 
 @router.post("", response_model=MerchantOut, status_code=201, name="register_merchant_route")
-def register_merchant_route(body: MerchantIn, c: Ctx = Depends(ctx)) -> MerchantOut:
-    """Register a merchant in a county of your region; its category follows from its MCC."""
+def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> MerchantOut:
+    """Register a merchant in a county of your region (a real county inside the organisation
+    tree, or an allowed one); its category follows from its MCC unless ``category`` says."""
     raw = {"uscc": body.uscc, "name": body.name, "mcc": body.mcc,
            "county_code": body.county_code, "channels": ",".join(body.channels),
-           "status": body.status}
+           "status": body.status, "category": body.category or ""}
     row = validate_merchant_row(1, raw)
     if isinstance(row, list):
         e = row[0]
@@ -65,6 +74,10 @@ def register_merchant_route(body: MerchantIn, c: Ctx = Depends(ctx)) -> Merchant
         try:
             m = register_merchant(s, row)
         except ImportRejected as exc:
+            outside = [e for e in exc.errors if e.field == "county_code"]
+            if outside:
+                raise ValidationError(outside[0].reason, field="county_code",
+                                      code="county_outside_map") from None
             raise Conflict(exc.errors[0].reason,
                            code="merchant_exists") from None
         c.audit(s, "merchant.register", target=f"merchant:{m.id}",
@@ -77,7 +90,8 @@ def register_merchant_route(body: MerchantIn, c: Ctx = Depends(ctx)) -> Merchant
 @router.post("/{merchant_id}/status", response_model=MerchantOut, name="set_merchant_status")
 def set_merchant_status(body: MerchantStatusIn, merchant_id: int = MerchantId,
                         c: Ctx = Depends(ctx)) -> MerchantOut:
-    """Activate or suspend a merchant in your region (only active merchants redeem)."""
+    """Activate or suspend a merchant in your region (only active merchants redeem; one whose
+    county is outside the map cannot be activated: 409 county_outside_map)."""
 
     def run(s: Session) -> MerchantOut:
         before = scope.require_merchant(c.principal, find_merchant(s, merchant_id)).status
