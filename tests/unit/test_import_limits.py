@@ -126,12 +126,15 @@ def test_bytes_unzipped_are_counted_even_if_the_directory_lied(tmp_path, monkeyp
         len(table.rows)
 
 
-def test_xlsx_rows_over_the_limit_are_refused(tmp_path):
+def test_xlsx_rows_over_the_limit_are_counted_before_they_are_parsed(tmp_path, monkeypatch):
     path = tmp_path / "m.xlsx"
     write_xlsx_bomb(path, 30)
-    with pytest.raises(ImportTooLarge) as exc:
-        len(read_table(path, limits=ImportLimits(max_rows=20)).rows)
-    assert exc.value.row == 22
+    assert len(read_table(path, limits=ImportLimits(max_rows=30)).rows) == 30
+    parsed = []
+    monkeypatch.setattr(tabular, "cell_text", lambda v: parsed.append(v) or "")
+    with pytest.raises(ImportTooLarge, match="29"):
+        read_table(path, limits=ImportLimits(max_rows=29))
+    assert parsed == []  # refused by the byte scan, before openpyxl read a row
 
 
 def test_an_xlsx_row_number_far_down_counts_against_the_row_limit(tmp_path):

@@ -2,7 +2,7 @@
 read into a table the registries' validators take.
 
 An upload is bounded twice. ``UploadLimit`` (an ASGI middleware on the app) refuses a
-multipart body over the limit with 413 problem+json: at once when its Content-Length says so,
+request body over the limit with 413 problem+json: at once when its Content-Length says so,
 and otherwise as soon as the bytes received pass it, so a 200 MB upload is never received
 whole. ``saved_upload`` then copies the part to a temporary file in chunks, counting again.
 The limit is ``CIVICVOUCHER_UPLOAD_MAX_BYTES`` (default 50 MB), never more than the import
@@ -51,22 +51,36 @@ class UploadTooLarge(ImportTooLarge):
                          field="file")
 
 
+class RequestTooLarge(ValidationError):
+    """A request body (not an upload) over the same limit: 413, code request_too_large."""
+
+    code = "request_too_large"
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"请求体超过 {_mb(limit)} 上限（the request body is larger than "
+                         f"{_mb(limit)}）")
+
+
 class UploadLimit:
-    """ASGI middleware: a multipart request body over the upload limit is answered 413
-    problem+json before it is buffered (Content-Length), or as soon as it passes the limit."""
+    """ASGI middleware: a request body over the upload limit is answered 413 problem+json
+    before it is buffered (Content-Length), or as soon as the bytes received pass the limit.
+    Every body is bounded (the route class reads a mutating call's body whole to fingerprint
+    its Idempotency-Key, so a big body sent with another content type would be held too)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_multipart(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = upload_limit()
-        allowed = limit + _FRAMING
+        multipart = _is_multipart(scope)
+        allowed = limit + _FRAMING if multipart else limit
         length = _content_length(scope)
         if length is not None and length > allowed:
-            await _refuse(scope, send, limit)
+            await _refuse(scope, send, limit, multipart)
             return
         seen = 0
         started = False
@@ -77,7 +91,7 @@ class UploadLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > allowed:
-                    raise UploadTooLarge(limit)
+                    raise UploadTooLarge(limit) if multipart else RequestTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -88,10 +102,10 @@ class UploadLimit:
 
         try:
             await self.app(scope, counted_receive, watched_send)
-        except UploadTooLarge:
+        except (UploadTooLarge, RequestTooLarge):
             if started:
                 raise
-            await _refuse(scope, send, limit)
+            await _refuse(scope, send, limit, multipart)
 
 
 def _is_multipart(scope: Scope) -> bool:
@@ -111,11 +125,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+async def _refuse(scope: Scope, send: Send, limit: int, multipart: bool) -> None:
     from civicvoucher.api.problems import problem_for
 
     request = Request(scope)
-    exc = UploadTooLarge(limit)
+    exc = UploadTooLarge(limit) if multipart else RequestTooLarge(limit)
     response = problem_for(request, exc)
     response.headers["Connection"] = "close"  # the rest of the body is not read
     await response(scope, _no_receive, send)
