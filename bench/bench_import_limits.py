@@ -4,7 +4,8 @@
 
 Writes, in a temporary folder: a 5,000,000-row XLSX zip bomb (~5 MB that unzips to ~1.2 GB),
 a 200 MB member CSV, a CSV of 5,000,000 short rows under the size limit (refused by the row
-limit) and an XLSX with a row numbered 5,000,000. Then, for each file:
+limit), an XLSX of 2,000,000 short rows that compresses only ~3:1 (refused by the row count
+before parsing) and an XLSX with a row numbered 5,000,000. Then, for each file:
 
 - CLI: ``/usr/bin/time -v civicvoucher member import FILE`` on a fresh SQLite database:
   wall time and maximum resident set size of the whole process.
@@ -39,6 +40,7 @@ from bench.import_files import (
     write_big_csv,
     write_xlsx_bomb,
     write_xlsx_gap,
+    write_xlsx_many_rows,
 )
 
 SECRET = "bench-import-secret"
@@ -51,6 +53,7 @@ def make_files(folder: Path, rows: int, csv_mb: int) -> dict[str, Path]:
         "xlsx-bomb": folder / "bomb.xlsx",
         "csv-200mb": folder / "big.csv",
         "csv-5m-rows": folder / "rows.csv",
+        "xlsx-2m-rows": folder / "rows.xlsx",
         "xlsx-gap": folder / "gap.xlsx",
     }
     t = time.perf_counter()
@@ -61,6 +64,7 @@ def make_files(folder: Path, rows: int, csv_mb: int) -> dict[str, Path]:
         block = "a,1\n" * 100_000
         for _ in range(rows // 100_000):
             fh.write(block)
+    write_xlsx_many_rows(files["xlsx-2m-rows"], 2_000_000)
     write_xlsx_gap(files["xlsx-gap"], rows)
     print(f"files written in {time.perf_counter() - t:.1f}s:")
     for name, path in files.items():

@@ -5,6 +5,7 @@ ones, ``bench/bench_import_limits.py`` full-size ones.
 - ``write_xlsx_bomb``: an XLSX whose sheet holds ``rows`` identical rows without row numbers
   (``<row>`` without ``r=`` is legal and compresses about 1000:1): 5,000,000 rows unzip to
   ~700 MB from a file of ~1 MB.
+- ``write_xlsx_many_rows``: an XLSX of many short, different rows (an honest-looking zip).
 - ``write_xlsx_gap``: a tiny XLSX whose second row claims to be row ``row`` (openpyxl would
   fill in every empty row between).
 """
@@ -80,6 +81,23 @@ def write_xlsx_bomb(path: Path, rows: int, *, header: tuple[str, ...] = MEMBER_H
             yield block
             left -= 10_000
         yield line * left + _SHEET_TAIL
+
+    _write_workbook(Path(path), chunks())
+
+
+def write_xlsx_many_rows(path: Path, rows: int) -> None:
+    """``rows`` short rows that differ (a random number each): compresses only ~3:1, so the
+    zip directory looks honest and only the row count gives it away."""
+    import random
+
+    rng = random.Random(7)
+
+    def chunks():
+        yield _SHEET_HEAD + _row_xml(("身份证号",))
+        for start in range(0, rows, 10_000):
+            yield "".join(f"<row><c><v>{rng.getrandbits(40)}</v></c></row>"
+                          for _ in range(min(10_000, rows - start)))
+        yield _SHEET_TAIL
 
     _write_workbook(Path(path), chunks())
 
