@@ -35,7 +35,10 @@ def upload_limit() -> int:
     """The largest file an upload may carry, in bytes."""
     raw = os.environ.get(ENV_UPLOAD_MAX, "").strip().replace("_", "")
     limit = int(raw) if raw.isdigit() and int(raw) > 0 else MAX_UPLOAD
-    return min(limit, ImportLimits.from_env().max_bytes)
+    try:
+        return min(limit, ImportLimits.from_env().max_bytes)
+    except ValidationError:  # a bad setting: the import itself says so, clearly
+        return min(limit, ImportLimits().max_bytes)
 
 
 def _mb(n: int) -> str:

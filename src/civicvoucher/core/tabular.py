@@ -322,6 +322,7 @@ class _Source:
             os.close(self.fd)
             raise IsADirectoryError(str(path))
         self.size, self._stamp = st.st_size, (st.st_size, st.st_mtime_ns)
+        self.rows_counted = False  # an XLSX sheet's rows, counted once
         self._closer = weakref.finalize(self, os.close, self.fd)
 
     def open(self) -> io.BufferedReader:
@@ -505,25 +506,44 @@ class _CountingArchive:
         return getattr(self._zf, attr)
 
 
-_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,20}:)?row[\s>/]")  # at most 28 bytes
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,20}:)?row(?=[\s>/])([^>]{0,250})")
+_ROW_NUMBER = re.compile(rb'\br="(\d{1,12})"')
+_ROW_TAG_MAX = 300  # bytes a _ROW_TAG match can span
 
 
 def _count_rows(zf: zipfile.ZipFile, part: str, name: str, limits: ImportLimits) -> None:
-    """Count the sheet's <row> elements with a byte scan (far faster than parsing them), so
-    a sheet of too many rows is refused before openpyxl spends minutes on it."""
+    """Count the sheet's <row> elements, and read the row numbers they claim, with a byte
+    scan (far faster than parsing them): a sheet of too many rows, or with a row numbered
+    past the limit (openpyxl would make up every empty row before it), is refused before
+    openpyxl spends minutes on it."""
+    last = limits.max_rows + 1
     rows, pending = 0, b""
+
+    def refuse() -> ImportTooLarge:
+        return _too_large(name, f"工作表超过 {limits.max_rows:,} 行上限",
+                          f"the sheet has more than {limits.max_rows:,} rows")
+
+    def scan(data: bytes, cut: int) -> int:
+        n = 0
+        for m in _ROW_TAG.finditer(data):
+            if m.start() >= cut:
+                break
+            n += 1
+            number = _ROW_NUMBER.search(m.group(1))
+            if number is not None and int(number.group(1)) > last:
+                raise refuse()
+        return n
+
     with zf.open(part) as fh:
         while chunk := fh.read(MiB):
             data = pending + chunk
-            cut = len(data) - 40  # a tag starting after this may be cut: count it next time
-            rows += sum(1 for m in _ROW_TAG.finditer(data) if m.start() < cut)
-            pending = data[max(cut, 0):]
-            if rows > limits.max_rows + 1:
-                break
-    rows += len(_ROW_TAG.findall(pending))
-    if rows > limits.max_rows + 1:
-        raise _too_large(name, f"工作表超过 {limits.max_rows:,} 行上限",
-                         f"the sheet has more than {limits.max_rows:,} rows")
+            cut = max(len(data) - _ROW_TAG_MAX, 0)  # a tag after this may be cut: next time
+            rows += scan(data, cut)
+            pending = data[cut:]
+            if rows > last:
+                raise refuse()
+    if rows + scan(pending, len(pending)) > last:
+        raise refuse()
 
 
 @lru_cache(maxsize=1)
@@ -571,7 +591,9 @@ def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[s
             raise _unreadable_xlsx(name) from None
         try:
             ws = wb.worksheets[0]
-            _count_rows(reader.archive._zf, ws._worksheet_path, name, limits)
+            if not src.rows_counted:
+                _count_rows(reader.archive._zf, ws._worksheet_path, name, limits)
+                src.rows_counted = True
             # Ignore the stored <dimension>: some exporters write a wrong one (rows would be
             # lost) and without one openpyxl would parse the whole sheet twice.
             ws.reset_dimensions()

@@ -219,7 +219,7 @@ def parse_category(text: str) -> Category | None:
     return _CATEGORY_WORDS.get(_label_key(text))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # compact: an import holds every valid row
 class MerchantRow:
     """One valid merchant row; ``channels`` in Channel declaration order, no repeats."""
 
