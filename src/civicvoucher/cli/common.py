@@ -28,10 +28,12 @@ def settings() -> Settings:
 @cache
 def database() -> Database:
     """Open the configured database, bringing the schema up to date (Alembic)."""
+    from civicvoucher.keys import bind_key
     from civicvoucher.schema import upgrade
 
     db = Database(settings().database_url)
     upgrade(db.engine)
+    bind_key(db, settings())  # refuses to run with another key than the database's
     return db
 
 

@@ -78,6 +78,8 @@ class Voucher(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     issued_at: Mapped[datetime] = mapped_column(DateTime)
     region_code: Mapped[str] = mapped_column(String(6))  # shard key: issuing union's region
+    # expiry (epoch seconds) of the newest QR payload spent on this voucher: older ones are void
+    qr_used_exp: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # Codes are 128 random bits; uniqueness is kept per shard, lookups use ix_voucher_code.

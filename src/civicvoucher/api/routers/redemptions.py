@@ -124,7 +124,8 @@ def create_redemption(body: RedeemIn, c: Ctx = Depends(ctx)) -> Receipt:
     def spend(s: Session, v: Voucher) -> Receipt:
         m = _merchant(s, c, body.merchant_id)
         r = redeem(s, code=v.code, merchant_id=m.id, order_amount_fen=body.order_amount_fen,
-                   channel=body.channel, hold=body.hold, idem_key=c.service_key("redeem"))
+                   channel=body.channel, hold=body.hold, idem_key=c.service_key("redeem"),
+                   qr_exp=qr.payload_expiry(body.payload) if body.payload is not None else None)
         red = r.redemption
         if not r.replayed:
             c.audit(s, "redemption.create", target=f"redemption:{red.id}",
