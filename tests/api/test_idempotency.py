@@ -167,3 +167,40 @@ def test_an_expired_key_is_claimed_anew_by_one_request_only(db):
         new.unlock()
     finally:
         clock.set_clock(None)
+
+
+def test_a_live_owner_in_another_process_is_waited_for_and_a_dead_one_taken_over(db):
+    """The key's lock is between processes (POSIX record lock on SQLite, advisory lock on
+    PostgreSQL): while another process owns the key, a claim here waits (409 in progress
+    after its wait); once that process is killed, the claim takes the key over at once."""
+    import signal
+    import subprocess
+    import sys
+
+    import pytest
+
+    from civicvoucher.api import idempotency as idem
+    from civicvoucher.auth.errors import IdempotencyInFlight
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys\n"
+            "from civicvoucher.api import idempotency as idem\n"
+            "from civicvoucher.db import Database\n"
+            f"c = idem.claim(Database({db.url!r}), user_id=9, key='k-3', rh='h')\n"
+            "print('owned' if c.record_id else 'not owned', flush=True)\n"
+            "sys.stdin.read()\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "owned"
+        with pytest.raises(IdempotencyInFlight):
+            idem.claim(db, user_id=9, key="k-3", rh="h", timeout=0.2)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        got = idem.claim(db, user_id=9, key="k-3", rh="h", timeout=15)
+        assert got.record_id is not None and got.lock is not None  # taken over
+        got.unlock()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(timeout=30)

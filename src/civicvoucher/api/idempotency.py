@@ -38,10 +38,13 @@ cut) cannot overwrite the answer of the request that took over.
 A retry after a crash is answered promptly and correctly. If the first attempt died before its
 effect committed, the retry runs afresh. If it died after (between the service's commit and
 ``complete``), the retry runs the route again, and the domain service, which is idempotent on
-the key the route derives from the Idempotency-Key (``Ctx.service_key``: redeem, refund, hold
-capture/void through the redemption, deposit, issue, expire, extend, settle), answers its first
-result. Routes whose service keeps no key of its own (creating an org, a user, an import) run
-again and meet their own uniqueness rules (e.g. "already exists").
+the key the route derives from the Idempotency-Key (``Ctx.service_key``: redeem, refund,
+deposit, issue, expire, extend, settle), answers its first result; capture and void are
+idempotent by the redemption's state. Routes whose service keeps no key of its own (creating an
+org, a user, an import) run again and meet their own uniqueness rules ("already exists").
+
+On PostgreSQL an owner thus holds one extra connection (the lock's) while it runs; the lock
+pool holds at most 40 per process and one idle, and is disposed with its ``Database``.
 
 When the database cannot be reached while claiming, completing or releasing, the client gets
 503 ``database_unavailable`` (problem+json, ``Retry-After``), never plain text; the row left
@@ -179,6 +182,7 @@ class _FileLocker(_Locker):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        weakref.finalize(self, os.close, self.fd)  # when no database and no lock uses it
 
     def _offset(self, kl: KeyLock) -> int:
         return kl.lid & ((1 << 62) - 1)
@@ -235,7 +239,7 @@ def _discard(conn: Connection) -> None:
 
 
 _lockers: weakref.WeakKeyDictionary[Database, _Locker] = weakref.WeakKeyDictionary()
-_file_lockers: dict[str, _FileLocker] = {}
+_file_lockers: weakref.WeakValueDictionary[str, _FileLocker] = weakref.WeakValueDictionary()
 _lockers_mutex = threading.Lock()
 
 
@@ -253,8 +257,9 @@ def _make_locker(db: Database) -> _Locker:
         # the server notices a vanished client (and frees its lock) within ~25 s
         options = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
                    "-c tcp_keepalives_count=3")
-        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10,
-                               max_overflow=100, pool_pre_ping=True,
+        # its own small pool: owners waiting for work connections never starve it, nor it them
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1,
+                               max_overflow=39, pool_timeout=10, pool_pre_ping=True,
                                connect_args={"connect_timeout": 5, "options": options,
                                              "application_name": "civicvoucher idempotency"})
         weakref.finalize(db, engine.dispose)
@@ -263,9 +268,9 @@ def _make_locker(db: Database) -> _Locker:
     if db.dialect == "sqlite" and fcntl is not None and path and path != ":memory:" \
             and not path.startswith("file:"):
         lock_path = os.path.abspath(path) + ".idempotency-lock"
-        if lock_path not in _file_lockers:
-            _file_lockers[lock_path] = _FileLocker(lock_path)
-        return _file_lockers[lock_path]
+        if (got := _file_lockers.get(lock_path)) is None:
+            got = _file_lockers[lock_path] = _FileLocker(lock_path)
+        return got
     return _Locker()
 
 
