@@ -101,7 +101,10 @@ class CVRoute(APIRoute):
                 if claim is not None and claim.record_id is not None:
                     await run_in_threadpool(_release, st, claim)
                 if isinstance(exc, RoleForbidden):
-                    await run_in_threadpool(_audit_refusal, st, request, exc)
+                    try:
+                        await run_in_threadpool(_audit_refusal, st, request, exc)
+                    except Exception as audit_exc:  # the refusal must be audited: say why not
+                        exc = audit_exc
                 response = problem_for(request, exc)
             finally:
                 if claim is not None and claim.lock is not None:
