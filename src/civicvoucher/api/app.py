@@ -152,7 +152,7 @@ def _openapi(app: FastAPI) -> dict:
             else:
                 op["security"] = []
                 if op.get("operationId") == "health":
-                    for status in ("400", "401", "403", "404", "409", "422", "429"):
+                    for status in ("400", "401", "403", "404", "409", "422", "429", "503"):
                         responses.pop(status, None)
     app.openapi_schema = doc
     return doc
