@@ -52,7 +52,7 @@ def member_view(m: Member) -> MemberAdminView:
 @router.get("", response_model=Page[MemberAdminView], name="list_members")
 def list_members(org_id: int | None = Query(None, ge=1, le=2_147_483_647,
                                             description="a union or federation in your scope"),
-                 status: Literal["active", "suspended", "left"] | None = None,
+                 status: Literal["active", "suspended", "left", "transferred"] | None = None,
                  page: PageParams = Depends(page_params),
                  c: Ctx = Depends(ctx)) -> Page[MemberAdminView]:
     """Members of the unions under an organisation, masked. Every listing is audited."""
