@@ -130,7 +130,7 @@ def test_a_refused_status_change_rejects_the_whole_update(db, tmp_path):
     write_table(path, HEADER, data)
     with pytest.raises(ImportRejected) as exc, db.session() as s:
         import_members(s, path=path, key=SECRET, update=True, audit=audit)
-    assert [(e.row, e.field) for e in exc.value.errors] == [(2, "status")]
+    assert [(e.row, e.field) for e in exc.value.errors] == [(2, "状态 (status)")]
     assert "离会" in exc.value.errors[0].reason
     m = by_name(db)
     assert (m["会员1"].status, m["会员3"].status) == ("transferred", "active")
@@ -299,3 +299,19 @@ def test_transfer_checks_its_target(db):
         change_member(s, m.id, key=SECRET, audit=audit, status="left")
         with pytest.raises(InvalidTransition):
             transfer_member(s, m.id, to_union_id=w.union_b, audit=audit)
+
+
+def test_a_change_reads_the_member_again_under_its_lock(db):
+    """A route reads the member (scope check) before the service locks it: a change committed
+    in between is seen, not refused as a conflict nor overwritten from a stale read."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite takes the write lock with the transaction: no one commits between")
+    w = build_world(db)
+    m = _member(db, w.union_a)
+    with db.session() as s:
+        s.get(Member, m.id)  # as the route's scope check does
+        with db.session() as other:
+            change_member(other, m.id, key=SECRET, audit=audit, status="left")
+        got, change = change_member(s, m.id, key=SECRET, audit=audit, status="active")
+        assert [(f.old, f.new) for f in change.changes] == [("left", "active")]
+        assert got.status == "active"

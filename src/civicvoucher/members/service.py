@@ -241,7 +241,8 @@ def import_members(
 
     existing, changes = plan_member_updates(session, good_numbered, key=key)
     if update:
-        refused = [RowError(c.row or 0, "status", c.problem) for c in changes if c.problem]
+        refused = [RowError(c.row or 0, table.label("status"), c.problem)
+                   for c in changes if c.problem]
         if refused and reject_path is None:
             raise ImportRejected(refused, total_rows=len(table.rows))
         if refused:
@@ -371,8 +372,10 @@ def apply_member_changes(session: Session, changes: Sequence[MemberChange], *, a
 
 
 def get_member_for_update(session: Session, member_id: int) -> Member:
+    # populate_existing: a row the session read before the lock is read again under it
     m = session.execute(
         select(Member).where(Member.id == member_id).with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if m is None:
         raise NotFound(f"会员 {member_id} 不存在 (no member {member_id})", code="member_not_found")
@@ -482,7 +485,7 @@ def transfer_member(
     standing = m.status
     new = session.execute(
         select(Member).where(Member.union_id == target.id, Member.id_hash == m.id_hash)
-        .with_for_update()
+        .with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
     created = new is None
     if new is None:
