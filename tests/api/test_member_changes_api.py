@@ -173,3 +173,18 @@ def test_transfer_into_the_same_person_row_keeps_one_row_per_union(api):
     with api.db.session() as s:
         rows_b = s.execute(select(Member).where(Member.union_id == api.w.union_b)).scalars()
         assert sum(m.name == "成员1" for m in rows_b) == 1
+
+
+def test_a_transfer_does_not_count_the_person_twice(api):
+    def members() -> int:
+        r = api.call("GET", f"/reports/summary?org_id={api.w.county_a}", Role.COUNTY_ADMIN)
+        return r.json()["members"]
+
+    before = members()
+    r = api.call("POST", f"/members/{api.member_in}/transfer", Role.COUNTY_ADMIN,
+                 json={"to_union_id": api.w.union_b})
+    assert r.status_code == 200, r.text
+    assert members() == before
+    api.call("POST", f"/members/{r.json()['new']['id']}/status", Role.COUNTY_ADMIN,
+             json={"status": "left"})
+    assert members() == before - 1
