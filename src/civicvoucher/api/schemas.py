@@ -483,3 +483,57 @@ class CallbackOut(BaseModel):
     redemption_id: int | None = None
     refund_id: int | None = None
     amount_fen: int | None = None
+
+
+# --- member changes (status, phone, transfer, re-import with updates) ------------------------
+
+class MemberStatusIn(In):
+    status: Literal["active", "suspended", "left", "transferred"] = Field(
+        description="left: 离会; transferred: 调出 to a union outside this registry (to move "
+                    "the member to a union here, use /transfer)")
+    reason: Text | None = None
+
+
+class MemberPhoneIn(In):
+    phone: Annotated[str | None, Field(min_length=1, max_length=20, pattern=r"^[0-9 +()-]+$",
+                                       description="a mainland mobile number; null removes it")]
+
+
+class MemberTransferIn(In):
+    to_union_id: Id
+    reason: Text | None = None
+
+
+class FieldChangeOut(BaseModel):
+    """One field of one member: phones masked."""
+
+    field: Literal["name", "phone", "status"]
+    old: str | None
+    new: str | None
+
+
+class MemberChangeOut(BaseModel):
+    member: MemberAdminView
+    changed: bool  # False: it already was so (nothing written)
+    changes: list[FieldChangeOut]
+
+
+class MemberTransferOut(BaseModel):
+    old: MemberAdminView  # the row in the union the member left: status transferred
+    new: MemberAdminView  # the member's row in the new union
+    created: bool  # False: the person already had a row there, which was used
+    changed: bool  # False: already transferred there (nothing written)
+
+
+class MemberRowChangeOut(BaseModel):
+    row: int | None
+    member_id: int
+    id_masked: str
+    changes: list[FieldChangeOut]
+
+
+class MemberImportOut(ImportOut):
+    updated: int = 0  # members changed (with update=true)
+    dry_run: bool = False
+    changes_total: int = 0  # registered members who differ from the file
+    changes: list[MemberRowChangeOut] = []  # the first 1,000 of them
