@@ -1,7 +1,7 @@
 """member changes: status history columns for leaving and transfers
 
-Revision ID: 0005_members
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 20:00:00
 
 - ``member.status_changed_at``: when the member's status last changed (NULL: never since
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_members'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
