@@ -18,9 +18,9 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from civicvoucher.errors import CivicVoucherError
-from civicvoucher.ledger.verify import verify
 from civicvoucher.programs.service import create_program
 from civicvoucher.programs.spec import parse_program_spec
+from civicvoucher.reconcile import verify
 from civicvoucher.settlement.service import settle
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.lifecycle import expire, extend
