@@ -257,11 +257,13 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = sum(cost[:n])
         assert (res.issuance.status, res.issuance.members_issued, res.issuance.amount_fen) == \
             (status, n, amount)
-        want = sorted((m, i, d) for m, todo in plan[:n] for i, p in todo for d in p.denominations)
+        want = sorted((m, i, d, form, deadline[i]) for m, todo in plan[:n] for i, p in todo
+                      for d in p.denominations)
         with self.db.session() as s:
             new = s.execute(select(Voucher).where(Voucher.id > before)
                             .order_by(Voucher.id)).scalars().all()
-            got = sorted((v.member_id, v.product_id, v.amount_fen) for v in new)
+            got = sorted((v.member_id, v.product_id, v.amount_fen, v.form, v.expires_at)
+                         for v in new)
             assert got == want
             for v in new:
                 self.vouchers[v.id] = MVoucher(code=v.code, union=union, program=pid,
