@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from civicvoucher.errors import IdempotencyConflict, InvalidTransition
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, TransferCode, TransferFlags
-from civicvoucher.ledger.verify import verify
+from civicvoucher.reconcile import verify
 from civicvoucher.settlement.service import settle
 from civicvoucher.vouchers import redemption
 from civicvoucher.vouchers.issuance import issue

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from civicvoucher.core import testpoints
-from civicvoucher.ledger.verify import verify
+from civicvoucher.reconcile import verify
 from civicvoucher.settlement import service as settlement
 from civicvoucher.vouchers import issuance, lifecycle, redemption
 from civicvoucher.vouchers.models import Voucher

@@ -29,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 
 from civicvoucher.core.clock import naive_utc
 from civicvoucher.core.money import FEN_PER_YUAN
+from civicvoucher.core.regions import RegionScope
 from civicvoucher.errors import ValidationError
 from civicvoucher.merchants.rules import Category, Channel
-from civicvoucher.vouchers.rules import ProductKind, RegionScope
+from civicvoucher.programs.models import ProductKind
 
 Yuan = Annotated[StrictInt, Field(gt=0, le=100_000)]
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock, ids
 from civicvoucher.core.money import fen
+from civicvoucher.core.regions import region_prefix
 from civicvoucher.db import once
 from civicvoucher.errors import (
     IdempotencyConflict,
@@ -35,7 +36,6 @@ from civicvoucher.vouchers.rules import (
     SpendCheck,
     VoucherStatus,
     check_redeemable,
-    region_prefix,
     request_hash,
     status_error,
     transition,

@@ -42,17 +42,6 @@ class IssueMode(StrEnum):
     PARTIAL = "partial"
 
 
-class ProductKind(StrEnum):
-    CONSUMPTION = "consumption"
-    TOURISM_CARD = "tourism_card"
-
-
-class RegionScope(StrEnum):
-    COUNTY = "county"  # the issuing union's county (or its city/province if it sits higher)
-    CITY = "city"
-    PROVINCE = "province"
-
-
 VOUCHER_TRANSITIONS: dict[tuple[VoucherStatus, str], VoucherStatus] = {
     (VoucherStatus.ISSUED, "redeem"): VoucherStatus.REDEEMED,
     (VoucherStatus.ISSUED, "hold"): VoucherStatus.HELD,
@@ -83,18 +72,6 @@ _STATUS_ERROR = {
 def status_error(status: str) -> VoucherNotRedeemable:
     code = _STATUS_ERROR.get(VoucherStatus(status), "voucher_not_redeemable")
     return VoucherNotRedeemable(f"voucher is {status}", code=code)
-
-
-def region_prefix(region_code: str, scope: str) -> str:
-    """Division-code prefix a merchant must share: '140105' county → '140105', city → '1401'.
-
-    A union under a city or province federation has a coarser home; its 'county' is that.
-    """
-    n = {RegionScope.PROVINCE: 2, RegionScope.CITY: 4, RegionScope.COUNTY: 6}[RegionScope(scope)]
-    prefix = region_code[:n]
-    while len(prefix) > 2 and prefix.endswith("00"):
-        prefix = prefix[:-2]
-    return prefix
 
 
 @dataclass(frozen=True)
