@@ -1,12 +1,21 @@
 """Spending tables: leverage (拉动效应), redemption rate, breakage, the daily curve and merchant
-concentration. All from posted redemptions of the program's consumption vouchers."""
+concentration. All from posted redemptions of the program's consumption vouchers.
+
+Days are local calendar days in the deployment's zone (``CIVICVOUCHER_TIMEZONE``, default
+Asia/Shanghai): a redemption at 2020-07-10T17:00Z (01:00 in Beijing) counts on 2020-07-11.
+Stored instants are naive UTC, so each is matched to the local day it falls in (``local_days``:
+each day's first instant in UTC, from the zone database, so daylight saving is right too).
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import duckdb
 
 from civicvoucher.analytics.duck import fetch
 from civicvoucher.analytics.tables import FORM_LABEL, LEVEL_LABEL, Column, Table, ratio
+from civicvoucher.core import clock
 from civicvoucher.merchants.rules import CATEGORY_LABEL_ZH, CHANNEL_LABEL_ZH, Category, Channel
 
 # Posted redemptions of consumption vouchers, with what each is grouped by.
@@ -32,8 +41,28 @@ _CATEGORIES = [c.value for c in Category]
 _CHANNELS = [c.value for c in Channel]
 
 
+def local_days(con: duckdb.DuckDBPyConnection) -> None:
+    """TEMP table ``local_days(day, starts_at)``: every local day the redemptions touch, with
+    the UTC instant it starts at."""
+    lo, hi = con.execute("SELECT min(spent_at), max(spent_at) FROM redemptions").fetchone()
+    con.execute("CREATE OR REPLACE TEMP TABLE local_days (day DATE, starts_at TIMESTAMP)")
+    if lo is None:
+        return
+    zone = clock.zone()
+    day, last, rows = clock.local_date(lo, zone), clock.local_date(hi, zone), []
+    while day <= last:
+        rows.append((day, clock.start_of_day(day, zone)))
+        day += timedelta(days=1)
+    con.executemany("INSERT INTO local_days VALUES (?, ?)", rows)
+
+
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SPEND)
+    local_days(con)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE spend AS
+        SELECT s.*, d.day AS spent_day
+        FROM spend s ASOF LEFT JOIN local_days d ON s.spent_at >= d.starts_at""")
 
 
 def _group_label(dimension: str, group: str) -> str:
@@ -210,12 +239,12 @@ def breakage_table(con: duckdb.DuckDBPyConnection) -> Table:
 
 def daily_table(con: duckdb.DuckDBPyConnection) -> Table:
     sql = """
-    SELECT strftime(CAST(spent_at AS DATE), '%Y-%m-%d') AS day, count(*) AS redemptions,
+    SELECT strftime(spent_day, '%Y-%m-%d') AS day, count(*) AS redemptions,
            sum(amount_fen) AS voucher_fen, sum(order_amount_fen) AS order_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'digital'), 0) AS digital_voucher_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'paper'), 0) AS paper_voucher_fen,
-           sum(sum(amount_fen)) OVER (ORDER BY CAST(spent_at AS DATE)) AS cumulative_voucher_fen
-    FROM spend WHERE spent_at IS NOT NULL GROUP BY CAST(spent_at AS DATE) ORDER BY CAST(spent_at AS DATE)
+           sum(sum(amount_fen)) OVER (ORDER BY spent_day) AS cumulative_voucher_fen
+    FROM spend WHERE spent_day IS NOT NULL GROUP BY spent_day ORDER BY spent_day
     """
     cols = (
         Column("day", "日期", "day"),
@@ -226,7 +255,9 @@ def daily_table(con: duckdb.DuckDBPyConnection) -> Table:
         Column("paper_voucher_fen", "纸质券抵扣", "paper voucher value", "fen"),
         Column("cumulative_voucher_fen", "累计抵扣", "cumulative voucher value", "fen"),
     )
-    return Table("daily_spending", "每日消费曲线", "Daily spending", cols, fetch(con, sql))
+    zone = clock.zone().key
+    return Table("daily_spending", "每日消费曲线", "Daily spending", cols, fetch(con, sql),
+                 note_zh=f"日期按当地时间（{zone}）划分", note_en=f"days are local days ({zone})")
 
 
 def concentration_table(con: duckdb.DuckDBPyConnection) -> Table:
