@@ -47,6 +47,7 @@ def test_a_program_ending_0100_beijing_stops_at_1700_utc(db):
         redeem(s, code=second, merchant_id=merchant, order_amount_fen=30000, idem_key="r2",
                now=datetime(2026, 12, 1, 17))
     assert exc.value.code == "voucher_expired"
+    assert exc.value.message == "expired at 2026-12-02 01:00 +08:00"  # as the program said
 
 
 def _cli(db, monkeypatch, *args: str):

@@ -131,9 +131,11 @@ def check_redeemable(
     if v.status != VoucherStatus.ISSUED:
         raise status_error(v.status)
     if now < v.valid_from:
-        raise VoucherNotRedeemable(f"valid from {v.valid_from:%Y-%m-%d %H:%M}", code="voucher_not_yet_valid")
+        from civicvoucher.core.clock import format_local  # people read the deployment's zone
+        raise VoucherNotRedeemable(f"valid from {format_local(v.valid_from)}", code="voucher_not_yet_valid")
     if now >= v.expires_at:
-        raise VoucherNotRedeemable(f"expired at {v.expires_at:%Y-%m-%d %H:%M}", code="voucher_expired")
+        from civicvoucher.core.clock import format_local
+        raise VoucherNotRedeemable(f"expired at {format_local(v.expires_at)}", code="voucher_expired")
     if merchant_status != "active":
         raise VoucherNotRedeemable(f"merchant is {merchant_status}", code="merchant_not_active")
     if merchant_category not in v.categories:
