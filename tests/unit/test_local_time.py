@@ -143,7 +143,7 @@ def test_cli_refuses_a_dst_ambiguous_time_naming_the_option(monkeypatch):
     monkeypatch.setenv(ZONE_ENV, "America/New_York")
     with pytest.raises(ValidationError, match="happens twice") as exc:
         parse_when("2026-11-01T01:30", "cutoff")
-    assert exc.value.field == "cutoff" and "cutoff" in exc.value.message
+    assert exc.value.field == "cutoff" and "column cutoff: 2026-11-01 01:30" in str(exc.value)
     with pytest.raises(ValidationError, match="does not exist"):
         parse_when("2026-03-08T02:30", "as_of")
     assert parse_when("2026-11-01T01:30-05:00", "cutoff") == datetime(2026, 11, 1, 6, 30)

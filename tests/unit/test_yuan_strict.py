@@ -35,7 +35,7 @@ def test_loose_amounts_are_refused_with_a_reason(text, reason):
         yuan_to_fen(text)
     with pytest.raises(ValidationError, match=reason) as exc:
         parse_yuan(text, "order")
-    assert exc.value.field == "order" and exc.value.message.startswith("order: ")
+    assert exc.value.field == "order" and str(exc.value).startswith("invalid_input: column order: ")
 
 
 def test_non_text_amounts():

@@ -58,7 +58,7 @@ def parse_yuan(text: str, field: str) -> int:
     try:
         return yuan_to_fen(text)
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"{field}: {exc}", field=field) from None
+        raise ValidationError(str(exc), field=field) from None
 
 
 def parse_when(text: str | None, field: str) -> datetime | None:
@@ -72,11 +72,11 @@ def parse_when(text: str | None, field: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValidationError(f"{field}: not a date or time: {text!r} (use 2020-08-01 or "
+        raise ValidationError(f"not a date or time: {text!r} (use 2020-08-01 or "
                               f"2020-07-31T23:59, local time in {zone_name} unless an offset "
                               "such as +08:00 or Z is given)", field=field) from None
     try:
-        return clock.to_utc(value, field=field)
+        return clock.to_utc(value)  # the error names the field: "column cutoff: ..."
     except clock.ZoneError as exc:
         raise ValidationError(str(exc), field=field, code="ambiguous_time") from None
 

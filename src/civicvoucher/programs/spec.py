@@ -61,8 +61,11 @@ class ProductSpec(BaseModel):
     categories: list[Category] = Field(min_length=1)
     channels: list[Channel] = Field(min_length=1)
     region_scope: RegionScope = RegionScope.PROVINCE
-    valid_from: datetime
-    expires_at: datetime
+    valid_from: datetime = Field(description="local time (CIVICVOUCHER_TIMEZONE, default "
+                                 "Asia/Shanghai) unless an offset is given; a bare date is "
+                                 "the start of that local day")
+    expires_at: datetime = Field(description="exclusive; local time unless an offset is given; "
+                                 "a bare date means through the end of that local day")
     optional: bool = False
 
     @field_validator("valid_from", "expires_at", mode="before")
