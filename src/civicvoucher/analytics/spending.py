@@ -3,13 +3,14 @@ concentration. All from posted redemptions of the program's consumption vouchers
 
 Days are local calendar days in the deployment's zone (``CIVICVOUCHER_TIMEZONE``, default
 Asia/Shanghai): a redemption at 2020-07-10T17:00Z (01:00 in Beijing) counts on 2020-07-11.
-Stored instants are naive UTC, so each is matched to the local day it falls in (``local_days``:
-each day's first instant in UTC, from the zone database, so daylight saving is right too).
+Stored instants are naive UTC: the day is the instant plus the zone's offset at that instant
+(``local_day_sql``: offsets from the zone database, so daylight saving is right too).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -41,28 +42,53 @@ _CATEGORIES = [c.value for c in Category]
 _CHANNELS = [c.value for c in Channel]
 
 
-def local_days(con: duckdb.DuckDBPyConnection) -> None:
-    """TEMP table ``local_days(day, starts_at)``: every local day the redemptions touch, with
-    the UTC instant it starts at."""
-    lo, hi = con.execute("SELECT min(spent_at), max(spent_at) FROM redemptions").fetchone()
-    con.execute("CREATE OR REPLACE TEMP TABLE local_days (day DATE, starts_at TIMESTAMP)")
+def _offset_periods(lo: datetime, hi: datetime, zone) -> list[tuple[datetime | None, int]]:
+    """The zone's UTC offsets (seconds) over [lo, hi] (naive UTC): ``(starts, offset)`` pairs,
+    the first one starting at None. A transition is found to the second by bisection."""
+
+    def offset(t: datetime) -> int:
+        return int(clock.to_local(t, zone).utcoffset().total_seconds())
+
+    periods: list[tuple[datetime | None, int]] = [(None, offset(lo))]
+    t = lo
+    while t < hi:
+        step = min(t + timedelta(days=1), hi)
+        if offset(step) != periods[-1][1]:
+            a, b = t, step  # offset(a) is the old one, offset(b) the new one
+            while b - a > timedelta(seconds=1):
+                mid = a + (b - a) / 2
+                a, b = (mid, b) if offset(mid) == periods[-1][1] else (a, mid)
+            periods.append((b.replace(microsecond=0), offset(b)))
+        t = step
+    return periods
+
+
+def local_day_sql(con: duckdb.DuckDBPyConnection, column: str = "spent_at",
+                  table: str = "redemptions") -> str:
+    """A SQL expression for the local calendar day (in the deployment's zone) of the naive-UTC
+    TIMESTAMP ``column``: the column plus the zone's offset at that instant, as a DATE. The
+    offsets come from the zone database for the span ``table`` covers, so daylight saving is
+    right; a constant offset (Beijing) is a single addition."""
+    lo, hi = con.execute(f"SELECT min({column}), max({column}) FROM {table}").fetchone()
     if lo is None:
-        return
-    zone = clock.zone()
-    day, last, rows = clock.local_date(lo, zone), clock.local_date(hi, zone), []
-    while day <= last:
-        rows.append((day, clock.start_of_day(day, zone)))
-        day += timedelta(days=1)
-    con.executemany("INSERT INTO local_days VALUES (?, ?)", rows)
+        return f"CAST({column} AS DATE)"
+    periods = _offset_periods(lo, hi, clock.zone())
+
+    def interval(seconds: int) -> str:
+        return f"INTERVAL '{seconds} seconds'"
+
+    if len(periods) == 1:
+        shift = interval(periods[0][1])
+    else:
+        whens = " ".join(f"WHEN {column} < TIMESTAMP '{starts:%Y-%m-%d %H:%M:%S}' "
+                         f"THEN {interval(prev)}"
+                         for (_, prev), (starts, _) in itertools.pairwise(periods))
+        shift = f"CASE {whens} ELSE {interval(periods[-1][1])} END"
+    return f"CAST({column} + {shift} AS DATE)"
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SPEND)
-    local_days(con)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE spend AS
-        SELECT s.*, d.day AS spent_day
-        FROM spend s ASOF LEFT JOIN local_days d ON s.spent_at >= d.starts_at""")
 
 
 def _group_label(dimension: str, group: str) -> str:
@@ -238,13 +264,15 @@ def breakage_table(con: duckdb.DuckDBPyConnection) -> Table:
 
 
 def daily_table(con: duckdb.DuckDBPyConnection) -> Table:
-    sql = """
+    day = local_day_sql(con, "spent_at", "spend")
+    sql = f"""
+    WITH s AS (SELECT *, {day} AS spent_day FROM spend WHERE spent_at IS NOT NULL)
     SELECT strftime(spent_day, '%Y-%m-%d') AS day, count(*) AS redemptions,
            sum(amount_fen) AS voucher_fen, sum(order_amount_fen) AS order_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'digital'), 0) AS digital_voucher_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'paper'), 0) AS paper_voucher_fen,
            sum(sum(amount_fen)) OVER (ORDER BY spent_day) AS cumulative_voucher_fen
-    FROM spend WHERE spent_day IS NOT NULL GROUP BY spent_day ORDER BY spent_day
+    FROM s GROUP BY spent_day ORDER BY spent_day
     """
     cols = (
         Column("day", "日期", "day"),
