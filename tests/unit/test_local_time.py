@@ -232,3 +232,14 @@ def test_report_days_follow_the_deployment_zone_across_daylight_saving(monkeypat
     assert _daily([datetime(2020, 3, 28, 22, 59), datetime(2020, 3, 28, 23),
                    datetime(2020, 3, 29, 21, 59), datetime(2020, 3, 29, 22)]) == [
         ("2020-03-28", 1), ("2020-03-29", 2), ("2020-03-30", 1)]
+
+
+def test_a_scenario_override_of_a_deadline_is_a_time_in_the_scenarios_zone():
+    from civicvoucher.scenarios.model import apply_overrides, load_scenario
+    from civicvoucher.scenarios.simulate import scenario_zone
+
+    scn = apply_overrides(load_scenario(), {"extension.new_expires_at": "2020-08-16"})
+    at = clock.to_utc(scn["extension"]["new_expires_at"], tz=scenario_zone(scn))
+    assert at == datetime(2020, 8, 15, 16)
+    with pytest.raises(ValidationError, match="is not a datetime"):
+        apply_overrides(load_scenario(), {"extension.new_expires_at": "soon"})
