@@ -36,6 +36,7 @@ def test_the_default_zone_is_beijing_and_naive_input_is_local():
     assert clock.start_of_day(date(2020, 4, 26)) == datetime(2020, 4, 25, 16)
     assert clock.format_local(datetime(2020, 7, 10, 16)) == "2020-07-11 00:00 +08:00"
     assert clock.now().tzinfo is None
+    assert clock.format_local(datetime(9999, 12, 31, 23)) == "9999-12-31 23:00 UTC"
 
 
 def test_an_unknown_zone_is_a_clear_error(monkeypatch):
@@ -177,6 +178,16 @@ def test_api_request_times_are_local_and_responses_carry_the_offset(monkeypatch)
     err = exc.value.errors()[0]
     assert err["loc"] == ("as_of",) and "happens twice" in err["msg"]
     assert out.model_dump(mode="json")["as_of"] == "2020-07-10T18:00:00+02:00"
+
+
+def test_api_times_at_the_edge_of_the_calendar_are_refused_or_said_in_utc():
+    from civicvoucher.api.schemas import ExpiryIn, ExpiryOut
+
+    with pytest.raises(PydanticError, match="date out of range"):
+        ExpiryIn.model_validate({"as_of": "0001-01-01T00:00:00"})  # 8 hours before year 1
+    out = ExpiryOut(id=1, as_of=datetime(9999, 12, 31, 23), vouchers_expired=0, amount_fen=0,
+                    holds_voided=0)
+    assert out.model_dump(mode="json")["as_of"] == "9999-12-31T23:00:00Z"
 
 
 def _redemption(created_at: datetime):

@@ -12,7 +12,7 @@ Every time in a response carries the deployment zone's offset: ``2020-07-11T00:0
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
@@ -25,7 +25,10 @@ def _local_to_utc(v: datetime) -> datetime:
 
 
 def _utc_to_local(v: datetime) -> datetime:
-    return clock.to_local(v)
+    try:
+        return clock.to_local(v)
+    except OverflowError:  # at the edge of the calendar (9999-12-31T23:00Z): say it in UTC
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
 
 
 Id = Annotated[int, Field(ge=1, le=2_147_483_647)]

@@ -124,7 +124,10 @@ def format_local(value: datetime | None, tz: tzinfo | str | None = None) -> str:
     """A stored instant for people: ``2020-07-11 00:00 +08:00`` (local, offset shown)."""
     if value is None:
         return "—"
-    t = to_local(value, tz)
+    try:
+        t = to_local(value, tz)
+    except OverflowError:  # at the edge of the calendar
+        return f"{naive_utc(value):%Y-%m-%d %H:%M} UTC"
     off = t.strftime("%z")
     return f"{t:%Y-%m-%d %H:%M} {off[:3]}:{off[3:]}"
 
