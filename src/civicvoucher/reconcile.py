@@ -21,6 +21,7 @@ from collections import defaultdict
 from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
+from civicvoucher.core.money import format_yuan
 from civicvoucher.ledger.models import Transfer
 from civicvoucher.ledger.rules import AccountCode
 from civicvoucher.ledger.verify import Problem, load_accounts, verify_ledger
@@ -84,7 +85,7 @@ def _settlement_batches(session: Session) -> list[Problem]:
                | (B.c.recovered_fen > B.c.amount_fen))
     ).all()
     return [Problem("settlement", f"batch {bid}",
-                    f"says {amount} fen in {count} redemptions, {rec} fen recovered; its "
+                    f"says {format_yuan(amount)} in {count} redemptions, {format_yuan(rec)} recovered; its "
                     f"redemptions total {amt or 0} in {n or 0}, its transfer {t}, its "
                     f"recovery transfer {rt or 0}")
             for bid, amount, count, amt, n, t, rec, rt in rows]
@@ -109,11 +110,11 @@ def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:
         if have != want:
             problems.append(Problem(
                 "vouchers", a.key,
-                f"account holds {have[0]} fen ({have[1]} on hold), "
-                f"unspent vouchers total {want[0]} fen ({want[1]} on hold)",
+                f"account holds {format_yuan(have[0])} ({format_yuan(have[1])} on hold), "
+                f"unspent vouchers total {format_yuan(want[0])} ({format_yuan(want[1])} on hold)",
             ))
     for (u, p), (s, _) in expected.items():
-        problems.append(Problem("vouchers", f"union {u} program {p}", f"{s} fen of vouchers with no outstanding account"))
+        problems.append(Problem("vouchers", f"union {u} program {p}", f"{format_yuan(s)} of vouchers with no outstanding account"))
 
     owed = session.execute(
         select(R.c.merchant_id, func.sum(R.c.amount_fen))
@@ -128,10 +129,10 @@ def _reconcile_vouchers(session: Session, accounts: dict) -> list[Problem]:
         if a.credits_posted - a.debits_posted != want:
             problems.append(Problem(
                 "payable", a.key,
-                f"account holds {a.credits_posted - a.debits_posted} fen, unsettled redemptions {want} fen",
+                f"account holds {format_yuan(a.credits_posted - a.debits_posted)}, unsettled redemptions {format_yuan(want)}",
             ))
     for m, s in owed_by.items():
-        problems.append(Problem("payable", f"merchant {m}", f"{s} fen unsettled with no payable account"))
+        problems.append(Problem("payable", f"merchant {m}", f"{format_yuan(s)} unsettled with no payable account"))
     return problems + _receivables(session, accounts)
 
 
@@ -158,10 +159,10 @@ def _receivables(session: Session, accounts: dict) -> list[Problem]:
         if have != expected or have > 0:
             problems.append(Problem(
                 "receivable", a.key,
-                f"account holds {have} fen; refunds after settlement less recoveries say "
-                f"{expected} fen (never above zero)"))
+                f"account holds {format_yuan(have)}; refunds after settlement less recoveries say "
+                f"{format_yuan(expected)} (never above zero)"))
     for m, s in want.items():
         if s:
             problems.append(Problem("receivable", f"merchant {m}",
-                                    f"{s} fen owed back with no receivable account"))
+                                    f"{format_yuan(s)} owed back with no receivable account"))
     return problems

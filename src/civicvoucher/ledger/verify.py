@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from civicvoucher.core.money import format_yuan
 from civicvoucher.ledger.models import Account, Transfer
 from civicvoucher.ledger.rules import AccountFlags, TransferFlags
 
@@ -80,7 +81,7 @@ def verify_ledger(session: Session, accounts: dict | None = None) -> list[Proble
         if a.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
             a.debits_posted + a.debits_pending > a.credits_posted
         ):
-            problems.append(Problem("negative", a.key, f"balance {a.credits_posted - a.debits_posted - a.debits_pending} fen"))
+            problems.append(Problem("negative", a.key, f"balance {format_yuan(a.credits_posted - a.debits_posted - a.debits_pending)}"))
     for acct_id in set(want) - set(accounts):
         problems.append(Problem("entries", str(acct_id), "transfers name an account that does not exist"))
     if totals[0] != totals[1] or totals[2] != totals[3]:

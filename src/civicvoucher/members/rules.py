@@ -13,10 +13,9 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache, partial
-from zoneinfo import ZoneInfo
 
 from stdnum import numdb as _numdb
 from stdnum.cn import ric as _ric
@@ -198,8 +197,7 @@ def min_member_age() -> int:
 
 def local_today() -> date:
     """Today in the deployment's zone (CIVICVOUCHER_TIMEZONE, default Asia/Shanghai)."""
-    zone = ZoneInfo(os.environ.get("CIVICVOUCHER_TIMEZONE") or "Asia/Shanghai")
-    return clock.now().replace(tzinfo=UTC).astimezone(zone).date()
+    return clock.local_date(clock.now())
 
 
 def age_on(born: date, today: date) -> int:

@@ -227,7 +227,7 @@ def _resolve(session: Session, redemption_id: int, *, capture: bool, now: dateti
         if red.status != RedemptionStatus.HELD:
             raise InvalidTransition(f"redemption {red.id} is {red.status}", code="hold_not_active")
         if capture and red.hold_expires_at is not None and now >= red.hold_expires_at:
-            raise InvalidTransition(f"the hold expired at {red.hold_expires_at}",
+            raise InvalidTransition(f"the hold expired at {clock.format_local(red.hold_expires_at)}",
                                     code="hold_expired")
         _resolve_hold(session, red, capture=capture, now=now)
         return red

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from civicvoucher.core.money import format_yuan
 from civicvoucher.errors import InvalidTransition, VoucherNotRedeemable
 
 
@@ -108,9 +109,11 @@ def check_redeemable(
     if v.status != VoucherStatus.ISSUED:
         raise status_error(v.status)
     if now < v.valid_from:
-        raise VoucherNotRedeemable(f"valid from {v.valid_from:%Y-%m-%d %H:%M}", code="voucher_not_yet_valid")
+        from civicvoucher.core.clock import format_local  # people read the deployment's zone
+        raise VoucherNotRedeemable(f"valid from {format_local(v.valid_from)}", code="voucher_not_yet_valid")
     if now >= v.expires_at:
-        raise VoucherNotRedeemable(f"expired at {v.expires_at:%Y-%m-%d %H:%M}", code="voucher_expired")
+        from civicvoucher.core.clock import format_local
+        raise VoucherNotRedeemable(f"expired at {format_local(v.expires_at)}", code="voucher_expired")
     if merchant_status != "active":
         raise VoucherNotRedeemable(f"merchant is {merchant_status}", code="merchant_not_active")
     if merchant_category not in v.categories:
@@ -126,7 +129,9 @@ def check_redeemable(
         )
     if order_amount_fen < v.min_order_fen:
         raise VoucherNotRedeemable(
-            f"order of {order_amount_fen} fen is below the {v.min_order_fen} fen this voucher needs",
+            f"订单金额 {format_yuan(order_amount_fen)} 未达到此券所需的 "
+            f"{format_yuan(v.min_order_fen)} / the order of {format_yuan(order_amount_fen)} is "
+            f"below the {format_yuan(v.min_order_fen)} this voucher needs",
             code="order_below_threshold", min_order_fen=v.min_order_fen,
         )
 

@@ -41,8 +41,11 @@ RedemptionId = Path(ge=1, le=2**53)
 
 
 def receipt(r: Redemption) -> Receipt:
+    from civicvoucher.core.clock import local_date  # the receipt's date is the local day
+
     return Receipt(
-        receipt_id=f"R{r.created_at:%Y%m%d}-{r.id:08d}", id=r.id, merchant_id=r.merchant_id,
+        receipt_id=f"R{local_date(r.created_at):%Y%m%d}-{r.id:08d}", id=r.id,
+        merchant_id=r.merchant_id,
         union_id=r.union_id, program_id=r.program_id, channel=r.channel,
         order_amount_fen=r.order_amount_fen, amount_fen=r.amount_fen, status=r.status,
         hold_expires_at=r.hold_expires_at, created_at=r.created_at, posted_at=r.posted_at,
