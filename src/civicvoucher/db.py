@@ -18,6 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from civicvoucher.core import testpoints
+from civicvoucher.errors import CivicVoucherError
+
 T = TypeVar("T")
 
 NAMING = {
@@ -59,6 +62,36 @@ def make_engine(url: str, **kw: Any) -> Engine:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def once(session: Session, point: str, find: Callable[[], T | None],
+         work: Callable[[], T]) -> tuple[T, bool]:
+    """Exactly once on a caller's key, under any interleaving: ``(result, replayed)``.
+
+    ``find`` looks the key up and returns the first result (or raises ``IdempotencyConflict``
+    for the same key with another request); ``work`` does the operation and records the key in
+    this transaction. A concurrent request with the same key may commit between our lookup and
+    our work; our work then fails, either on the state the winner left (the voucher is already
+    spent) or on the key's unique constraint. Either way the work is rolled back to a savepoint
+    and the key looked up again: the retry gets the first result, never the error the first
+    result caused. An error with no winner behind it is raised as it is.
+
+    ``point`` names the moment between lookup and work for tests (``core.testpoints``).
+    """
+    if (found := find()) is not None:
+        return found, True
+    testpoints.reached(f"{point}.after_lookup")
+    savepoint = session.begin_nested()
+    try:
+        result = work()
+        session.flush()
+    except (CivicVoucherError, IntegrityError):
+        savepoint.rollback()
+        if (found := find()) is not None:
+            return found, True
+        raise
+    savepoint.commit()
+    return result, False
 
 
 def _retryable(exc: DBAPIError) -> bool:

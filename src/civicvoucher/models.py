@@ -33,7 +33,10 @@ from civicvoucher.auth.models import (
     RateBucket,
 )
 
+# Facts that belong to the database (the ID-hash key's fingerprint): migration 0005.
+from civicvoucher.keys import DeploymentSetting
+
 __all__ += [
-    "ApiToken", "ApiUser", "AuditEntry", "AuditHead", "IdempotencyRecord", "PaymentChannel",
-    "RateBucket",
+    "ApiToken", "ApiUser", "AuditEntry", "AuditHead", "DeploymentSetting", "IdempotencyRecord",
+    "PaymentChannel", "RateBucket",
 ]

@@ -145,7 +145,7 @@ def api(db):
 
 
 def books_ok(db) -> None:
-    from civicvoucher.ledger.verify import verify
+    from civicvoucher.reconcile import verify
 
     with db.session() as s:
         assert verify(s) == []

@@ -72,21 +72,18 @@ def test_a_stored_error_replays_too(api):
 
 def test_a_long_request_keeps_its_key_and_its_retry_waits_instead_of_running_again(
         api, monkeypatch):
-    """A deposit that takes longer than the staleness window: while it runs, its claim is
-    refreshed, so the client's retry with the same key waits and replays the answer instead
-    of taking the key over and running the deposit a second time."""
+    """A deposit that takes a while: while it runs its owner holds the key's lock, so the
+    client's retry with the same key waits and replays the answer instead of taking the key
+    over and running the deposit a second time."""
     import time
     from datetime import datetime
 
-    from civicvoucher.api import idempotency as idem
     from civicvoucher.api import routing
     from civicvoucher.core import clock
     from tests.world import T0
 
     start = datetime.now()
     clock.set_clock(lambda: T0 + (datetime.now() - start))  # real time, from T0
-    monkeypatch.setattr(idem, "STALE", __import__("datetime").timedelta(seconds=0.5))
-    monkeypatch.setattr(idem, "HEARTBEAT", 0.1, raising=False)
     runs: list[str] = []
 
     class SlowCtx(routing.Ctx):
@@ -118,58 +115,92 @@ def test_a_long_request_keeps_its_key_and_its_retry_waits_instead_of_running_aga
 
 
 def test_a_claim_taken_over_is_fenced_from_its_first_owner(db):
-    """A worker's claim went stale (it hung) and a retry took the key over. When the first
-    worker then fails and releases, or finishes and stores its answer, neither touches the
-    claim the retry now owns: only the current token's answer is kept."""
-    from datetime import timedelta
-
+    """A worker's claim lost its lock (the worker's lock connection was cut, or it died) and a
+    retry took the key over. When the first worker then fails and releases, or finishes and
+    stores its answer, neither touches the claim the retry now owns: only the current token's
+    answer is kept."""
+    import pytest
     from starlette.responses import Response
 
     from civicvoucher.api import idempotency as idem
-    from civicvoucher.auth.models import IdempotencyRecord
-    from civicvoucher.core import clock
-    from tests.world import T0
+    from civicvoucher.auth.errors import IdempotencyInFlight
 
-    claim = lambda: db.run(idem.claim_in, user_id=7, key="k-1", rh="h")  # noqa: E731
+    claim = lambda: idem.claim(db, user_id=7, key="k-1", rh="h", timeout=0)  # noqa: E731
     first = claim()
-    assert isinstance(first, idem.Claim) and first.record_id is not None
-    assert isinstance(claim(), IdempotencyRecord)  # a duplicate waits for it
-    clock.set_clock(lambda: T0 + idem.STALE + timedelta(seconds=1))
+    assert first.record_id is not None and first.lock is not None and first.lock.held
+    with pytest.raises(IdempotencyInFlight):  # a duplicate waits for the live owner
+        claim()
+    first.unlock()  # the owner's lock is gone: the row is left in progress
     second = claim()
-    assert isinstance(second, idem.Claim) and second.record_id == first.record_id
-    assert second.token != first.token
+    assert second.record_id == first.record_id and second.token != first.token
     assert idem.release(db, first) is False  # the late failure of the first frees nothing
-    assert isinstance(claim(), IdempotencyRecord)
+    with pytest.raises(IdempotencyInFlight):
+        claim()
     assert idem.complete(db, first, Response(b"first", 201)) is False
-    assert idem.extend(db, first) is False
     assert idem.complete(db, second, Response(b"second", 201)) is True
+    second.unlock()
     replay = claim()
-    assert isinstance(replay, idem.Claim) and replay.replay is not None
+    assert replay.replay is not None and replay.lock is None
     assert replay.replay.body == b"second"
 
 
-def test_the_loser_of_a_concurrent_reclaim_of_an_expired_key_does_not_run(db, monkeypatch):
-    """An expired key is deleted and inserted anew. Two requests doing that at once: the one
-    whose insert finds the other's fresh row must wait for it (it gets that row back), not
-    run without a claim."""
+def test_an_expired_key_is_claimed_anew_by_one_request_only(db):
+    """An expired key is deleted and inserted anew, by the request that holds the key's lock:
+    a second request at the same time cannot claim it too (it waits for the first)."""
     from datetime import timedelta
 
+    import pytest
+
     from civicvoucher.api import idempotency as idem
-    from civicvoucher.auth.models import IdempotencyRecord
+    from civicvoucher.auth.errors import IdempotencyInFlight
     from civicvoucher.core import clock
     from tests.world import T0
 
-    old = db.run(idem.claim_in, user_id=7, key="k-2", rh="h")
-    assert isinstance(old, idem.Claim)
+    old = idem.claim(db, user_id=7, key="k-2", rh="h", timeout=0)
+    old.unlock()
     clock.set_clock(lambda: T0 + idem.TTL + timedelta(minutes=1))  # the key has expired
-    real_insert, calls = idem._insert, []
+    try:
+        new = idem.claim(db, user_id=7, key="k-2", rh="other body", timeout=0)
+        assert new.record_id is not None and new.token != old.token
+        with pytest.raises(IdempotencyInFlight):
+            idem.claim(db, user_id=7, key="k-2", rh="other body", timeout=0)
+        new.unlock()
+    finally:
+        clock.set_clock(None)
 
-    def racing_insert(session, user_id, key, rh):
-        calls.append(key)
-        if len(calls) == 2:  # between our delete and our insert, another request inserts
-            real_insert(session, user_id, key, rh)
-        return real_insert(session, user_id, key, rh)
 
-    monkeypatch.setattr(idem, "_insert", racing_insert)
-    got = db.run(idem.claim_in, user_id=7, key="k-2", rh="h")
-    assert isinstance(got, IdempotencyRecord) and got.state == "in_progress", got
+def test_a_live_owner_in_another_process_is_waited_for_and_a_dead_one_taken_over(db):
+    """The key's lock is between processes (POSIX record lock on SQLite, advisory lock on
+    PostgreSQL): while another process owns the key, a claim here waits (409 in progress
+    after its wait); once that process is killed, the claim takes the key over at once."""
+    import signal
+    import subprocess
+    import sys
+
+    import pytest
+
+    from civicvoucher.api import idempotency as idem
+    from civicvoucher.auth.errors import IdempotencyInFlight
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys\n"
+            "from civicvoucher.api import idempotency as idem\n"
+            "from civicvoucher.db import Database\n"
+            f"c = idem.claim(Database({db.url!r}), user_id=9, key='k-3', rh='h')\n"
+            "print('owned' if c.record_id else 'not owned', flush=True)\n"
+            "sys.stdin.read()\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "owned"
+        with pytest.raises(IdempotencyInFlight):
+            idem.claim(db, user_id=9, key="k-3", rh="h", timeout=0.2)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        got = idem.claim(db, user_id=9, key="k-3", rh="h", timeout=15)
+        assert got.record_id is not None and got.lock is not None  # taken over
+        got.unlock()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(timeout=30)

@@ -104,6 +104,13 @@ def requests_for(aw, role: Role, side: str) -> dict:
         "get_member": ("GET", f"/members/{member}", {}, refuse),
         "import_members_upload": ("POST", "/members/import",
                                   _csv(uscc_union), refuse),
+        "set_member_status": ("POST", f"/members/{member}/status",
+                              {"json": {"status": "active"}}, refuse),
+        "set_member_phone": ("POST", f"/members/{member}/phone",
+                             {"json": {"phone": "13800000000"}}, refuse),
+        # into its own union: 422 once past role and scope (a union admin has no other union)
+        "transfer_member_route": ("POST", f"/members/{member}/transfer",
+                                  {"json": {"to_union_id": org}}, refuse),
         "list_programs": ("GET", "/programs", {}, "ok"),
         "get_program_detail": ("GET", f"/programs/{w.program}", {}, "ok"),
         "create_program_route": ("POST", "/programs", _spec(), "ok"),

@@ -48,3 +48,29 @@ def test_problem_json_in_chinese_or_english(api):
     bad = api.call("POST", "/funds/deposits", Role.PROVINCE_ADMIN,
                    json={"org_id": api.w.union_a, "amount_fen": -5, "source": "dues"})
     assert bad.status_code == 422 and bad.json()["field"] == "body.amount_fen"
+
+
+def test_a_qr_payload_is_single_use_even_after_a_refund_restores_the_voucher(api):
+    vid = api.voucher_ids_in[0]
+    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    r = api.call("POST", "/redemptions", Role.CASHIER,
+                 json={"payload": qr["payload"], "order_amount_fen": 30000})
+    assert r.status_code == 201, r.text
+    back = api.call("POST", f"/redemptions/{r.json()['id']}/refund", Role.MERCHANT_ADMIN,
+                    json={"reason": "退货"})
+    assert back.status_code == 201 and back.json()["outcome"] == "restored", back.text
+    again = api.call("POST", "/redemptions", Role.CASHIER,  # same payload, inside its window
+                     json={"payload": qr["payload"], "order_amount_fen": 30000})
+    assert (again.status_code, again.json()["code"]) == (409, "qr_already_used"), again.text
+    from datetime import timedelta
+
+    from civicvoucher.core import clock
+    from tests.world import T0
+
+    clock.set_clock(lambda: T0 + timedelta(seconds=5))  # the member's screen refreshes
+    fresh = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    assert fresh["payload"] != qr["payload"]
+    ok = api.call("POST", "/redemptions", Role.CASHIER,
+                  json={"payload": fresh["payload"], "order_amount_fen": 30000})
+    assert ok.status_code == 201, ok.text
+    books_ok(api.db)

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from civicvoucher.errors import CivicVoucherError
 from civicvoucher.funds.service import fund_balance
-from civicvoucher.ledger.verify import verify
 from civicvoucher.programs.service import create_program
 from civicvoucher.programs.spec import parse_program_spec
+from civicvoucher.reconcile import verify
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.models import Redemption, Voucher
 from civicvoucher.vouchers.redemption import redeem

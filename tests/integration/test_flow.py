@@ -15,7 +15,7 @@ from civicvoucher.errors import (
     VoucherNotRedeemable,
 )
 from civicvoucher.funds.service import deposit, fund_balance
-from civicvoucher.ledger.verify import verify
+from civicvoucher.reconcile import verify
 from civicvoucher.settlement.service import batch_redemptions, settle
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.lifecycle import expire, extend

@@ -79,3 +79,30 @@ def test_xlsx_imports_and_the_same_id_under_two_unions_is_reported(db, tmp_path)
     with db.session() as s:
         stored = s.execute(select(Member.id_hash, Member.id_masked)).all()
     assert all(len(h) == 64 and not m[3:-4].strip("*") for h, m in stored)  # no plain IDs
+
+
+def test_cards_issued_after_birth_import_and_ages_are_checked(db, tmp_path, monkeypatch):
+    """An ID's area code is where the card was issued: 小店区 (140105, since 1997) for someone
+    born in 1990 is valid. Too young, too old and unknown areas are named by row."""
+    from datetime import datetime
+
+    from civicvoucher.core import clock
+
+    monkeypatch.setattr(clock, "_now", lambda: datetime(2026, 6, 1, 4, 0))
+    w = build_world(db, members=(0, 0, 0))
+    union = w.union_uscc["A"]
+    path = tmp_path / "ages.csv"
+    people = [("小店", "14010519900101001"), ("大连", "21020219700101002"),
+              ("少年", "14010520200101003"), ("老人", "14010518950101004"),
+              ("无县", "65857119800101005")]
+    write_table(path, HEADER, [[n, with_ric_check(b), "", union, "在职"] for n, b in people])
+    with pytest.raises(ImportRejected) as exc, db.session() as s:
+        import_members(s, path=path, key=SECRET)
+    reasons = {e.row: e.reason for e in exc.value.errors}
+    assert sorted(reasons) == [4, 5, 6]
+    assert reasons[4].startswith("未满16周岁") and "出生年份" in reasons[5]
+    assert "658571" in reasons[6]
+    write_table(path, HEADER, [[n, with_ric_check(b), "", union, "在职"] for n, b in people[:3]])
+    monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "5")
+    with db.session() as s:
+        assert import_members(s, path=path, key=SECRET).imported == 3

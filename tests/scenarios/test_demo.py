@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from civicvoucher.analytics import compute_report
 from civicvoucher.db import Database
-from civicvoucher.ledger.verify import verify
+from civicvoucher.reconcile import verify
 from civicvoucher.scenarios.funding import plan_funding
 from civicvoucher.scenarios.model import apply_overrides, guarantee_by_county, load_scenario
 from civicvoucher.scenarios.population import People, plan_merchants, plan_unions

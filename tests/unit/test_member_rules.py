@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+import stdnum
+from hypothesis import example, given
 from hypothesis import strategies as st
 from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError as StdnumError
 
+from civicvoucher.core import clock
 from civicvoucher.core.tabular import Table, read_table, write_table
 from civicvoucher.errors import RowError
 from civicvoucher.members.rules import (
@@ -17,6 +20,7 @@ from civicvoucher.members.rules import (
     MEMBER_TEMPLATE_HEADER,
     MemberRow,
     MemberStatus,
+    area_known,
     hash_id_number,
     id_number_problem,
     mask_id_number,
@@ -50,6 +54,33 @@ UNION = make_uscc("81110101MA0000001")
 GOOD_ID = make_ric("11010119900307123")
 # Area codes stdnum knows as valid for every birth year from 1984 on.
 AREAS = ["110101", "110102", "110105", "110108", "310101", "440103", "330102", "420106"]
+TODAY = date(2026, 6, 1)  # the rules' "today" in this module (a fixed clock, Beijing noon)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fixed_clock():
+    clock.set_clock(lambda: datetime(2026, 6, 1, 4, 0))
+    yield
+    clock.set_clock(None)
+
+
+def _table_areas() -> frozenset[str]:
+    """Every division code in python-stdnum's table, read from the file itself (not through
+    stdnum's lookup, whose county parsing is what our rules had to stop relying on)."""
+    areas, province = set(), ""
+    for line in (Path(stdnum.__file__).parent / "cn" / "loc.dat").read_text("utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not line.startswith(" "):
+            province = line.split()[0]
+            continue
+        code, _, props = line.strip().partition(" ")
+        if props.startswith('county="') and props != 'county=""':
+            areas.add(province + code)
+    return frozenset(areas)
+
+
+TABLE_AREAS = _table_areas()
 
 
 def test_own_check_digits_agree_with_stdnum() -> None:
@@ -142,6 +173,62 @@ def test_bad_checksum_in_file_uses_users_header(tmp_path: Path) -> None:
 )
 def test_id_number_problems(value: str, reason: str) -> None:
     assert reason in _only_error(_row(id_number=value)).reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "14010519900101001",  # 小店区 got its code in 1997: a card issued there later
+        "21020219700101002",  # 大连市中山区 [1983-]: born before the code existed
+        "12011019800101003",  # 东郊区 until 1991, 东丽区 since: one code, two names
+        "11011019800101004",  # 燕山区 [-1986]: a code no longer given out
+        "14010519400101005",  # old, but not implausibly so
+    ],
+)
+def test_area_code_that_existed_at_any_time_is_accepted(body: str) -> None:
+    assert id_number_problem(make_ric(body)) is None
+
+
+def test_unknown_area_under_a_known_province_is_rejected_not_crashed() -> None:
+    # stdnum's get_birth_place raises KeyError('county') for this one (province 65 known)
+    reason = id_number_problem(make_ric("65857119800101000"))
+    assert reason is not None and "658571" in reason and reason.startswith("身份证号码中的地区代码")
+    assert not area_known("658571") and area_known("140105") and not area_known("140105", 1990)
+
+
+def test_birth_date_in_the_future_is_rejected() -> None:
+    reason = id_number_problem(make_ric("14010520260602001"))
+    assert reason is not None and reason.startswith("身份证号码中的出生日期 2026-06-02 晚于今天")
+    assert "in the future" in reason
+
+
+def test_too_young_is_rejected_with_the_minimum_age() -> None:
+    sixteen_today = make_ric("14010520100601001")
+    one_day_short = make_ric("14010520100602001")
+    assert id_number_problem(sixteen_today) is None
+    reason = id_number_problem(one_day_short)
+    assert reason is not None and reason.startswith("未满16周岁")
+    assert "at least 16 years old" in reason
+
+
+def test_minimum_age_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    twelve = make_ric("14010520140101001")
+    assert id_number_problem(twelve, min_age=12) is None
+    assert "未满16周岁" in (id_number_problem(twelve) or "")
+    monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "12")
+    assert id_number_problem(twelve) is None
+    got = validate_member_rows(_table(_row(id_number=twelve)))
+    assert got[1] == [] and len(got[0]) == 1
+    assert "未满18周岁" in (id_number_problem(twelve, min_age=18) or "")
+    monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "sixteen")
+    with pytest.raises(ValueError, match="CIVICVOUCHER_MIN_MEMBER_AGE"):
+        id_number_problem(twelve)
+
+
+def test_born_in_1895_gets_a_reason_about_age_not_county() -> None:
+    reason = id_number_problem(make_ric("14010518950101001"))
+    assert reason is not None and "120" in reason and "出生年份" in reason
+    assert "county" not in reason and "地区代码" not in reason
 
 
 def test_truncated_id_gets_a_hint() -> None:
@@ -251,10 +338,22 @@ def test_hash_is_keyed_and_normalised() -> None:
 
 @st.composite
 def valid_ids(draw: st.DrawFn) -> str:
-    area = draw(st.sampled_from(AREAS))
-    born = date(1984, 1, 1) + timedelta(days=draw(st.integers(0, 365 * 27)))
+    """Valid IDs of possible members: any code in the table (whatever years it was in use),
+    born 16 to 120 years before TODAY."""
+    area = draw(st.sampled_from(AREAS) | st.sampled_from(sorted(TABLE_AREAS)))
+    born = draw(st.dates(date(TODAY.year - 120, TODAY.month, TODAY.day + 1),
+                         date(TODAY.year - 16, TODAY.month, TODAY.day)))
     seq = draw(st.integers(0, 999))
     return make_ric(f"{area}{born:%Y%m%d}{seq:03d}")
+
+
+@st.composite
+def any_ids(draw: st.DrawFn) -> str:
+    """Well-formed numbers with a right check digit: a table code or any six digits, born
+    anywhere from 1850 to 2100 (too old, too young, in the future)."""
+    area = draw(st.sampled_from(sorted(TABLE_AREAS)) | st.from_regex(r"[0-9]{6}", fullmatch=True))
+    born = draw(st.dates(date(1850, 1, 1), date(2100, 12, 31)))
+    return make_ric(f"{area}{born:%Y%m%d}{draw(st.integers(0, 999)):03d}")
 
 
 @given(number=valid_ids(), lower=st.booleans())
@@ -275,13 +374,40 @@ def test_any_single_digit_typo_is_caught(number: str, pos: int, delta: int) -> N
 
 
 @given(
-    number=valid_ids() | st.from_regex(r"[1-6][0-9]{5}(19|20)[0-9]{9}[0-9X]", fullmatch=True),
+    number=valid_ids() | any_ids()
+    | st.from_regex(r"[1-6][0-9]{5}(19|20)[0-9]{9}[0-9X]", fullmatch=True),
     pos=st.integers(0, 17),
     digit=st.sampled_from("0123456789X"),
 )
+@example(number="658571191801010000", pos=0, digit="6")  # KeyError('county') inside stdnum
+@example(number=make_ric("14010519900101001"), pos=0, digit="1")  # 小店区 before 1997
+@example(number=make_ric("14010518950101001"), pos=0, digit="1")  # 131 years old
 def test_id_check_agrees_with_stdnum(number: str, pos: int, digit: str) -> None:
+    """Our check is stdnum's format, checksum and date check, with the area code looked up in
+    stdnum's table at any time (not at the birth year) and an age from 16 to 120 years."""
     for candidate in (number, number[:pos] + digit + number[pos + 1 :]):
-        assert (id_number_problem(candidate) is None) == _stdnum_valid(candidate), candidate
+        ours = id_number_problem(candidate) is None
+        assert ours == _expected_valid(candidate), candidate
+        if _stdnum_valid(candidate) and _plausible_age(candidate):
+            assert ours, candidate  # never stricter than stdnum
+
+
+def _plausible_age(number: str) -> bool:
+    born = ric.get_birth_date(number)
+    age = TODAY.year - born.year - ((TODAY.month, TODAY.day) < (born.month, born.day))
+    return 16 <= age <= 120
+
+
+def _expected_valid(number: str) -> bool:
+    """The oracle: stdnum's pieces plus the table read from its file, not our code."""
+    n = ric.compact(number)
+    if len(n) != 18 or not n[:17].isdigit() or n[-1] != ric.calc_check_digit(n):
+        return False
+    try:
+        ric.get_birth_date(n)
+    except StdnumError:
+        return False
+    return _plausible_age(n) and n[:6] in TABLE_AREAS
 
 
 def _stdnum_valid(number: str) -> bool:

@@ -1,12 +1,22 @@
 """Spending tables: leverage (拉动效应), redemption rate, breakage, the daily curve and merchant
-concentration. All from posted redemptions of the program's consumption vouchers."""
+concentration. All from posted redemptions of the program's consumption vouchers.
+
+Days are local calendar days in the deployment's zone (``CIVICVOUCHER_TIMEZONE``, default
+Asia/Shanghai): a redemption at 2020-07-10T17:00Z (01:00 in Beijing) counts on 2020-07-11.
+Stored instants are naive UTC: the day is the instant plus the zone's offset at that instant
+(``local_day_sql``: offsets from the zone database, so daylight saving is right too).
+"""
 
 from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
 
 import duckdb
 
 from civicvoucher.analytics.duck import fetch
 from civicvoucher.analytics.tables import FORM_LABEL, LEVEL_LABEL, Column, Table, ratio
+from civicvoucher.core import clock
 from civicvoucher.merchants.rules import CATEGORY_LABEL_ZH, CHANNEL_LABEL_ZH, Category, Channel
 
 # Posted redemptions of consumption vouchers, with what each is grouped by.
@@ -30,6 +40,51 @@ DIMENSIONS = {
 }
 _CATEGORIES = [c.value for c in Category]
 _CHANNELS = [c.value for c in Channel]
+
+
+def _offset_periods(lo: datetime, hi: datetime, zone) -> list[tuple[datetime | None, int]]:
+    """The zone's UTC offsets (seconds) over [lo, hi] (naive UTC): ``(starts, offset)`` pairs,
+    the first one starting at None. A transition is found to the second by bisection."""
+
+    def offset(t: datetime) -> int:
+        return int(clock.to_local(t, zone).utcoffset().total_seconds())
+
+    periods: list[tuple[datetime | None, int]] = [(None, offset(lo))]
+    t = lo
+    while t < hi:
+        step = min(t + timedelta(days=1), hi)
+        if offset(step) != periods[-1][1]:
+            a, b = t, step  # offset(a) is the old one, offset(b) the new one
+            while b - a > timedelta(seconds=1):
+                mid = a + (b - a) / 2
+                a, b = (mid, b) if offset(mid) == periods[-1][1] else (a, mid)
+            periods.append((b.replace(microsecond=0), offset(b)))
+        t = step
+    return periods
+
+
+def local_day_sql(con: duckdb.DuckDBPyConnection, column: str = "spent_at",
+                  table: str = "redemptions") -> str:
+    """A SQL expression for the local calendar day (in the deployment's zone) of the naive-UTC
+    TIMESTAMP ``column``: the column plus the zone's offset at that instant, as a DATE. The
+    offsets come from the zone database for the span ``table`` covers, so daylight saving is
+    right; a constant offset (Beijing) is a single addition."""
+    lo, hi = con.execute(f"SELECT min({column}), max({column}) FROM {table}").fetchone()
+    if lo is None:
+        return f"CAST({column} AS DATE)"
+    periods = _offset_periods(lo, hi, clock.zone())
+
+    def interval(seconds: int) -> str:
+        return f"INTERVAL '{seconds} seconds'"
+
+    if len(periods) == 1:
+        shift = interval(periods[0][1])
+    else:
+        whens = " ".join(f"WHEN {column} < TIMESTAMP '{starts:%Y-%m-%d %H:%M:%S}' "
+                         f"THEN {interval(prev)}"
+                         for (_, prev), (starts, _) in itertools.pairwise(periods))
+        shift = f"CASE {whens} ELSE {interval(periods[-1][1])} END"
+    return f"CAST({column} + {shift} AS DATE)"
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -209,13 +264,15 @@ def breakage_table(con: duckdb.DuckDBPyConnection) -> Table:
 
 
 def daily_table(con: duckdb.DuckDBPyConnection) -> Table:
-    sql = """
-    SELECT strftime(CAST(spent_at AS DATE), '%Y-%m-%d') AS day, count(*) AS redemptions,
+    day = local_day_sql(con, "spent_at", "spend")
+    sql = f"""
+    WITH s AS (SELECT *, {day} AS spent_day FROM spend WHERE spent_at IS NOT NULL)
+    SELECT strftime(spent_day, '%Y-%m-%d') AS day, count(*) AS redemptions,
            sum(amount_fen) AS voucher_fen, sum(order_amount_fen) AS order_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'digital'), 0) AS digital_voucher_fen,
            COALESCE(sum(amount_fen) FILTER (WHERE form = 'paper'), 0) AS paper_voucher_fen,
-           sum(sum(amount_fen)) OVER (ORDER BY CAST(spent_at AS DATE)) AS cumulative_voucher_fen
-    FROM spend WHERE spent_at IS NOT NULL GROUP BY CAST(spent_at AS DATE) ORDER BY CAST(spent_at AS DATE)
+           sum(sum(amount_fen)) OVER (ORDER BY spent_day) AS cumulative_voucher_fen
+    FROM s GROUP BY spent_day ORDER BY spent_day
     """
     cols = (
         Column("day", "日期", "day"),
@@ -226,7 +283,9 @@ def daily_table(con: duckdb.DuckDBPyConnection) -> Table:
         Column("paper_voucher_fen", "纸质券抵扣", "paper voucher value", "fen"),
         Column("cumulative_voucher_fen", "累计抵扣", "cumulative voucher value", "fen"),
     )
-    return Table("daily_spending", "每日消费曲线", "Daily spending", cols, fetch(con, sql))
+    zone = clock.zone().key
+    return Table("daily_spending", "每日消费曲线", "Daily spending", cols, fetch(con, sql),
+                 note_zh=f"日期按当地时间（{zone}）划分", note_en=f"days are local days ({zone})")
 
 
 def concentration_table(con: duckdb.DuckDBPyConnection) -> Table:

@@ -57,13 +57,14 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
     """Build the app on ``db`` (default: the configured database, migrated)."""
     if db is None or secret_key is None:
         from civicvoucher.config import load_settings
+        from civicvoucher.keys import bind_key
         from civicvoucher.schema import upgrade
 
         settings = load_settings()
         if db is None:
             db = Database(settings.database_url)
             upgrade(db.engine)
-        secret_key = secret_key or settings.secret_key
+        secret_key = secret_key or bind_key(db, settings)
     app = FastAPI(
         title="civicvoucher API", version="1", openapi_url=f"{PREFIX}/openapi.json",
         docs_url=None, redoc_url=None,  # the docs page below serves vendored Swagger UI
@@ -153,7 +154,7 @@ def _openapi(app: FastAPI) -> dict:
             else:
                 op["security"] = []
                 if op.get("operationId") == "health":
-                    for status in ("400", "401", "403", "404", "409", "422", "429"):
+                    for status in ("400", "401", "403", "404", "409", "422", "429", "503"):
                         responses.pop(status, None)
     app.openapi_schema = doc
     return doc

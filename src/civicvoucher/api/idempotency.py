@@ -1,36 +1,73 @@
 """Idempotency-Key for every mutating call.
 
 The key row is claimed first, in its own committed transaction, under a unique (user, key)
-constraint: of many concurrent duplicates exactly one inserts it (state ``in_progress``) and
+constraint: of many concurrent duplicates exactly one owns it (state ``in_progress``) and
 runs; the others wait for it to be ``done`` and answer its stored response with
 ``Idempotent-Replayed: true``. The same key with another request body is refused with 409
 ``idempotency_key_reused``. A request that ends in a server fault releases its key so the
 client can retry. Keys are kept for ``TTL`` (24 hours), then may be reused.
 
-A claim is owned through a fencing token, a random ``claim_token`` stored in the row: only the
-request holding the current token may store the answer (``complete``) or give the key back
-(``release``). While the owner runs, the route's heartbeat refreshes ``locked_at`` every
-``HEARTBEAT`` (``extend``), so a long request (a big import, a settlement run) keeps its claim
-however long it takes, and its duplicates wait, then get 409
-``idempotency_request_in_progress``, instead of running it again. Only a claim not refreshed
-for ``STALE`` (its worker died) is taken over, under a new token: should the old owner still
-finish, its answer is not stored and its release deletes nothing. A key found expired is
-deleted and claimed anew; when two requests do that at once, the one that does not win the
-insert waits for the winner like any duplicate; no request ever runs without a claim.
+Who owns a key, and when an owner is gone, is decided by a lock that the operating system or
+the database frees the moment the owner dies, never by a clock:
+
+* **PostgreSQL**: the owner holds a session-level advisory lock (``pg_try_advisory_lock`` on a
+  64-bit hash of user and key) on a connection of its own (``autocommit``, from a small pool
+  beside the main one) from before it claims the row until after it has stored the answer or
+  released the key. When the worker is killed, its host dies, PostgreSQL restarts or the
+  connection is cut, the backend ends and the lock is gone at once. (A silent network
+  partition is noticed by TCP keepalive, which the lock connection sets to about 25 s.)
+* **SQLite** (one machine): the same with a POSIX record lock (``fcntl``), one byte per key at
+  an offset given by the hash, on a lock file beside the database (``<file>.idempotency-lock``):
+  the kernel drops a dead process's locks. Within a process a set of held keys excludes
+  threads (POSIX record locks belong to the process). Without ``fcntl`` (Windows) or for an
+  in-memory database only the in-process lock remains: sound for the single server process
+  such a deployment has.
+
+A request first takes the key's lock, then claims the row. Holding the lock, it may trust
+what it reads: no row, a fresh claim; ``done``, a replay; ``in_progress``, a claim whose owner
+died (it held the lock while in progress), taken over at once under a new fencing token. A
+duplicate that cannot get the lock waits (``WAIT_SECONDS``), looking at the row (without
+writing it) and trying the lock again; when the owner finishes it replays the answer; if the
+owner is still running at the end, 409 ``idempotency_request_in_progress``.
+
+A claim is owned through its fencing token, a random ``claim_token`` stored in the row: only
+the request holding the current token may store the answer (``complete``) or give the key back
+(``release``), so an owner that lost its lock but not its life (its lock connection alone was
+cut) cannot overwrite the answer of the request that took over.
+
+A retry after a crash is answered promptly and correctly. If the first attempt died before its
+effect committed, the retry runs afresh. If it died after (between the service's commit and
+``complete``), the retry runs the route again, and the domain service, which is idempotent on
+the key the route derives from the Idempotency-Key (``Ctx.service_key``: redeem, refund,
+deposit, issue, expire, extend, settle), answers its first result; capture and void are
+idempotent by the redemption's state. Routes whose service keeps no key of its own (creating an
+org, a user, an import) run again and meet their own uniqueness rules ("already exists").
+
+On PostgreSQL an owner thus holds one extra connection (the lock's) while it runs; the lock
+pool holds at most 40 per process and one idle, and is disposed with its ``Database``.
+
+When the database cannot be reached while claiming, completing or releasing, the client gets
+503 ``database_unavailable`` (problem+json, ``Retry-After``), never plain text; the row left
+``in_progress`` has no lock holder any more, so the retry takes it over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import random
 import re
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -40,13 +77,17 @@ from civicvoucher.core import clock
 from civicvoucher.db import Database
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 K = IdempotencyRecord.__table__
 TTL = timedelta(hours=24)
-STALE = timedelta(minutes=5)  # a claim not refreshed this long belongs to a dead worker
-HEARTBEAT = 30.0  # seconds between refreshes of a running request's claim (well under STALE)
-WAIT_SECONDS = 30.0
+WAIT_SECONDS = 30.0  # how long a duplicate waits for a live owner before 409 in progress
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 HEADER = "Idempotency-Key"
+log = logging.getLogger(__name__)
 
 
 def check_key(key: str | None) -> str:
@@ -72,11 +113,182 @@ def request_fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     return h.hexdigest()
 
 
+def lock_id(user_id: int, key: str) -> int:
+    """A signed 64-bit number for the (user, key) pair: the advisory lock key."""
+    digest = hashlib.sha256(b"civicvoucher idempotency\0%d\0%s" % (user_id, key.encode()))
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+# --- the owner's lock ---------------------------------------------------------------------
+
+
+class KeyLock:
+    """The lock of one key, held for the life of one request. ``acquire`` never blocks."""
+
+    def __init__(self, locker: _Locker, lid: int) -> None:
+        self.locker, self.lid, self.held = locker, lid, False
+
+    def acquire(self) -> bool:
+        if not self.held:
+            self.held = self.locker.try_lock(self)
+        return self.held
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.locker.unlock(self)
+
+
+class _Locker:
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.held: set[int] = set()  # excludes this process's threads from each other
+
+    def lock(self, user_id: int, key: str) -> KeyLock:
+        return KeyLock(self, lock_id(user_id, key))
+
+    def try_lock(self, kl: KeyLock) -> bool:
+        with self.mutex:
+            if kl.lid in self.held:
+                return False
+            self.held.add(kl.lid)
+        ok = False
+        try:
+            ok = self._os_lock(kl)
+        finally:
+            if not ok:
+                with self.mutex:
+                    self.held.discard(kl.lid)
+        return ok
+
+    def unlock(self, kl: KeyLock) -> None:
+        try:
+            self._os_unlock(kl)  # first: a POSIX lock is the whole process's
+        finally:
+            with self.mutex:
+                self.held.discard(kl.lid)
+
+    def _os_lock(self, kl: KeyLock) -> bool:
+        return True
+
+    def _os_unlock(self, kl: KeyLock) -> None:
+        return None
+
+
+class _FileLocker(_Locker):
+    """POSIX record locks on one byte per key of a lock file (SQLite). One per file per
+    process: closing any descriptor of the file would drop all of the process's locks."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        weakref.finalize(self, os.close, self.fd)  # when no database and no lock uses it
+
+    def _offset(self, kl: KeyLock) -> int:
+        return kl.lid & ((1 << 62) - 1)
+
+    def _os_lock(self, kl: KeyLock) -> bool:
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self._offset(kl))
+        except OSError:  # EAGAIN / EACCES: another process holds it
+            return False
+        return True
+
+    def _os_unlock(self, kl: KeyLock) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self._offset(kl))
+
+
+class _PgLocker(_Locker):
+    """Session advisory locks, each on a connection of its own kept for the request."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.conns: dict[int, Connection] = {}
+
+    def _os_lock(self, kl: KeyLock) -> bool:
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": kl.lid}).scalar()
+        except Exception:
+            _discard(conn)
+            raise
+        if not got:
+            conn.close()
+            return False
+        self.conns[kl.lid] = conn
+        return True
+
+    def _os_unlock(self, kl: KeyLock) -> None:
+        conn = self.conns.pop(kl.lid, None)
+        if conn is None:
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": kl.lid})
+            conn.close()
+        except Exception:  # the connection is gone, and the lock with it
+            _discard(conn)
+
+
+def _discard(conn: Connection) -> None:
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+_lockers: weakref.WeakKeyDictionary[Database, _Locker] = weakref.WeakKeyDictionary()
+_file_lockers: weakref.WeakValueDictionary[str, _FileLocker] = weakref.WeakValueDictionary()
+_lockers_mutex = threading.Lock()
+
+
+def locker_for(db: Database) -> _Locker:
+    with _lockers_mutex:
+        got = _lockers.get(db)
+        if got is None:
+            got = _lockers[db] = _make_locker(db)
+        return got
+
+
+def _make_locker(db: Database) -> _Locker:
+    url = db.engine.url
+    if db.dialect == "postgresql":
+        # the server notices a vanished client (and frees its lock) within ~25 s
+        options = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+                   "-c tcp_keepalives_count=3")
+        # its own small pool: owners waiting for work connections never starve it, nor it them
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1,
+                               max_overflow=39, pool_timeout=10, pool_pre_ping=True,
+                               connect_args={"connect_timeout": 5, "options": options,
+                                             "application_name": "civicvoucher idempotency"})
+        weakref.finalize(db, engine.dispose)
+        return _PgLocker(engine)
+    path = url.database
+    if db.dialect == "sqlite" and fcntl is not None and path and path != ":memory:" \
+            and not path.startswith("file:"):
+        lock_path = os.path.abspath(path) + ".idempotency-lock"
+        if (got := _file_lockers.get(lock_path)) is None:
+            got = _file_lockers[lock_path] = _FileLocker(lock_path)
+        return got
+    return _Locker()
+
+
+# --- the key row ----------------------------------------------------------------------------
+
+
 @dataclass
 class Claim:
     record_id: int | None  # set when this request owns the key and must run
     replay: Response | None = None
     token: str | None = None  # the fencing token that proves ownership of record_id
+    lock: KeyLock | None = field(default=None, repr=False)
+
+    def unlock(self) -> None:
+        """Let go of the key's lock (after ``complete`` or ``release``, never before)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def _insert(session: Session, user_id: int, key: str, rh: str) -> Claim | None:
@@ -103,9 +315,19 @@ def _holder(session: Session, user_id: int, key: str) -> IdempotencyRecord | Non
     ).scalar()
 
 
+def _check(row: IdempotencyRecord, key: str, rh: str) -> Claim | None:
+    if row.request_hash != rh:
+        raise IdempotencyConflict(f"Idempotency-Key {key} was used for another request")
+    if row.state == "done":
+        return Claim(None, replay=stored_response(row))
+    return None
+
+
 def claim_in(session: Session, *, user_id: int, key: str, rh: str) -> Claim | IdempotencyRecord:
-    """One attempt inside the caller's transaction: our claim, or the row that holds the key
-    (the caller then waits for it). Never a claim without a record or a replay."""
+    """Claim the key inside the caller's transaction, the caller holding the key's lock: our
+    claim (a new row, an expired one started afresh, or a dead owner's taken over), or the
+    replay of a stored answer. Returns the row that holds the key only if a request that does
+    not hold the lock inserted it meanwhile (which ``claim`` never does)."""
     if random.random() < 0.005:  # keys outlive their TTL only a little
         session.execute(delete(K).where(K.c.expires_at < clock.now()))
     for _ in range(3):
@@ -118,23 +340,61 @@ def claim_in(session: Session, *, user_id: int, key: str, rh: str) -> Claim | Id
         if row.expires_at <= now:  # an old key: start afresh, unless someone else just did
             session.execute(delete(K).where(K.c.id == row.id, K.c.expires_at <= now))
             continue
-        if row.request_hash != rh:
-            raise IdempotencyConflict(f"Idempotency-Key {key} was used for another request")
-        if row.state == "done":
-            return Claim(None, replay=stored_response(row))
-        if row.locked_at <= now - STALE:  # the worker that claimed it died: take it over
-            token = secrets.token_hex(16)
-            taken = session.execute(
-                update(K).where(K.c.id == row.id, K.c.state == "in_progress",
-                                K.c.locked_at == row.locked_at,
-                                _token_is(row.claim_token)).values(locked_at=now,
-                                                                   claim_token=token)
-            ).rowcount
-            if taken == 1:
-                return Claim(row.id, token=token)
+        if (done := _check(row, key, rh)) is not None:
+            return done
+        # in progress, and we hold the lock its owner held while running: the owner is gone
+        token = secrets.token_hex(16)
+        taken = session.execute(
+            update(K).where(K.c.id == row.id, K.c.state == "in_progress",
+                            _token_is(row.claim_token)).values(locked_at=now, claim_token=token)
+        ).rowcount
+        if taken == 1:
+            log.info("idempotency key %s of user %s: its owner is gone, taken over",
+                     row.id, user_id)
+            return Claim(row.id, token=token)
         return row
     raise IdempotencyInFlight("a request with this Idempotency-Key is being claimed by "
                               "another; retry shortly", retry_after=1)
+
+
+def peek(session: Session, *, user_id: int, key: str, rh: str) -> Claim | None:
+    """What a duplicate waiting for the lock may do without it: read, never write."""
+    row = _holder(session, user_id, key)
+    if row is None or row.expires_at <= clock.now():
+        return None
+    return _check(row, key, rh)
+
+
+def claim(db: Database, *, user_id: int, key: str, rh: str,
+          timeout: float | None = None) -> Claim:
+    """Own the key (``record_id`` set, its lock held: the caller runs, then ``complete`` or
+    ``release``, then ``unlock``), or the replay of its answer. A duplicate of a request still
+    running waits up to ``timeout`` (``WAIT_SECONDS``), then 409 in progress."""
+    lock = locker_for(db).lock(user_id, key)
+    deadline = time.monotonic() + (WAIT_SECONDS if timeout is None else timeout)
+    delay = 0.005
+    while True:
+        if lock.acquire():
+            try:
+                got = db.run(claim_in, user_id=user_id, key=key, rh=rh)
+            except BaseException:
+                lock.release()
+                raise
+            if isinstance(got, Claim) and got.record_id is not None:
+                got.lock = lock
+                return got
+            lock.release()
+            if isinstance(got, Claim):
+                return got
+        else:
+            seen = db.run(peek, user_id=user_id, key=key, rh=rh)
+            if seen is not None:
+                return seen
+        if time.monotonic() >= deadline:
+            raise IdempotencyInFlight("a request with this Idempotency-Key is still being "
+                                      "processed; retry shortly", retry_after=1)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
 
 
 def _token_is(token: str | None):
@@ -143,28 +403,6 @@ def _token_is(token: str | None):
 
 def _mine(claim: Claim):
     return (K.c.id == claim.record_id, K.c.state == "in_progress", _token_is(claim.token))
-
-
-def extend(db: Database, claim: Claim) -> bool:
-    """The owner's heartbeat: keep the claim fresh while the request runs. False once the
-    claim is no longer ours (taken over, or released)."""
-    return db.run(lambda s: s.execute(
-        update(K).where(*_mine(claim)).values(locked_at=clock.now())).rowcount) == 1
-
-
-def wait_for(db: Database, *, user_id: int, key: str, rh: str, first: IdempotencyRecord,
-             timeout: float = WAIT_SECONDS) -> Claim:
-    """A duplicate of a request still in flight: wait for its answer, then replay it."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while time.monotonic() < deadline:
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
-        got = db.run(claim_in, user_id=user_id, key=key, rh=rh)
-        if isinstance(got, Claim):
-            return got
-    raise IdempotencyInFlight("a request with this Idempotency-Key is still being processed; "
-                              "retry shortly", retry_after=1)
 
 
 def stored_response(row: IdempotencyRecord) -> Response:

@@ -2,7 +2,9 @@
 
 Every problem carries the error's stable ``code``; ``field`` and ``row`` name what was wrong;
 ``errors`` lists every bad row of an import. No stack trace ever leaves: an unexpected
-exception is logged and answered 500 ``internal_error``.
+exception is logged and answered 500 ``internal_error``; a database that cannot be reached
+(down, restarting, connection cut, or too busy) is 503 ``database_unavailable`` with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import logging
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from civicvoucher.auth.errors import DatabaseUnavailable
 from civicvoucher.errors import CivicVoucherError, ImportRejected, ValidationError
 
 log = logging.getLogger("civicvoucher.api")
@@ -52,7 +56,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "idempotency_key_reused": ("幂等键已用于其他请求", "Idempotency key used for another request"),
     "idempotency_key_required": ("缺少 Idempotency-Key 请求头", "Idempotency-Key header required"),
     "idempotency_request_in_progress": ("相同请求正在处理中", "The same request is in progress"),
-    "exists_with_different_amount": ("同一编号的转账金额不同", "Transfer exists with another body"),
+    "exists_with_different_amount": ("同一编号的转账金额不同", "Transfer exists with another amount"),
     "insufficient_funds": ("资金不足", "Insufficient funds"),
     "voucher_not_redeemable": ("该券不可使用", "Voucher cannot be redeemed"),
     "voucher_already_redeemed": ("该券已被使用", "Voucher already redeemed"),
@@ -83,13 +87,55 @@ TITLES: dict[str, tuple[str, str]] = {
     "invalid_cursor": ("分页游标无效", "Invalid cursor"),
     "ledger_invariant_broken": ("账务校验失败", "Ledger invariant broken"),
     "internal_error": ("服务器内部错误", "Internal server error"),
+    "database_unavailable": ("数据库暂时无法访问，请稍后重试",
+                             "Database temporarily unavailable, retry shortly"),
     "method_not_allowed": ("方法不允许", "Method not allowed"),
     "program_closed": ("活动已结束", "Program closed"),
+    # the money path (issue 8)
+    "qr_already_used": ("该二维码已使用，请刷新后重试", "QR code already used, refresh it"),
+    "voucher_not_held": ("该券未处于预授权状态", "Voucher is not held"),
+    "pending_transfer_already_posted": ("预授权转账已入账", "Pending transfer already posted"),
+    "pending_transfer_already_voided": ("预授权转账已撤销", "Pending transfer already voided"),
+    "pending_transfer_not_found": ("预授权转账不存在", "No such pending transfer"),
+    "exists_with_different_debit_account_id": ("同一编号的转账借方账户不同",
+                                               "Transfer exists with another debit account"),
+    "exists_with_different_credit_account_id": ("同一编号的转账贷方账户不同",
+                                                "Transfer exists with another credit account"),
+    "exists_with_different_code": ("同一编号的转账类型不同", "Transfer exists with another code"),
+    "exists_with_different_flags": ("同一编号的转账标志不同", "Transfer exists with other flags"),
+    "exists_with_different_pending_id": ("同一编号的转账关联的预授权不同",
+                                         "Transfer exists with another pending transfer"),
+    "secret_key_mismatch": ("身份证号哈希密钥与数据库不符", "Wrong ID-hash key for this database"),
+    "secret_key_missing": ("身份证号哈希密钥缺失", "ID-hash key missing"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
                 415: "invalid_input", 422: "invalid_input", 429: "rate_limited",
-                500: "internal_error"}
+                500: "internal_error", 503: "database_unavailable"}
+# SQLSTATE classes of a database that cannot serve now: connection exception, insufficient
+# resources, operator intervention (admin or crash shutdown, cannot connect now)
+_UNAVAILABLE_SQLSTATE = ("08", "53", "57P")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
+DB_RETRY_AFTER = 2
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (not what the request did)."""
+    if isinstance(exc, DatabaseUnavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+        return True
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATE)
+    message = str(exc.orig).lower()
+    if exc.orig.__class__.__module__.startswith("sqlite3"):
+        return any(m in message for m in _SQLITE_UNAVAILABLE)
+    return True  # a client-side failure to connect or to keep the connection
 
 
 def language(request: Request) -> str:
@@ -139,6 +185,13 @@ def problem_for(request: Request, exc: Exception) -> JSONResponse:
         rows = [RowProblem(row=e.row, field=e.field, reason=e.reason) for e in exc.errors[:200]]
         return problem(request, status=422, code=exc.code, detail=exc.message, field=exc.field,
                        row=exc.row, errors=rows)
+    if database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    exc.__class__.__name__, exc_info=exc)
+        return problem(request, status=503, code="database_unavailable",
+                       detail="the database cannot be reached just now; retry the same request "
+                              "(with the same Idempotency-Key) shortly",
+                       retry_after=DB_RETRY_AFTER)
     if isinstance(exc, CivicVoucherError):
         retry = exc.details.get("retry_after")
         return problem(request, status=exc.http_status, code=exc.code, detail=exc.message,
@@ -170,5 +223,6 @@ PROBLEM_RESPONSES = {
     for status, desc in [(400, "Bad request"), (401, "Not authenticated"),
                          (403, "Forbidden: role or scope"), (404, "Not found"),
                          (409, "Conflict (idempotency key reused, state conflict)"),
-                         (422, "Invalid input"), (429, "Rate limited or locked out")]
+                         (422, "Invalid input"), (429, "Rate limited or locked out"),
+                         (503, "Database unavailable: retry with the same Idempotency-Key")]
 }

@@ -2,7 +2,9 @@
 
 The signature is an HMAC over the id, the expiry and the voucher's secret code, so the payload
 carries no code, cannot be forged, and stops working ``period`` seconds after it was made: a
-screenshot passed around expires with the next rotation.
+screenshot passed around expires with the next rotation. A payload is also single-use: the
+redemption it pays for spends it (``redeem(qr_exp=...)``), so a refund that restores the
+voucher does not bring a payload already used back to life, even inside its window.
 """
 
 from __future__ import annotations
@@ -50,3 +52,8 @@ def read_payload(session: Session, key: bytes, payload: str) -> Voucher:
         raise ValidationError("this QR code has expired; ask the member to refresh it",
                               field="payload", code="qr_expired")
     return v
+
+
+def payload_expiry(payload: str) -> int:
+    """The expiry second of a payload ``read_payload`` accepted (it names the payload)."""
+    return int(payload.split(".")[2])

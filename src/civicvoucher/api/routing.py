@@ -1,5 +1,7 @@
 """The route class every API route uses: authenticate, check the route's rule, claim the
-Idempotency-Key, run, turn any error into problem+json, store the answer for replays.
+Idempotency-Key (and hold its lock while running, see ``api.idempotency``), run, turn any error
+into problem+json (503 ``database_unavailable`` when the database cannot be reached, also while
+claiming, completing or releasing the key), store the answer for replays.
 
 Doing this in the route class (not per route) is what makes "a route without a rule" and
 "a mutating call without a key" impossible to forget.
@@ -7,12 +9,15 @@ Doing this in the route class (not per route) is what makes "a route without a r
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import anyio
 from fastapi import Request
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -69,83 +74,93 @@ class CVRoute(APIRoute):
                         body = await request.body()
                         rh = idem.request_fingerprint(request.method, request.url.path,
                                                       request.url.query, body)
-                    principal, got = await run_in_threadpool(_prepare, st, token, rule, key, rh)
+                    principal = await run_in_threadpool(_prepare, st, token, rule)
                     request.state.principal = principal
-                    if isinstance(got, idem.Claim):
-                        claim = got
-                    elif got is not None:
+                    if key is not None:
                         claim = await run_in_threadpool(
-                            idem.wait_for, st.db, user_id=principal.user_id, key=key, rh=rh,
-                            first=got)
-                    if claim is not None and claim.replay is not None:
-                        claim.replay.headers["X-Request-Id"] = request.state.request_id
-                        return claim.replay
-                    if key is not None and (claim is None or claim.record_id is None):
-                        # never run a mutating call without owning its key
-                        raise IdempotencyInFlight("a request with this Idempotency-Key is "
-                                                  "still being processed; retry shortly",
-                                                  retry_after=1)
+                            idem.claim, st.db, user_id=principal.user_id, key=key, rh=rh)
+                        if claim.replay is not None:
+                            claim.replay.headers["X-Request-Id"] = request.state.request_id
+                            return claim.replay
+                        if claim.record_id is None:  # never run a mutating call without its key
+                            raise IdempotencyInFlight("a request with this Idempotency-Key is "
+                                                      "still being processed; retry shortly",
+                                                      retry_after=1)
                     request.state.idempotency_key = key
-                beat = _heartbeat(st, claim) if claim is not None else None
                 try:
                     response = await inner(request)
                 except Exception as exc:
                     response = problem_for(request, exc)
                     if isinstance(exc, Forbidden) and request.state.principal is not None:
                         await run_in_threadpool(_audit_refusal, st, request, exc)
-                finally:
-                    if beat is not None:
-                        beat.cancel()
                 if claim is not None and claim.record_id is not None:
+                    if os.environ.get(TEST_HOLD_ENV):
+                        await run_in_threadpool(hold_for_test, request, "after")
                     await run_in_threadpool(idem.complete, st.db, claim, response)
             except Exception as exc:
                 if claim is not None and claim.record_id is not None:
-                    await run_in_threadpool(idem.release, st.db, claim)
+                    await run_in_threadpool(_release, st, claim)
                 if isinstance(exc, RoleForbidden):
-                    await run_in_threadpool(_audit_refusal, st, request, exc)
+                    try:
+                        await run_in_threadpool(_audit_refusal, st, request, exc)
+                    except Exception as audit_exc:  # the refusal must be audited: say why not
+                        exc = audit_exc
                 response = problem_for(request, exc)
+            finally:
+                if claim is not None and claim.lock is not None:
+                    with anyio.CancelScope(shield=True):  # the key's lock is never left behind
+                        await run_in_threadpool(claim.unlock)
             response.headers["X-Request-Id"] = request.state.request_id
             return response
 
         return handler
 
 
-def _heartbeat(st: AppState, claim: idem.Claim) -> asyncio.Task | None:
-    """Keep a running request's claim fresh (every ``idem.HEARTBEAT`` seconds) so that no
-    duplicate takes it over however long the request takes."""
-    if claim.record_id is None:
-        return None
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(idem.HEARTBEAT)
-            try:
-                if not await run_in_threadpool(idem.extend, st.db, claim):
-                    return  # no longer ours: nothing to keep alive
-            except Exception:  # a failed refresh is retried at the next beat
-                log.warning("could not refresh idempotency claim %s", claim.record_id,
-                            exc_info=True)
-
-    return asyncio.get_running_loop().create_task(beat())
+def _release(st: AppState, claim: idem.Claim) -> None:
+    """Give the key back after a failure; if even that fails (the database is down), the row
+    stays in progress with no lock holder, and the retry takes it over."""
+    try:
+        idem.release(st.db, claim)
+    except Exception as exc:
+        log.warning("could not release idempotency key %s: %s", claim.record_id,
+                    exc.__class__.__name__)
 
 
-def _prepare(st: AppState, token: str, rule: Rule, key: str | None, rh: str | None):
-    """Authenticate, check the role, and claim the key, in one short transaction."""
+TEST_HOLD_ENV = "CIVICVOUCHER_TEST_HOLD_DIR"
+TEST_HOLD_HEADER = "x-civicvoucher-test-hold"
+
+
+def hold_for_test(request: Request, stage: str) -> None:
+    """A test hook, inert unless the server runs with ``CIVICVOUCHER_TEST_HOLD_DIR`` set: a
+    request sent with ``X-Civicvoucher-Test-Hold: <stage>`` stops at that stage (``in_tx``:
+    inside the route's transaction, at its audit entry; ``after``: its effect committed,
+    its answer not yet stored), writes ``<dir>/<stage>.reached`` and waits (at most 120 s)
+    for ``<dir>/<stage>.go``. Tests kill the server or cut the database there."""
+    folder = os.environ.get(TEST_HOLD_ENV)
+    if not folder or request.headers.get(TEST_HOLD_HEADER) != stage:
+        return
+    base = Path(folder)
+    (base / f"{stage}.reached").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not (base / f"{stage}.go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _prepare(st: AppState, token: str, rule: Rule) -> Principal:
+    """Authenticate and check the role, in one short transaction."""
 
     def run(s: Session):
         p = tokens.authenticate(s, token)
         if p.role not in rule.roles:
             return p, RoleForbidden(f"a {p.role} may not do this")
-        if key is None:
-            return p, None
-        return p, idem.claim_in(s, user_id=p.user_id, key=key, rh=rh)  # type: ignore[arg-type]
+        return p, None
 
-    p, got = st.db.run(run)
-    if isinstance(got, RoleForbidden):
+    p, refused = st.db.run(run)
+    if refused is not None:
         # keep the principal for the audit entry of the refusal
-        got.details["principal"] = p
-        raise got
-    return p, got
+        refused.details["principal"] = p
+        raise refused
+    return p
 
 
 def _audit_refusal(st: AppState, request: Request, exc: Exception) -> None:
@@ -181,6 +196,7 @@ class Ctx:
 
     def audit(self, session: Session, action: str, target: str | None = None,
               detail: dict | None = None, outcome: str = "ok") -> int:
+        hold_for_test(self.request, "in_tx")
         return append(session, key=self.st.audit_key, actor=self.actor, action=action,
                       target=target, outcome=outcome, detail=detail)
 

@@ -1,27 +1,48 @@
 """Request and response bodies. One response schema per audience: an ORM row never leaves a
-route as is, and no schema carries an unmasked ID number or phone (none is stored anyway)."""
+route as is, and no schema carries an unmasked ID number or phone (none is stored anyway).
+
+Money is integer fen, strictly: every ``*_fen`` field refuses true, "100" and 1.0 (422 naming
+the field), in requests and responses alike.
+
+Times: a request's time without an offset is local wall time in the deployment's zone
+(``CIVICVOUCHER_TIMEZONE``, default Asia/Shanghai); an explicit offset (``+08:00``, ``Z``) is
+honoured; a local time that daylight saving skips or repeats is refused (422 naming the field).
+Every time in a response carries the deployment zone's offset: ``2020-07-11T00:00:00+08:00``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
+
+from civicvoucher.core import clock
 
 
-def _naive_utc(v: datetime) -> datetime:
-    if v.tzinfo is None:
-        return v
+def _local_to_utc(v: datetime) -> datetime:
+    return clock.to_utc(v)  # naive = local wall time; ZoneError (a ValueError) names the time
+
+
+def _utc_to_local(v: datetime) -> datetime:
     try:
-        return v.astimezone(UTC).replace(tzinfo=None)
-    except (OverflowError, ValueError):
-        raise ValueError("date out of range") from None
+        return clock.to_local(v)
+    except OverflowError:  # at the edge of the calendar (9999-12-31T23:00Z): say it in UTC
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
 
 
 Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
-Fen = Annotated[int, Field(ge=1, le=10**13, description="amount in fen (1 yuan = 100 fen)")]
-When = Annotated[datetime, AfterValidator(_naive_utc),
-                 Field(description="ISO 8601; without an offset it is UTC")]
+Fen = Annotated[StrictInt, Field(ge=1, le=10**13, description="amount in fen (1 yuan = 100 fen), "
+                                                              "an integer (not a string or float)")]
+FenOut = Annotated[StrictInt, Field(description="amount in fen (1 yuan = 100 fen)")]
+When = Annotated[datetime, AfterValidator(_local_to_utc),
+                 Field(description="ISO 8601; without an offset it is local time in the "
+                                   "deployment's zone (CIVICVOUCHER_TIMEZONE, default "
+                                   "Asia/Shanghai); an explicit offset (+08:00, Z) is honoured; "
+                                   "a local time that daylight saving skips or repeats is refused")]
+Instant = Annotated[datetime, PlainSerializer(_utc_to_local, return_type=datetime, when_used="json"),
+                    Field(description="ISO 8601 with the deployment zone's offset, e.g. "
+                                      "2020-07-11T00:00:00+08:00")]
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 LongText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$")]
 Code = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9 -]+$",
@@ -118,7 +139,7 @@ class OrgOut(BaseModel):
 
 class FundBalance(BaseModel):
     org_id: int
-    balance_fen: int
+    balance_fen: FenOut
 
 
 class DepositIn(In):
@@ -132,9 +153,9 @@ class DepositIn(In):
 class DepositOut(BaseModel):
     transfer_id: str
     org_id: int
-    amount_fen: int
+    amount_fen: FenOut
     source: str
-    balance_fen: int
+    balance_fen: FenOut
 
 
 # --- members --------------------------------------------------------------------------------
@@ -176,12 +197,12 @@ class ProductOut(BaseModel):
     key: str
     kind: str
     name: str
-    denominations_fen: list[int]
-    threshold_fen: int
+    denominations_fen: list[FenOut]
+    threshold_fen: FenOut
     categories: list[str]
     channels: list[str]
     region_scope: str
-    valid_from: datetime
+    valid_from: Instant
     expires_at: datetime
     optional: bool
 
@@ -191,7 +212,7 @@ class ProgramOut(BaseModel):
     key: str
     name: str
     documents: list[str]
-    per_member_fen: int
+    per_member_fen: FenOut
     products: list[ProductOut]
     created: bool | None = None
 
@@ -222,9 +243,9 @@ class IssuanceOut(BaseModel):
     members_issued: int
     members_duplicate: int
     vouchers_issued: int
-    amount_fen: int
-    shortfall_fen: int
-    created_at: datetime
+    amount_fen: FenOut
+    shortfall_fen: FenOut
+    created_at: Instant
 
 
 # --- merchants ------------------------------------------------------------------------------
@@ -274,10 +295,10 @@ class CashierVoucherView(BaseModel):
     """What a cashier sees before redeeming: value and rules, never whose voucher it is."""
 
     status: str
-    amount_fen: int
-    threshold_fen: int
-    min_order_fen: int = Field(description="the order must be at least this")
-    valid_from: datetime
+    amount_fen: FenOut
+    threshold_fen: FenOut
+    min_order_fen: FenOut = Field(description="the order must be at least this")
+    valid_from: Instant
     expires_at: datetime
     categories: list[str]
     channels: list[str]
@@ -300,12 +321,12 @@ class Receipt(BaseModel):
     union_id: int
     program_id: int
     channel: str
-    order_amount_fen: int
-    amount_fen: int
+    order_amount_fen: FenOut
+    amount_fen: FenOut
     status: str
-    hold_expires_at: datetime | None
-    created_at: datetime
-    posted_at: datetime | None
+    hold_expires_at: Instant | None
+    created_at: Instant
+    posted_at: Instant | None
     settled: bool
 
 
@@ -317,8 +338,8 @@ class RefundOut(BaseModel):
     id: int
     redemption_id: int
     outcome: str
-    amount_fen: int
-    created_at: datetime
+    amount_fen: FenOut
+    created_at: Instant
 
 
 # --- province-wide runs ---------------------------------------------------------------------
@@ -329,9 +350,9 @@ class ExpiryIn(In):
 
 class ExpiryOut(BaseModel):
     id: int
-    as_of: datetime
+    as_of: Instant
     vouchers_expired: int
-    amount_fen: int
+    amount_fen: FenOut
     holds_voided: int
 
 
@@ -349,7 +370,7 @@ class ExtensionIn(In):
 class ExtensionOut(BaseModel):
     id: int
     program_id: int
-    new_expires_at: datetime
+    new_expires_at: Instant
     vouchers_extended: int
     program_wide: bool
 
@@ -360,13 +381,13 @@ class SettlementIn(In):
 
 class SettlementOut(BaseModel):
     id: int
-    cutoff: datetime
+    cutoff: Instant
     batches: int
     redemptions: int
-    amount_fen: int = Field(description="the settled redemptions' total (gross)")
-    recovered_fen: int = Field(description="kept from the payouts: refunds of redemptions "
+    amount_fen: FenOut = Field(description="the settled redemptions' total (gross)")
+    recovered_fen: FenOut = Field(description="kept from the payouts: refunds of redemptions "
                                "the merchants had already been paid for")
-    payout_fen: int = Field(description="paid to the merchants: amount_fen - recovered_fen")
+    payout_fen: FenOut = Field(description="paid to the merchants: amount_fen - recovered_fen")
 
 
 class SettlementBatchOut(BaseModel):
@@ -376,10 +397,10 @@ class SettlementBatchOut(BaseModel):
     run_id: int
     merchant_id: int
     redemptions: int
-    amount_fen: int = Field(description="its redemptions' total (gross)")
-    recovered_fen: int = Field(description="kept back: refunds after earlier payouts")
-    payout_fen: int = Field(description="paid: amount_fen - recovered_fen")
-    created_at: datetime
+    amount_fen: FenOut = Field(description="its redemptions' total (gross)")
+    recovered_fen: FenOut = Field(description="kept back: refunds after earlier payouts")
+    payout_fen: FenOut = Field(description="paid: amount_fen - recovered_fen")
+    created_at: Instant
 
 
 class LedgerProblem(BaseModel):
@@ -398,7 +419,7 @@ class LedgerVerifyOut(BaseModel):
 class StatusTotal(BaseModel):
     status: str
     vouchers: int
-    amount_fen: int
+    amount_fen: FenOut
 
 
 class SummaryReport(BaseModel):
@@ -407,18 +428,18 @@ class SummaryReport(BaseModel):
     org_id: int
     unions: int
     members: int
-    fund_balance_fen: int
+    fund_balance_fen: FenOut
     vouchers: list[StatusTotal]
     redemptions: int
-    redeemed_fen: int
-    order_total_fen: int
+    redeemed_fen: FenOut
+    order_total_fen: FenOut
 
 
 # --- audit ----------------------------------------------------------------------------------
 
 class AuditEntryOut(BaseModel):
     seq: int
-    created_at: datetime
+    created_at: Instant
     actor: str
     role: str | None
     scope: str | None
@@ -447,17 +468,17 @@ class MemberVoucherView(BaseModel):
     id: int
     code: str | None = Field(description="printed on paper vouchers; digital ones show a QR")
     program_id: int
-    amount_fen: int
-    threshold_fen: int
+    amount_fen: FenOut
+    threshold_fen: FenOut
     form: str
     status: str
-    valid_from: datetime
+    valid_from: Instant
     expires_at: datetime
 
 
 class QrOut(BaseModel):
     payload: str
-    expires_at: datetime
+    expires_at: Instant
     refresh_after_s: int
 
 
@@ -482,4 +503,58 @@ class CallbackOut(BaseModel):
     duplicate: bool
     redemption_id: int | None = None
     refund_id: int | None = None
-    amount_fen: int | None = None
+    amount_fen: FenOut | None = None
+
+
+# --- member changes (status, phone, transfer, re-import with updates) ------------------------
+
+class MemberStatusIn(In):
+    status: Literal["active", "suspended", "left", "transferred"] = Field(
+        description="left: 离会; transferred: 调出 to a union outside this registry (to move "
+                    "the member to a union here, use /transfer)")
+    reason: Text | None = None
+
+
+class MemberPhoneIn(In):
+    phone: Annotated[str | None, Field(min_length=1, max_length=20, pattern=r"^[0-9 +()-]+$",
+                                       description="a mainland mobile number; null removes it")]
+
+
+class MemberTransferIn(In):
+    to_union_id: Id
+    reason: Text | None = None
+
+
+class FieldChangeOut(BaseModel):
+    """One field of one member: phones masked."""
+
+    field: Literal["name", "phone", "status"]
+    old: str | None
+    new: str | None
+
+
+class MemberChangeOut(BaseModel):
+    member: MemberAdminView
+    changed: bool  # False: it already was so (nothing written)
+    changes: list[FieldChangeOut]
+
+
+class MemberTransferOut(BaseModel):
+    old: MemberAdminView  # the row in the union the member left: status transferred
+    new: MemberAdminView  # the member's row in the new union
+    created: bool  # False: the person already had a row there, which was used
+    changed: bool  # False: already transferred there (nothing written)
+
+
+class MemberRowChangeOut(BaseModel):
+    row: int | None
+    member_id: int
+    id_masked: str
+    changes: list[FieldChangeOut]
+
+
+class MemberImportOut(ImportOut):
+    updated: int = 0  # members changed (with update=true)
+    dry_run: bool = False
+    changes_total: int = 0  # registered members who differ from the file
+    changes: list[MemberRowChangeOut] = []  # the first 1,000 of them

@@ -27,6 +27,13 @@ class IdempotencyInFlight(Conflict):
     code = "idempotency_request_in_progress"
 
 
+class DatabaseUnavailable(CivicVoucherError):
+    """The database could not be reached (down, restarting, connection cut, busy): retry."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
 class BindingNotAllowed(ValidationError):
     """A user was sent a binding its role does not take (``field`` names it)."""
 

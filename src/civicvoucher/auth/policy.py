@@ -61,6 +61,9 @@ RULES: dict[str, Rule] = {
     "list_members": Rule(ORG_READERS, "org", personal_data=True),
     "get_member": Rule(ORG_READERS, "member", personal_data=True),
     "import_members_upload": Rule(ORG_ADMINS, "org"),
+    "set_member_status": Rule(ORG_ADMINS, "member"),
+    "set_member_phone": Rule(ORG_ADMINS, "member"),
+    "transfer_member_route": Rule(ORG_ADMINS, "member"),
     # programs
     "list_programs": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
     "get_program_detail": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),

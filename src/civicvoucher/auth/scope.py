@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.auth.roles import ADMIN_LEVEL, MERCHANT_ROLES, ORG_ROLES, Role
+from civicvoucher.core.regions import region_prefix
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.orgs.models import Org
-from civicvoucher.vouchers.rules import region_prefix
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.config import Settings, load_settings
-from civicvoucher.core.clock import naive_utc
+from civicvoucher.core import clock
 from civicvoucher.core.money import yuan_to_fen
 from civicvoucher.db import Database
 from civicvoucher.errors import ValidationError
@@ -22,16 +22,27 @@ err_console = Console(stderr=True)
 
 @cache
 def settings() -> Settings:
+    zone_or_fail()
     return load_settings()
+
+
+def zone_or_fail():
+    """The deployment's zone; an unknown CIVICVOUCHER_TIMEZONE is a clear error, not a trace."""
+    try:
+        return clock.zone()
+    except clock.UnknownZone as exc:
+        raise ValidationError(str(exc), field=clock.ZONE_ENV, code="unknown_timezone") from None
 
 
 @cache
 def database() -> Database:
     """Open the configured database, bringing the schema up to date (Alembic)."""
+    from civicvoucher.keys import bind_key
     from civicvoucher.schema import upgrade
 
     db = Database(settings().database_url)
     upgrade(db.engine)
+    bind_key(db, settings())  # refuses to run with another key than the database's
     return db
 
 
@@ -45,6 +56,7 @@ def key_or_new(key: str | None, prefix: str) -> str:
 
 
 def parse_yuan(text: str, field: str) -> int:
+    """Yuan as typed ('300', '1,234.50') into fen; anything loose is refused, naming ``field``."""
     try:
         return yuan_to_fen(text)
     except (ValueError, TypeError) as exc:
@@ -52,14 +64,23 @@ def parse_yuan(text: str, field: str) -> int:
 
 
 def parse_when(text: str | None, field: str) -> datetime | None:
+    """A time as typed, as naive UTC. Without an offset it is local time in the deployment's
+    zone (CIVICVOUCHER_TIMEZONE, default Asia/Shanghai); a bare date is that day's 00:00 local;
+    an explicit offset (``+08:00``, ``Z``) is honoured. A local time that daylight saving
+    skips or repeats is refused."""
     if text is None:
         return None
+    zone_name = getattr(zone_or_fail(), "key", clock.DEFAULT_ZONE)
     try:
-        return naive_utc(datetime.fromisoformat(text))
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValidationError(f"not a date or time: {text!r} (use 2020-08-01 or "
-                              "2020-07-31T23:59, in UTC unless an offset is given)",
-                              field=field) from None
+                              f"2020-07-31T23:59, local time in {zone_name} unless an offset "
+                              "such as +08:00 or Z is given)", field=field) from None
+    try:
+        return clock.to_utc(value)  # the error names the field: "column cutoff: ..."
+    except clock.ZoneError as exc:
+        raise ValidationError(str(exc), field=field, code="ambiguous_time") from None
 
 
 @contextmanager

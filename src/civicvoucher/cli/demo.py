@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from civicvoucher.cli.common import console, err_console, settings
+from civicvoucher.cli.common import console, err_console
 from civicvoucher.config import sqlite_url
 from civicvoucher.errors import ValidationError
 
@@ -77,15 +77,17 @@ def demo(
 def _run(scn: dict, url: str, *, scale: float, seed: int, reset: bool, label: str,
          groups_from: dict | None = None):
     from civicvoucher.analytics import compute_report
+    from civicvoucher.config import load_settings
     from civicvoucher.db import Database
+    from civicvoucher.keys import bind_key
     from civicvoucher.scenarios.model import guarantee_by_county
     from civicvoucher.scenarios.simulate import simulate
 
     db = _fresh(url, reset=reset)
     console.print(f"[bold]{label}[/bold]: {scn['scenario']['name']}, scale {scale}, seed {seed}")
     with _progress() as progress:
-        summary = simulate(db, scn, scale=scale, seed=seed, key=settings().secret_key,
-                           progress=progress)
+        key = bind_key(db, load_settings(database_url=url))
+        summary = simulate(db, scn, scale=scale, seed=seed, key=key, progress=progress)
     console.print(f"  {summary.unions:,} unions, {summary.members:,} members, "
                   f"{summary.vouchers:,} vouchers, {summary.tourism_cards:,} tourism cards, "
                   f"{summary.redeemed:,} redemptions, {summary.expired:,} expired")

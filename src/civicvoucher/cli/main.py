@@ -43,7 +43,7 @@ def db_upgrade() -> None:
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every ledger invariant and the voucher reconciliation; exit 1 if anything is off."""
-    from civicvoucher.ledger.verify import verify
+    from civicvoucher.reconcile import verify
 
     with database().snapshot() as s:
         problems = verify(s)

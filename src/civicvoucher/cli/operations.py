@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from civicvoucher.cli.common import console, database, key_or_new, parse_when, parse_yuan
-from civicvoucher.core import clock
+from civicvoucher.core.clock import format_local
 from civicvoucher.core.money import format_cn, format_yuan
 
 fund_app = typer.Typer(help="Union fund accounts.", no_args_is_help=True)
@@ -139,20 +139,29 @@ def refund(redemption: int, reason: str = typer.Option(None), key: str = KEY) ->
                   + (" (replayed)" if r.replayed else ""))
 
 
-def expire(as_of: str = typer.Option(None, help="default: now"), key: str = KEY) -> None:
+WHEN_HELP = ("local time (CIVICVOUCHER_TIMEZONE, default Asia/Shanghai) unless an offset is "
+             "given; a bare date is its 00:00")
+
+
+def expire(as_of: str = typer.Option(None, help=f"default: now (decided by the first run of "
+                                                 f"a --key); {WHEN_HELP}"),
+           key: str = KEY) -> None:
     """Expire vouchers past their deadline; their value goes back to the unions' funds."""
     from civicvoucher.vouchers.lifecycle import expire as do_expire
 
-    when = parse_when(as_of, "as_of") or clock.now()
+    # No --as-of: None, so the service fixes "now" once, on the key's first run; a retry with
+    # the same key then replays instead of differing by the time it ran.
+    when = parse_when(as_of, "as_of")
     r = database().run(do_expire, as_of=when, idem_key=key_or_new(key, "expire"))
-    console.print(f"expired {r.run.vouchers_expired} vouchers, {format_cn(r.run.amount_fen)} back to "
-                  f"union funds; {r.run.holds_voided} stale holds voided"
-                  + (" (replayed)" if r.replayed else ""))
+    console.print(f"expired {r.run.vouchers_expired} vouchers as of {format_local(r.run.as_of)}, "
+                  f"{format_cn(r.run.amount_fen)} back to union funds; {r.run.holds_voided} "
+                  "stale holds voided" + (" (replayed)" if r.replayed else ""))
 
 
 def extend(
     program: str,
-    until: str = typer.Option(..., help="new deadline (exclusive), e.g. 2020-08-01"),
+    until: str = typer.Option(..., help="new deadline (exclusive), e.g. 2020-08-01 = spendable "
+                                        f"through 2020-07-31; {WHEN_HELP}"),
     by: str = typer.Option(..., help="who decided"),
     reason: str = typer.Option(..., help="why (e.g. the notice delaying the deadline)"),
     document: str = typer.Option(None, help="the notice's title or number"),
@@ -172,11 +181,14 @@ def extend(
     r = db.run(do_extend, program=program, new_expires_at=parse_when(until, "until"), actor=by,
                reason=reason, document=document, product=product, union_ids=union_ids,
                region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
-    console.print(f"extended {r.extension.vouchers_extended} vouchers to {r.extension.new_expires_at}"
+    console.print(f"extended {r.extension.vouchers_extended} vouchers to "
+                  f"{format_local(r.extension.new_expires_at)} (exclusive)"
                   + (" (replayed)" if r.replayed else ""))
 
 
-def settle(cutoff: str = typer.Option(None, help="default: now"), key: str = KEY,
+def settle(cutoff: str = typer.Option(None, help="default: now (decided by the first run of a "
+                                                 f"--key); {WHEN_HELP}"),
+           key: str = KEY,
            show: bool = typer.Option(False, help="list each batch's redemptions")) -> None:
     """Settle posted redemptions up to a cut-off: one payout batch per merchant."""
     from sqlalchemy import select
@@ -186,9 +198,10 @@ def settle(cutoff: str = typer.Option(None, help="default: now"), key: str = KEY
     from civicvoucher.settlement.service import settle as do_settle
 
     db = database()
-    r = db.run(do_settle, cutoff=parse_when(cutoff, "cutoff") or clock.now(),
-               idem_key=key_or_new(key, "settle"))
-    console.print(f"settlement run {r.run.id}: {r.run.batches} batches, {r.run.redemptions} "
+    # No --cutoff: None, so "now" is decided once by the key's first run (see expire).
+    r = db.run(do_settle, cutoff=parse_when(cutoff, "cutoff"), idem_key=key_or_new(key, "settle"))
+    console.print(f"settlement run {r.run.id} up to {format_local(r.run.cutoff)}: "
+                  f"{r.run.batches} batches, {r.run.redemptions} "
                   f"redemptions, {format_yuan(r.run.amount_fen)}"
                   + (f", {format_yuan(r.run.recovered_fen)} kept back for refunds after earlier "
                      f"payouts, {format_yuan(r.run.amount_fen - r.run.recovered_fen)} paid out"

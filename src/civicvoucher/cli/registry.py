@@ -68,24 +68,160 @@ def member_import(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     reject_file: Path = typer.Option(
         None, help="import the good rows and write the bad ones here (default: all or nothing)"),
+    update: bool = typer.Option(
+        False, "--update", help="also apply the file's changes to people already registered in "
+        "that union (name; phone and status where the cell is not empty), after listing them"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="only show what the import would do; write nothing"),
+    changes_file: Path = typer.Option(
+        None, help="write every change (row, member, field, from, to) to this CSV/XLSX"),
 ) -> None:
     """Import members from CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX."""
+    from civicvoucher.cli.server import _audit
     from civicvoucher.members.service import import_members
 
     with database().session() as s, progress("importing members", None) as tick:
         result = import_members(s, path=file, key=settings().secret_key,
-                                reject_path=reject_file, progress=tick)
-    console.print(f"[green]{result.imported} imported[/green], {result.unchanged} already "
-                  f"registered, {len(result.rejected)} rejected of {result.rows} rows")
+                                reject_path=reject_file, progress=tick, update=update,
+                                dry_run=dry_run, audit=_audit)
+        if not dry_run:
+            _audit(s, "member.import", f"file:{file.name}"[:200],
+                   {"rows": result.rows, "imported": result.imported,
+                    "unchanged": result.unchanged, "updated": result.updated})
+    _print_changes(result.changes, applied=update and not dry_run, changes_file=changes_file)
+    would = "would be " if dry_run else ""
+    console.print(f"[green]{result.imported} {would}imported[/green], "
+                  f"{result.unchanged} already registered"
+                  + (f", {len(result.changes)} {would}updated" if update else "")
+                  + f", {len(result.rejected)} rejected of {result.rows} rows")
+    if result.changes and not update:
+        console.print(f"[yellow]{len(result.changes)} registered members differ from the file "
+                      "(nothing changed): run again with --update --dry-run to see how, "
+                      "--update to apply[/yellow]")
+    if dry_run:
+        console.print("[yellow]dry run: nothing was written[/yellow]")
     if result.reject_file:
         console.print(f"[yellow]bad rows written to {result.reject_file}[/yellow]")
     _print_duplicates(result.duplicates)
 
 
+def _print_changes(changes, *, applied: bool, changes_file: Path | None, limit: int = 200) -> None:
+    if changes_file is not None:
+        write_table(changes_file, ["row", "member_id", "id_masked", "field", "from", "to"],
+                    [[c.row or "", c.member_id, c.id_masked, f.field, f.old or "", f.new or ""]
+                     for c in changes for f in c.changes])
+        console.print(f"{len(changes)} changes written to {changes_file}")
+    if not changes:
+        return
+    console.print(f"{'changes applied' if applied else 'changes'} ({len(changes)} members):")
+    for c in changes[:limit]:
+        where = f"row {c.row}  " if c.row else ""
+        console.print(f"  {where}member {c.member_id}  {c.id_masked}  {c.name}:  "
+                      + "; ".join(map(str, c.changes)))
+    if len(changes) > limit:
+        console.print(f"  ... and {len(changes) - limit} more"
+                      + ("" if changes_file else " (--changes-file writes them all)"))
+
+
+def _find_member(s, ref: str, union: str | None):
+    """A member by id, or by ID-card number (with --union if the person is in several)."""
+    from sqlalchemy import select
+
+    from civicvoucher.errors import NotFound, ValidationError
+    from civicvoucher.members.models import Member
+    from civicvoucher.members.rules import hash_id_number, id_number_problem
+    from civicvoucher.orgs.service import find_org
+
+    ref = ref.strip()
+    if ref.isdigit() and len(ref) < 18:
+        m = s.get(Member, int(ref))
+        if m is None:
+            raise NotFound(f"会员 {ref} 不存在 (no member {ref})", code="member_not_found")
+        return m
+    q = select(Member).where(Member.id_hash == hash_id_number(ref, key=settings().secret_key))
+    if union:
+        q = q.where(Member.union_id == find_org(s, union).id)
+    found = list(s.execute(q.order_by(Member.id)).scalars())
+    if not found:
+        problem = id_number_problem(ref, min_age=0)
+        raise NotFound(f"没有该身份证号码的会员 (no member with this ID-card number"
+                       f"{'' if problem is None else ': ' + problem})", code="member_not_found")
+    if len(found) > 1:
+        raise ValidationError("该身份证号码在多个工会登记，请用 --union 指定，或给出会员编号 "
+                              f"(registered in several unions: members "
+                              f"{', '.join(str(m.id) for m in found)}; give --union or the id)",
+                              field="member")
+    return found[0]
+
+
+@member_app.command("change")
+def member_change(
+    member: str = typer.Argument(..., help="member id, or the 18-digit ID-card number"),
+    status: str = typer.Option(None, help="在职/停用/离会/调出 or active, suspended, left, "
+                               "transferred (to move to a union here, use `member transfer`)"),
+    phone: str = typer.Option(None, help="new mobile number"),
+    clear_phone: bool = typer.Option(False, "--clear-phone", help="remove the phone number"),
+    reason: str = typer.Option(None, help="why (e.g. 离会原因); kept on the member and audited"),
+    union: str = typer.Option(None, help="the union (code or id), if the ID number is in several"),
+) -> None:
+    """Change one member's status or phone (audited). Only active members are issued vouchers."""
+    from civicvoucher.cli.server import _audit
+    from civicvoucher.errors import ValidationError
+    from civicvoucher.members.rules import MEMBER_STATUS_LABEL_ZH, MemberStatus, parse_status
+    from civicvoucher.members.service import change_member
+
+    new_status = None
+    if status is not None:
+        new_status = parse_status(status) if status.strip() else None
+        if new_status is None:
+            raise ValidationError(f"未知的会员状态 {status!r} (unknown status; use 在职, 停用, "
+                                  "离会 or 调出)", field="status")
+    with database().session() as s:
+        m = _find_member(s, member, union)
+        m, change = change_member(s, m.id, key=settings().secret_key, audit=_audit,
+                                  status=new_status, phone=phone, clear_phone=clear_phone,
+                                  reason=reason)
+        label = MEMBER_STATUS_LABEL_ZH[MemberStatus(m.status)]
+    if change is None:
+        console.print(f"member {m.id} {m.id_masked}: nothing to change ({label}, "
+                      f"phone {m.phone_masked or '-'})")
+        return
+    console.print(f"[green]member {m.id}[/green] {m.id_masked} {m.name}: "
+                  + "; ".join(map(str, change.changes)))
+
+
+@member_app.command("transfer")
+def member_transfer(
+    member: str = typer.Argument(..., help="member id, or the 18-digit ID-card number"),
+    to: str = typer.Option(..., "--to", help="the union the member moves to (USCC or id)"),
+    reason: str = typer.Option(None, help="why; kept on the member and audited"),
+    union: str = typer.Option(None, help="the union (code or id) the member leaves, if the ID "
+                              "number is in several"),
+) -> None:
+    """Transfer a member to another union (调出/调入, audited): the old union's row is marked
+    transferred and the new union gets the person's row. Vouchers already issued stay with the
+    union that issued them; the new union cannot entitle the person twice for a product."""
+    from civicvoucher.cli.server import _audit
+    from civicvoucher.members.service import transfer_member
+    from civicvoucher.orgs.service import find_org
+
+    with database().session() as s:
+        m = _find_member(s, member, union)
+        target = find_org(s, to)
+        t = transfer_member(s, m.id, to_union_id=target.id, audit=_audit, reason=reason)
+        name = target.name
+    if not t.changed:
+        console.print(f"member {t.old.id} was already transferred to {name} (member {t.new.id})")
+        return
+    how = "new member" if t.created else "existing member"
+    console.print(f"[green]member {t.old.id}[/green] {t.old.id_masked} transferred to {name}: "
+                  f"{how} {t.new.id} ({t.new.status})")
+
+
 def _print_duplicates(dups) -> None:
     if not dups:
         return
-    console.print(f"[yellow]{len(dups)} people are registered in more than one union "
+    console.print(f"[yellow]{len(dups)} people are members of more than one union "
                   "(each is issued once, by whichever union issues first):[/yellow]")
     for d in dups[:20]:
         console.print(f"  {d.id_masked}  unions {', '.join(map(str, d.union_ids))}")

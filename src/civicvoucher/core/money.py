@@ -6,8 +6,9 @@ Formatting follows how Chinese officials read amounts: 8.7亿, 4,800万, ¥1,234
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 Fen = int
 
@@ -23,25 +24,51 @@ def fen(value: object) -> Fen:
     return value
 
 
-def yuan_to_fen(text: str | int | Decimal) -> Fen:
-    """Parse a yuan amount written by a person ('300', '12.5', '1,234.56') into fen.
+_YUAN_TEXT = re.compile(r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<dec>[0-9]+))?")
+MAX_YUAN_DIGITS = 13  # up to 9,999,999,999,999 yuan: far above any program, far below overflow
 
-    Floats are refused: 0.1 + 0.2 is not money. More than two decimals is an error, not a rounding.
+
+def yuan_to_fen(text: str | int | Decimal) -> Fen:
+    """Parse a yuan amount written by a person ('300', '12.5', '1,234.56', '¥300', '300元')
+    into fen.
+
+    Strict, because a typo must not become money: ASCII digits, optional thousands separators
+    in groups of three, at most two decimals (a third, even a zero, is an error, not a
+    rounding). Refused with a reason: floats, bools, signs, exponents ('1e3'), NaN/Infinity,
+    spaces inside the number, full-width digits, empty text.
     """
     if isinstance(text, (float, bool)):
-        raise TypeError(f"money must not be a float: {text!r}")
+        raise TypeError(f"money must not be a float or bool: {text!r}")
     if isinstance(text, int):
         return text * FEN_PER_YUAN
-    try:
-        d = Decimal(str(text).replace(",", "").replace("¥", "").replace("元", "").strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount of yuan: {text!r}") from None
-    if not d.is_finite():
-        raise ValueError(f"not an amount of yuan: {text!r}")
-    scaled = d * FEN_PER_YUAN
-    if scaled != scaled.to_integral_value():
+    if isinstance(text, Decimal):
+        if not text.is_finite():
+            raise ValueError(f"not an amount of yuan: {text!r}")
+        scaled = text * FEN_PER_YUAN
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"more than two decimals (fen) in {text}")
+        return int(scaled)
+    if not isinstance(text, str):
+        raise TypeError(f"not an amount of yuan: {text!r}")
+    body = text.strip()
+    body = body.removeprefix("¥").removeprefix("￥").removesuffix("元").strip()
+    m = _YUAN_TEXT.fullmatch(body)
+    if m is None:
+        if body[:1] in ("-", "+", "−"):
+            reason = "no sign: amounts are positive yuan"
+        elif "e" in body.lower() or body.lower() in ("nan", "inf", "infinity"):
+            reason = "digits only (no exponent, NaN or infinity)"
+        elif "," in body:
+            reason = "thousands are separated by commas in groups of three: 1,234.56"
+        else:
+            reason = "write it like 300, 12.50 or 1,234.56"
+        raise ValueError(f"not an amount of yuan: {text!r} ({reason})")
+    whole, dec = m["int"].replace(",", ""), m["dec"] or ""
+    if len(dec) > 2:
         raise ValueError(f"more than two decimals (fen) in {text!r}")
-    return int(scaled)
+    if len(whole.lstrip("0")) > MAX_YUAN_DIGITS:
+        raise ValueError(f"too large an amount: {text!r}")
+    return int(whole) * FEN_PER_YUAN + int(dec.ljust(2, "0"))
 
 
 def format_yuan(amount: Fen) -> str:

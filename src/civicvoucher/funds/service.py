@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from civicvoucher.core.money import fen
+from civicvoucher.db import once
 from civicvoucher.errors import ValidationError
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, DepositSource, TransferCode
@@ -61,12 +62,15 @@ def deposit(
         if from_org_id is not None:
             raise ValidationError("only a transfer names a paying federation", field="from_org")
         debit = ledger.account_id(session, AccountCode.FUNDING_EXTERNAL, src)
-    t = ledger.post_transfer(
-        session, id=f"deposit:{idem_key}", debit_account_id=debit,
-        credit_account_id=fund_account(session, org.id), amount=amount_fen,
-        code=TransferCode.DEPOSIT, memo=memo or str(src),
-    )
-    return Deposit(t.id, org.id, amount_fen, str(src), fund_balance(session, org.id), t.replayed)
+    tid, credit = f"deposit:{idem_key}", fund_account(session, org.id)
+    body = dict(debit_account_id=debit, credit_account_id=credit, amount=amount_fen,
+                code=str(TransferCode.DEPOSIT), pending_id=None, flags=0)
+    t, replayed = once(session, "deposit", lambda: ledger.find_transfer(session, tid, body),
+                       lambda: ledger.post_transfer(
+                           session, id=tid, debit_account_id=debit, credit_account_id=credit,
+                           amount=amount_fen, code=TransferCode.DEPOSIT, memo=memo or str(src)))
+    return Deposit(t.id, org.id, amount_fen, str(src), fund_balance(session, org.id),
+                   replayed or t.replayed)
 
 
 def deposit_many(session: Session, *, items: list[tuple[int, int, str, str]],

@@ -166,7 +166,43 @@ def _credit(session: Session, acct: int, amount: int, *, pending: bool, post: bo
     else:
         col = A.c.credits_pending if pending else A.c.credits_posted
         values = {col: col + amount}
-    session.execute(update(A).where(A.c.id == acct).values(values))
+    if session.execute(update(A).where(A.c.id == acct).values(values)).rowcount != 1:
+        raise NotFound(f"account {acct} does not exist", code="credit_account_not_found")
+
+
+_DIFFERENT = {"debit_account_id": "exists_with_different_debit_account_id",
+              "credit_account_id": "exists_with_different_credit_account_id",
+              "amount": "exists_with_different_amount", "code": "exists_with_different_code",
+              "pending_id": "exists_with_different_pending_id",
+              "flags": "exists_with_different_flags"}
+
+
+def find_transfer(session: Session, id: str, body: dict) -> PostedTransfer | None:
+    """The transfer already posted under ``id`` (a replay), or None. The same id with another
+    body is a conflict whose code names the first field that differs (TigerBeetle's codes)."""
+    existing = session.execute(select(T).where(T.c.id == id)).mappings().first()
+    if existing is None:
+        return None
+    if not same_transfer(dict(existing), body):
+        field = next(k for k in _DIFFERENT if existing[k] != body.get(k))
+        raise IdempotencyConflict(
+            f"transfer {id} exists with a different {field}: {existing[field]} ≠ {body.get(field)}",
+            code=_DIFFERENT[field], field=field)
+    return PostedTransfer(**{k: existing[k] for k in (
+        "id", "debit_account_id", "credit_account_id", "amount", "code", "flags", "pending_id"
+    )}, replayed=True)
+
+
+def _not_resolved(session: Session, pending_id: str) -> None:
+    """A pending transfer is posted or voided once (TigerBeetle's codes for the second try)."""
+    done = session.execute(select(T.c.id, T.c.flags).where(T.c.pending_id == pending_id)).first()
+    if done is None:
+        return
+    if done.flags & TransferFlags.POST_PENDING:
+        raise InvalidTransition(f"pending transfer {pending_id} was posted by {done.id}",
+                                code="pending_transfer_already_posted")
+    raise InvalidTransition(f"pending transfer {pending_id} was voided by {done.id}",
+                            code="pending_transfer_already_voided")
 
 
 def post_transfer(
@@ -192,15 +228,8 @@ def post_transfer(
     flags = TransferFlags(flags)
     body = dict(debit_account_id=debit_account_id, credit_account_id=credit_account_id,
                 amount=amount, code=str(code), pending_id=pending_id, flags=int(flags))
-    existing = session.execute(select(T).where(T.c.id == id)).mappings().first()
-    if existing is not None:
-        if not same_transfer(dict(existing), body):
-            raise IdempotencyConflict(
-                f"transfer {id} exists with a different body", code="exists_with_different_amount"
-            )
-        return PostedTransfer(**{k: existing[k] for k in (
-            "id", "debit_account_id", "credit_account_id", "amount", "code", "flags", "pending_id"
-        )}, replayed=True)
+    if (replay := find_transfer(session, id, body)) is not None:
+        return replay
     if amount <= 0:
         raise ValueError("transfer amount must be positive")
     if debit_account_id == credit_account_id:
@@ -210,14 +239,18 @@ def post_transfer(
     if resolving:
         p = session.execute(select(T).where(T.c.id == pending_id)).mappings().first()
         if p is None or not p["flags"] & TransferFlags.PENDING:
-            raise InvalidTransition(f"no pending transfer {pending_id}")
+            raise InvalidTransition(f"no pending transfer {pending_id}",
+                                    code="pending_transfer_not_found")
         if (p["debit_account_id"], p["credit_account_id"], p["amount"]) != (
             debit_account_id, credit_account_id, amount
         ):
-            raise InvalidTransition(f"transfer {id} does not match pending {pending_id}")
+            raise InvalidTransition(f"transfer {id} does not match pending {pending_id}",
+                                    code="pending_transfer_has_different_body")
+        _not_resolved(session, pending_id)
     # Claim the id first: a concurrent duplicate now waits on the key and then fails, and the
     # caller's retry finds this transfer instead of applying it twice.
     session.execute(insert(T).values(id=id, memo=memo, created_at=now or clock.now(), **body))
+    # (a second resolution racing this one waits on the unique pending_id, then finds it)
 
     pending = bool(flags & TransferFlags.PENDING)
     post = bool(flags & TransferFlags.POST_PENDING)

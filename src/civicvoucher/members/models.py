@@ -23,6 +23,11 @@ class Member(Base):
     status: Mapped[str] = mapped_column(String(20))  # MemberStatus
     region_code: Mapped[str] = mapped_column(String(6))  # shard key
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # the last status change: when, why (离会原因 etc.), and for a transfer (调出) the
+    # member row in the union the person moved to. The full history is in the audit log.
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    transferred_to_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
 
     __table_args__ = (
         UniqueConstraint("union_id", "id_hash"),

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 
+from stdnum import numdb as _numdb
 from stdnum.cn import ric as _ric
 from stdnum.cn import uscc as _uscc
-from stdnum.exceptions import ValidationError as StdnumError
 
+from civicvoucher.core import clock
 from civicvoucher.core.tabular import Table, validate_rows
 from civicvoucher.errors import RowError
 from civicvoucher.orgs.rules import normalise_code, uscc_problem
@@ -29,16 +31,23 @@ _MOBILE = re.compile(r"1[3-9]\d{9}")
 _SCIENTIFIC = re.compile(r"\d+(\.\d+)?E\+?\d+", re.IGNORECASE)
 
 
+DEFAULT_MIN_MEMBER_AGE = 16
+MAX_MEMBER_AGE = 120  # older than anyone alive: a mistyped birth year, not a member
+MIN_AGE_ENV = "CIVICVOUCHER_MIN_MEMBER_AGE"
+
+
 class MemberStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     LEFT = "left"
+    TRANSFERRED = "transferred"  # 调出: moved to another union (a row there, if registered)
 
 
 MEMBER_STATUS_LABEL_ZH: dict[MemberStatus, str] = {
     MemberStatus.ACTIVE: "在职",
     MemberStatus.SUSPENDED: "停用",
     MemberStatus.LEFT: "离会",
+    MemberStatus.TRANSFERRED: "调出",
 }
 
 _STATUS_WORDS: dict[str, MemberStatus] = {
@@ -47,8 +56,30 @@ _STATUS_WORDS: dict[str, MemberStatus] = {
     "停用": MemberStatus.SUSPENDED,
     "离会": MemberStatus.LEFT,
     "退会": MemberStatus.LEFT,
+    "调出": MemberStatus.TRANSFERRED,
+    "转出": MemberStatus.TRANSFERRED,
     **{m.value: m for m in MemberStatus},
 }
+
+# Which status changes a member may make. Only an active member is issued vouchers
+# (vouchers/issuance.py); a member who left or was transferred may come back.
+STATUS_CHANGES: dict[MemberStatus, frozenset[MemberStatus]] = {
+    MemberStatus.ACTIVE: frozenset({MemberStatus.SUSPENDED, MemberStatus.LEFT,
+                                    MemberStatus.TRANSFERRED}),
+    MemberStatus.SUSPENDED: frozenset({MemberStatus.ACTIVE, MemberStatus.LEFT,
+                                       MemberStatus.TRANSFERRED}),
+    MemberStatus.LEFT: frozenset({MemberStatus.ACTIVE}),
+    MemberStatus.TRANSFERRED: frozenset({MemberStatus.ACTIVE}),
+}
+
+
+def status_change_problem(old: str, new: str) -> str | None:
+    """Why a member may not go from ``old`` to ``new`` (None: allowed, or no change)."""
+    a, b = MemberStatus(old), MemberStatus(new)
+    if a == b or b in STATUS_CHANGES[a]:
+        return None
+    return (f"会员状态不能从{MEMBER_STATUS_LABEL_ZH[a]}改为{MEMBER_STATUS_LABEL_ZH[b]}"
+            f" (a member cannot go from {a} to {b})")
 
 MEMBER_ALIASES: dict[str, str] = {
     "姓名": "name",
@@ -70,7 +101,7 @@ MEMBER_TEMPLATE_HEADER: list[str] = [
     "身份证号",
     "手机号",
     "所属工会（统一社会信用代码）",
-    "状态（在职/停用/离会）",
+    "状态（在职/停用/离会/调出）",
 ]
 
 
@@ -83,6 +114,8 @@ class MemberRow:
     phone: str | None
     union: str
     status: MemberStatus
+    status_given: bool = True  # False: the cell was empty (active for a new member, and
+    #                            no change for one already registered)
 
 
 def with_ric_check(first17: str) -> str:
@@ -104,18 +137,80 @@ def normalise_id_number(text: str) -> str:
     return normalise_code(text)
 
 
+@dataclass(frozen=True)
+class AreaPeriod:
+    """One name an area code had, and the years it had it (None: open-ended)."""
+
+    name: str
+    start: int | None
+    end: int | None
+
+    def covers(self, year: int) -> bool:
+        return (self.start is None or year >= self.start) and (self.end is None or year <= self.end)
+
+
 @lru_cache(maxsize=8192)
-def area_known(area: str, year: int) -> bool:
-    """stdnum's area-code lookup is slow (a text database); cache it per area and year."""
-    try:
-        _ric.get_birth_place(f"{area}{year:04d}01010000")
-    except StdnumError:
-        return False
-    return True
+def area_periods(area: str) -> tuple[AreaPeriod, ...]:
+    """The names a six-digit division code has had, from python-stdnum's table (cn/loc).
+
+    Read from the table itself: stdnum's ``get_birth_place`` raises KeyError for a code whose
+    province is listed but whose county is not (e.g. '658571'). Empty: not a known code.
+    """
+    if not re.fullmatch(r"\d{6}", area):
+        return ()
+    parts = _numdb.get("cn/loc").info(area)
+    if "".join(part for part, _ in parts) != area:
+        return ()
+    county = next((props["county"] for _, props in reversed(parts) if props.get("county")), "")
+    periods = []
+    for item in filter(None, county.split(",")):
+        m = re.fullmatch(r"\[(\d*)-(\d*)\](.+)", item)
+        if m is None:
+            periods.append(AreaPeriod(item, None, None))
+        else:
+            start, end, name = m.groups()
+            periods.append(AreaPeriod(name, int(start) if start else None,
+                                      int(end) if end else None))
+    return tuple(periods)
 
 
-def id_number_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid 18-character resident ID number, or None if it is."""
+def area_known(area: str, year: int | None = None) -> bool:
+    """Is ``area`` a division code in the table (in ``year``, if given)?
+
+    An ID number's area code is where the card was first issued, which can be years after
+    the birth date it carries: validation asks whether the code existed at any time.
+    """
+    periods = area_periods(area)
+    return any(year is None or p.covers(year) for p in periods)
+
+
+def min_member_age() -> int:
+    """The youngest a member may be: env CIVICVOUCHER_MIN_MEMBER_AGE, default 16."""
+    raw = os.environ.get(MIN_AGE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MIN_MEMBER_AGE
+    if not raw.isdigit() or not 0 <= int(raw) <= MAX_MEMBER_AGE:
+        raise ValueError(f"{MIN_AGE_ENV} must be a whole number of years from 0 to "
+                         f"{MAX_MEMBER_AGE}, got {raw!r}")
+    return int(raw)
+
+
+def local_today() -> date:
+    """Today in the deployment's zone (CIVICVOUCHER_TIMEZONE, default Asia/Shanghai)."""
+    return clock.local_date(clock.now())
+
+
+def age_on(born: date, today: date) -> int:
+    """Whole years from ``born`` to ``today`` (someone born on 29 February turns a year older
+    on 1 March in common years)."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def id_number_problem(value: str, *, min_age: int | None = None,
+                      today: date | None = None) -> str | None:
+    """Why ``value`` is not a valid 18-character resident ID number of a possible member
+    (between ``min_age``, default :func:`min_member_age`, and 120 years old on ``today``,
+    default the local date), or None if it is."""
     number = normalise_id_number(value)
     if _SCIENTIFIC.fullmatch(number):
         return (
@@ -137,8 +232,22 @@ def id_number_problem(value: str) -> str | None:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         return f"birth date {number[6:14]} in the ID-card number is not a real date"
-    if not area_known(number[:6], born.year):
-        return f"area code {number[:6]} in the ID-card number is not a known county"
+    today = today or local_today()
+    min_age = min_member_age() if min_age is None else min_age
+    if born > today:
+        return (f"身份证号码中的出生日期 {born.isoformat()} 晚于今天"
+                f" (birth date {born.isoformat()} in the ID-card number is in the future)")
+    age = age_on(born, today)
+    if age < min_age:
+        return (f"未满{min_age}周岁，不能登记为会员：出生日期 {born.isoformat()}"
+                f" (a member must be at least {min_age} years old; born {born.isoformat()})")
+    if age > MAX_MEMBER_AGE:
+        return (f"出生日期 {born.isoformat()} 表示年龄超过{MAX_MEMBER_AGE}岁，请核对出生年份"
+                f" (born {born.isoformat()}: older than {MAX_MEMBER_AGE} years; check the"
+                " birth year)")
+    if not area_known(number[:6]):
+        return (f"身份证号码中的地区代码 {number[:6]} 不是已知的行政区划"
+                f" (area code {number[:6]} in the ID-card number is not a known county)")
     return None
 
 
@@ -157,7 +266,8 @@ def parse_status(text: str) -> MemberStatus | None:
     return MemberStatus.ACTIVE if not t else _STATUS_WORDS.get(t)
 
 
-def validate_member_row(row_no: int, row: dict[str, str]) -> MemberRow | list[RowError]:
+def validate_member_row(row_no: int, row: dict[str, str], *, min_age: int | None = None,
+                        today: date | None = None) -> MemberRow | list[RowError]:
     """Check one member row; returns the normalised row or every problem found in it."""
     errors: list[RowError] = []
 
@@ -171,7 +281,7 @@ def validate_member_row(row_no: int, row: dict[str, str]) -> MemberRow | list[Ro
     id_number = normalise_id_number(raw_id)
     if not raw_id:
         errors.append(RowError(row_no, "id_number", "ID-card number is required"))
-    elif problem := id_number_problem(raw_id):
+    elif problem := id_number_problem(raw_id, min_age=min_age, today=today):
         errors.append(RowError(row_no, "id_number", problem))
 
     phone = normalise_phone(row.get("phone", "").strip()) or None
@@ -195,14 +305,15 @@ def validate_member_row(row_no: int, row: dict[str, str]) -> MemberRow | list[Ro
             RowError(
                 row_no,
                 "status",
-                f"unknown status {raw_status.strip()!r}; use 在职, 停用 or 离会"
-                " (active, suspended, left)",
+                f"unknown status {raw_status.strip()!r}; use 在职, 停用, 离会 or 调出"
+                " (active, suspended, left, transferred)",
             )
         )
 
     if errors or status is None:
         return errors
-    return MemberRow(name=name, id_number=id_number, phone=phone, union=union, status=status)
+    return MemberRow(name=name, id_number=id_number, phone=phone, union=union, status=status,
+                     status_given=bool(raw_status.strip()))
 
 
 def _member_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -212,11 +323,14 @@ def _member_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
     return []
 
 
-def validate_member_rows(table: Table) -> tuple[list[tuple[int, MemberRow]], list[RowError]]:
+def validate_member_rows(
+    table: Table, *, min_age: int | None = None, today: date | None = None
+) -> tuple[list[tuple[int, MemberRow]], list[RowError]]:
     """Validate a whole member file; the same ID number twice is an error on the later row."""
+    min_age = min_member_age() if min_age is None else min_age
     return validate_rows(
         table,
-        validate_row=validate_member_row,
+        validate_row=partial(validate_member_row, min_age=min_age, today=today or local_today()),
         required=("name", "id_number", "union"),
         aliases=MEMBER_ALIASES,
         unique_keys=_member_unique_keys,

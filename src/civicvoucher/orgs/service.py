@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
+from civicvoucher.core.regions import region_prefix
 from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError, ValidationError
 from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import (
@@ -18,7 +19,6 @@ from civicvoucher.orgs.rules import (
     division_problem,
     level_problem,
 )
-from civicvoucher.vouchers.rules import region_prefix
 
 PARENT_LEVELS = {
     OrgLevel.PROVINCE: (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +18,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicvoucher.db import Base
+
+
+class ProductKind(StrEnum):
+    CONSUMPTION = "consumption"
+    TOURISM_CARD = "tourism_card"
 
 
 class Program(Base):

@@ -16,23 +16,38 @@
     valid_from = 2020-04-26T00:00:00
     expires_at = 2020-07-11T00:00:00   # exclusive: "by 2020-07-10 24:00"
     optional = false                # true: only members who opt in (the tourism card)
+
+Times are local wall time in the deployment's zone (``CIVICVOUCHER_TIMEZONE``, default
+Asia/Shanghai, i.e. Beijing time) unless written with an offset: ``2020-07-11T00:00:00`` is
+Beijing midnight = 2020-07-10T16:00Z; ``2020-07-11T00:00:00+08:00`` says the same anywhere.
+A bare date names a whole local day that is inside the window:
+
+    valid_from = 2020-04-26        # from the start of that day: 2020-04-26T00:00 local
+    expires_at = 2020-07-10        # through the end of that day: 2020-07-11T00:00 local
+
+so ``expires_at = 2020-07-10`` and ``expires_at = 2020-07-11T00:00:00`` are the same deadline
+(``expires_at`` is exclusive). A local time that a daylight-saving change skips or repeats in
+the zone is refused (give an offset). Stored as naive UTC.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from civicvoucher.core.clock import naive_utc
+from civicvoucher.core import clock
 from civicvoucher.core.money import FEN_PER_YUAN
+from civicvoucher.core.regions import RegionScope
 from civicvoucher.errors import ValidationError
 from civicvoucher.merchants.rules import Category, Channel
-from civicvoucher.vouchers.rules import ProductKind, RegionScope
+from civicvoucher.programs.models import ProductKind
 
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 Yuan = Annotated[StrictInt, Field(gt=0, le=100_000)]
 
 
@@ -47,14 +62,29 @@ class ProductSpec(BaseModel):
     categories: list[Category] = Field(min_length=1)
     channels: list[Channel] = Field(min_length=1)
     region_scope: RegionScope = RegionScope.PROVINCE
-    valid_from: datetime
-    expires_at: datetime
+    valid_from: datetime = Field(description="local time (CIVICVOUCHER_TIMEZONE, default "
+                                 "Asia/Shanghai) unless an offset is given; a bare date is "
+                                 "the start of that local day")
+    expires_at: datetime = Field(description="exclusive; local time unless an offset is given; "
+                                 "a bare date means through the end of that local day")
     optional: bool = False
+
+    @field_validator("valid_from", "expires_at", mode="before")
+    @classmethod
+    def _whole_days(cls, v: object, info) -> object:
+        """A bare date: valid_from starts at that local day's start, expires_at ends at that
+        day's end (returned as aware UTC, so the local-time reading below leaves it alone)."""
+        if isinstance(v, str) and _DATE_ONLY.fullmatch(v.strip()):
+            v = date.fromisoformat(v.strip())
+        if isinstance(v, date) and not isinstance(v, datetime):
+            edge = clock.start_of_day if info.field_name == "valid_from" else clock.end_of_day
+            return edge(v).replace(tzinfo=UTC)
+        return v
 
     @field_validator("valid_from", "expires_at")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return naive_utc(v)
+        return clock.to_utc(v)  # naive: local wall time; refuses a DST-ambiguous one
 
     @model_validator(mode="after")
     def _window(self) -> ProductSpec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import tomllib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def _coerce(old: Any, text: str, key: str) -> Any:
             return int(text)
         if isinstance(old, float):
             return float(text)
+        if isinstance(old, datetime):  # without an offset: the scenario's zone (see simulate)
+            return datetime.fromisoformat(text)
     except ValueError:
         raise ValidationError(f"{key}: {text!r} is not a {type(old).__name__}", field=key) from None
     if isinstance(old, str):

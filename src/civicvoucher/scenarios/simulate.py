@@ -5,6 +5,10 @@ issuance through ``issue`` (whose fund check decides who gets what); spending th
 batch redemption path (same rules as a cashier's); settlement every week; the deadline
 extension and the expiry runs on their dates. Seeded: the same seed gives the same data
 (voucher codes excepted: they come from the system's random source, by design).
+
+Days are calendar days in the scenario's zone (``[scenario] timezone``, Beijing time for
+Shanxi; the deployment's zone if the file names none): spending at local noon, settlement and
+expiry at local midnight. What the services get is naive UTC, as everywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from civicvoucher.core import clock
 from civicvoucher.db import Database
 from civicvoucher.funds.service import deposit_many
 from civicvoucher.members.models import Member
@@ -73,7 +78,8 @@ def simulate(db: Database, scn: dict, *, scale: float, seed: int, key: bytes,
     spec = parse_program_spec(scn["program"])
     voucher_p = next(p for p in spec.products if p.kind == "consumption")
     card_p = next((p for p in spec.products if p.kind == "tourism_card"), None)
-    start = datetime.combine(voucher_p.valid_from.date(), time(9))
+    tz = scenario_zone(scn)
+    start = _wall(clock.local_date(voucher_p.valid_from, tz), time(9), tz)
 
     with db.session() as s:
         create_program(s, spec=spec)
@@ -102,12 +108,22 @@ def simulate(db: Database, scn: dict, *, scale: float, seed: int, key: bytes,
 
     funding = plan_funding(scn, plans, rng=rng)
     _deposit(db, scn, plans, funding, union_id, voucher_p, card_p, seed, progress,
-             when=start - timedelta(days=6))
+             when=clock.local_date(start, tz) - timedelta(days=6))
     _issue(db, plans, funding, union_id, spec.key, seed, start, out, progress)
     db.analyze("voucher", "entitlement", "transfer", "account")
     _spend(db, scn, spec.key, seed, out, progress,
            home_of={union_id[u.index]: u.home_county for u in plans})
     return out
+
+
+def scenario_zone(scn: dict):
+    """The zone the scenario's dates and times are in."""
+    return clock.zone(scn.get("scenario", {}).get("timezone"))
+
+
+def _wall(day: date, at: time, tz) -> datetime:
+    """Local wall time ``at`` on ``day`` in ``tz``, as naive UTC."""
+    return clock.to_utc(datetime.combine(day, at), tz=tz)
 
 
 def _federations(s, scn: dict) -> dict[str, int]:
@@ -171,6 +187,9 @@ def _issue(db, plans, funding, union_id, program, seed, start, out, progress) ->
 
 def _spend(db, scn, program, seed, out, progress, *, home_of: dict[int, str]) -> None:
     ext = scn["extension"]
+    tz = scenario_zone(scn)
+    ext_at = clock.to_utc(ext["decided_at"], field="extension.decided_at", tz=tz)
+    new_expires_at = clock.to_utc(ext["new_expires_at"], field="extension.new_expires_at", tz=tz)
     with db.session() as s:
         prog_products = {p.kind: p for p in products_of(s, _program_id(s, program))}
         voucher_p: Product = prog_products["consumption"]
@@ -180,9 +199,10 @@ def _spend(db, scn, program, seed, out, progress, *, home_of: dict[int, str]) ->
             select(Voucher.code, Voucher.amount_fen, Voucher.form, Voucher.union_id)
             .where(Voucher.product_id == voucher_p.id).order_by(Voucher.id)
         ).all()
-    first_day = voucher_p.valid_from.date()
-    deadline = voucher_p.expires_at.date() - timedelta(days=1)  # last day to spend
-    new_deadline = ext["new_expires_at"].date() - timedelta(days=1)
+    first_day = clock.local_date(voucher_p.valid_from, tz)
+    expiry_day = clock.local_date(voucher_p.expires_at, tz)
+    deadline = expiry_day - timedelta(days=1)  # last day to spend
+    new_deadline = clock.local_date(new_expires_at, tz) - timedelta(days=1)
     model = SpendingModel(scn, merchants, random.Random(seed + 1), (first_day, deadline),
                           (deadline + timedelta(days=1), new_deadline))
     by_day: dict[date, list] = {}
@@ -199,25 +219,24 @@ def _spend(db, scn, program, seed, out, progress, *, home_of: dict[int, str]) ->
     try:
         tick = progress("spending", out.spends_planned)
         day = first_day
-        ext_at = ext["decided_at"]
         while day <= new_deadline + timedelta(days=1):
-            midnight = datetime.combine(day, time())
+            midnight = clock.start_of_day(day, tz)
             if day.weekday() == scn["settlement"]["weekday"] and day > first_day:
                 db.run(settle, cutoff=midnight, idem_key=f"sim:{seed}:settle:{day}", now=midnight)
                 out.settlement_runs += 1
-            if midnight == datetime.combine(voucher_p.expires_at.date(), time()):
+            if day == expiry_day:
                 out.expired += db.run(expire, as_of=midnight, idem_key=f"sim:{seed}:expire:{day}",
                                       now=midnight).run.vouchers_expired
-            if ext_at.date() == day:
+            if clock.local_date(ext_at, tz) == day:
                 out.extended = db.run(
-                    extend, program=program, new_expires_at=ext["new_expires_at"],
+                    extend, program=program, new_expires_at=new_expires_at,
                     form=ext["form"], actor=ext["actor"], reason=ext["reason"],
                     document=ext["reason"], idem_key=f"sim:{seed}:extend", now=ext_at,
                 ).extension.vouchers_extended
             todays = by_day.get(day, [])
             for i in range(0, len(todays), BATCH):
                 part = todays[i : i + BATCH]
-                when = midnight + timedelta(hours=12)
+                when = _wall(day, time(12), tz)
                 r = db.run(redeem_batch, requests=[
                     SpendRequest(code=sp.voucher_code, merchant_id=sp.merchant_id,
                                  order_amount_fen=sp.order_amount_fen,
@@ -228,7 +247,7 @@ def _spend(db, scn, program, seed, out, progress, *, home_of: dict[int, str]) ->
                     out.refused[code] = out.refused.get(code, 0) + 1
                 tick(len(part))
             day += timedelta(days=1)
-        end = ext["new_expires_at"]
+        end = new_expires_at
         out.expired += db.run(expire, as_of=end, idem_key=f"sim:{seed}:expire:final", now=end
                               ).run.vouchers_expired
         db.run(settle, cutoff=end, idem_key=f"sim:{seed}:settle:final", now=end)

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
-from civicvoucher.db import is_postgres
+from civicvoucher.db import is_postgres, once
 from civicvoucher.errors import IdempotencyConflict
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.models import Account
@@ -28,7 +28,7 @@ class SettleResult:
     replayed: bool
 
 
-def settle(session: Session, *, cutoff: datetime, idem_key: str,
+def settle(session: Session, *, cutoff: datetime | None, idem_key: str,
            now: datetime | None = None) -> SettleResult:
     """Group every posted, unsettled redemption up to ``cutoff`` into one batch per merchant
     (merchant payable → settlement clearing). Redemptions are claimed by a conditional UPDATE,
@@ -36,13 +36,26 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
 
     What a merchant owes back (refunds of redemptions it was already paid for) is netted from
     its payout, up to the payout (settlement clearing → merchant receivable); the rest waits
-    for its next batch."""
+    for its next batch.
+
+    ``cutoff=None`` means now, decided by the first request with this key: a retry without
+    a cutoff returns the first run, whenever it comes."""
     now = now or clock.now()
-    found = session.execute(select(SettlementRun).where(SettlementRun.idem_key == idem_key)).scalar()
-    if found is not None:
-        if found.cutoff != cutoff:
+
+    def find() -> SettlementRun | None:
+        found = session.execute(
+            select(SettlementRun).where(SettlementRun.idem_key == idem_key)).scalar()
+        if found is not None and cutoff is not None and found.cutoff != cutoff:
             raise IdempotencyConflict(f"key {idem_key} was used for another settlement run")
-        return SettleResult(found, True)
+        return found
+
+    run, replayed = once(session, "settle", find, lambda: _settle(
+        session, cutoff=now if cutoff is None else cutoff, idem_key=idem_key, now=now))
+    return SettleResult(run, replayed)
+
+
+def _settle(session: Session, *, cutoff: datetime, idem_key: str, now: datetime
+            ) -> SettlementRun:
     run = SettlementRun(idem_key=idem_key, cutoff=cutoff, batches=0, redemptions=0,
                         amount_fen=0, created_at=now)
     session.add(run)
@@ -103,7 +116,7 @@ def settle(session: Session, *, cutoff: datetime, idem_key: str,
         run.redemptions = len(claimed)
         run.amount_fen = sum(t[0] for t in totals.values())
     session.flush()
-    return SettleResult(run, False)
+    return run
 
 
 def _owed_back(session: Session, merchants: set[int]) -> dict[int, int]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
+from civicvoucher.db import once
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
@@ -100,12 +101,23 @@ def issue(
     params = dict(union_id=union_id, program=prog.key, products=products, form=str(form),
                   member_ids=member_ids, mode=str(mode), funding_org_id=funding_org_id)
     rh = request_hash(**params)
-    found = session.execute(select(Issuance).where(Issuance.idem_key == idem_key)).scalar()
-    if found is not None:
-        if found.request_hash != rh:
-            raise IdempotencyConflict(f"issuance key {idem_key} was used for another request")
-        return IssueResult(found, True)
 
+    def find() -> Issuance | None:
+        found = session.execute(select(Issuance).where(Issuance.idem_key == idem_key)).scalar()
+        if found is not None and found.request_hash != rh:
+            raise IdempotencyConflict(f"issuance key {idem_key} was used for another request")
+        return found
+
+    iss, replayed = once(session, "issue", find, lambda: _issue(
+        session, prog=prog, union_id=union_id, idem_key=idem_key, rh=rh, products=products,
+        member_ids=member_ids, form=form, mode=mode, funding_org_id=funding_org_id,
+        actor=actor, now=now))
+    return IssueResult(iss, replayed)
+
+
+def _issue(session: Session, *, prog: Program, union_id: int, idem_key: str, rh: str,
+           products: list[str] | None, member_ids: list[int] | None, form: str, mode: str,
+           funding_org_id: int | None, actor: str | None, now: datetime) -> Issuance:
     lock_program(session, prog.id, exclusive=False)
     union = get_org(session, union_id)
     if union.level != OrgLevel.UNION:
@@ -162,7 +174,7 @@ def issue(
                              code=TransferCode.ISSUE, now=now)
         iss.vouchers_issued = _write_vouchers(session, iss, union, issued, deadlines, form, now)
     session.flush()
-    return IssueResult(iss, False)
+    return iss
 
 
 def _choose_products(session: Session, prog: Program, keys: list[str] | None) -> list[Product]:

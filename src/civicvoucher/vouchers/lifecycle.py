@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
+from civicvoucher.db import once
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
@@ -29,17 +30,29 @@ class ExpiryResult:
     replayed: bool
 
 
-def expire(session: Session, *, as_of: datetime, idem_key: str,
+def expire(session: Session, *, as_of: datetime | None, idem_key: str,
            now: datetime | None = None) -> ExpiryResult:
     """Expire every issued voucher whose deadline is at or before ``as_of`` and return its
     value to the issuing union's fund: one transfer per union and program. Stale holds are
-    voided first. Running again finds nothing left to expire."""
+    voided first. Running again finds nothing left to expire.
+
+    ``as_of=None`` means now, decided by the first request with this key: a retry without
+    ``as_of`` returns the first run, whenever it comes."""
     now = now or clock.now()
-    found = session.execute(select(ExpiryRun).where(ExpiryRun.idem_key == idem_key)).scalar()
-    if found is not None:
-        if found.as_of != as_of:
+
+    def find() -> ExpiryRun | None:
+        found = session.execute(select(ExpiryRun).where(ExpiryRun.idem_key == idem_key)).scalar()
+        if found is not None and as_of is not None and found.as_of != as_of:
             raise IdempotencyConflict(f"key {idem_key} was used for another expiry run")
-        return ExpiryResult(found, True)
+        return found
+
+    run, replayed = once(session, "expire", find,
+                         lambda: _expire(session, as_of=now if as_of is None else as_of,
+                                         idem_key=idem_key, now=now))
+    return ExpiryResult(run, replayed)
+
+
+def _expire(session: Session, *, as_of: datetime, idem_key: str, now: datetime) -> ExpiryRun:
     if as_of > now:
         raise ValidationError("cannot expire vouchers in the future", field="as_of")
     holds = void_expired_holds(session, now=now)
@@ -65,7 +78,7 @@ def expire(session: Session, *, as_of: datetime, idem_key: str,
     run.vouchers_expired = len(rows)
     run.amount_fen = sum(sums.values())
     session.flush()
-    return ExpiryResult(run, False)
+    return run
 
 
 @dataclass(frozen=True)
@@ -98,14 +111,30 @@ def extend(
     scope = dict(product=product, union_ids=sorted(union_ids) if union_ids else None,
                  region_prefix=region_prefix, form=form)
     rh = request_hash(program=prog.key, new_expires_at=new_expires_at, **scope)
-    found = session.execute(select(Extension).where(Extension.idem_key == idem_key)).scalar()
-    if found is not None:
-        if request_hash(program=prog.key, new_expires_at=found.new_expires_at,
-                        **found.scope) != rh:
+
+    def find() -> Extension | None:
+        found = session.execute(select(Extension).where(Extension.idem_key == idem_key)).scalar()
+        if found is not None and request_hash(program=prog.key, new_expires_at=found.new_expires_at,
+                                              **found.scope) != rh:
             raise IdempotencyConflict(f"key {idem_key} was used for another extension")
-        return ExtensionResult(found, True)
-    if new_expires_at <= now:
-        raise ValidationError("the new deadline must be in the future", field="new_expires_at")
+        return found
+
+    def work() -> Extension:
+        if new_expires_at <= now:
+            raise ValidationError("the new deadline must be in the future",
+                                  field="new_expires_at")
+        return _extend(session, prog=prog, new_expires_at=new_expires_at, actor=actor,
+                       reason=reason, idem_key=idem_key, product=product, scope=scope,
+                       document=document, now=now)
+
+    ext, replayed = once(session, "extend", find, work)
+    return ExtensionResult(ext, replayed)
+
+
+def _extend(session: Session, *, prog, new_expires_at: datetime, actor: str, reason: str,
+            idem_key: str, product: str | None, scope: dict, document: str | None,
+            now: datetime) -> Extension:
+    union_ids, region_prefix, form = scope["union_ids"], scope["region_prefix"], scope["form"]
     lock_program(session, prog.id, exclusive=True)
     product_id = None
     if product is not None:
@@ -133,4 +162,4 @@ def extend(
     )
     session.add(ext)
     session.flush()
-    return ExtensionResult(ext, False)
+    return ext

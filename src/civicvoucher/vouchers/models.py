@@ -78,6 +78,8 @@ class Voucher(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     issued_at: Mapped[datetime] = mapped_column(DateTime)
     region_code: Mapped[str] = mapped_column(String(6))  # shard key: issuing union's region
+    # expiry (epoch seconds) of the newest QR payload spent on this voucher: older ones are void
+    qr_used_exp: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # Codes are 128 random bits; uniqueness is kept per shard, lookups use ix_voucher_code.
@@ -85,6 +87,10 @@ class Voucher(Base):
         Index("ix_voucher_code", "code"),
         Index("ix_voucher_union_program_status", "union_id", "program_id", "status"),
         Index("ix_voucher_member", "member_id"),
+        # expire(): status = 'issued' AND expires_at <= as_of
+        Index("ix_voucher_status_expires", "status", "expires_at"),
+        # extend(): program_id = p AND status IN (issued, held) AND expires_at < new deadline
+        Index("ix_voucher_program_status_expires", "program_id", "status", "expires_at"),
     )
 
 
@@ -109,7 +115,15 @@ class Redemption(Base):
     settlement_batch_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_batch.id"))
     region_code: Mapped[str] = mapped_column(String(6))
 
-    __table_args__ = (Index("ix_redemption_status_posted", "status", "posted_at"),)
+    __table_args__ = (
+        Index("ix_redemption_status_posted", "status", "posted_at"),
+        # void_expired_holds(): status = 'held' AND hold_expires_at <= now
+        Index("ix_redemption_status_hold", "status", "hold_expires_at"),
+        # a batch's redemptions (payout listings, reconciliation)
+        Index("ix_redemption_settlement_batch", "settlement_batch_id"),
+        # scoped lists and reports join redemption.union_id to the org tree
+        Index("ix_redemption_union", "union_id"),
+    )
 
 
 class Refund(Base):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from civicvoucher.core.money import format_yuan
 from civicvoucher.errors import InvalidTransition, VoucherNotRedeemable
 
 
@@ -42,17 +43,6 @@ class IssueMode(StrEnum):
     PARTIAL = "partial"
 
 
-class ProductKind(StrEnum):
-    CONSUMPTION = "consumption"
-    TOURISM_CARD = "tourism_card"
-
-
-class RegionScope(StrEnum):
-    COUNTY = "county"  # the issuing union's county (or its city/province if it sits higher)
-    CITY = "city"
-    PROVINCE = "province"
-
-
 VOUCHER_TRANSITIONS: dict[tuple[VoucherStatus, str], VoucherStatus] = {
     (VoucherStatus.ISSUED, "redeem"): VoucherStatus.REDEEMED,
     (VoucherStatus.ISSUED, "hold"): VoucherStatus.HELD,
@@ -83,18 +73,6 @@ _STATUS_ERROR = {
 def status_error(status: str) -> VoucherNotRedeemable:
     code = _STATUS_ERROR.get(VoucherStatus(status), "voucher_not_redeemable")
     return VoucherNotRedeemable(f"voucher is {status}", code=code)
-
-
-def region_prefix(region_code: str, scope: str) -> str:
-    """Division-code prefix a merchant must share: '140105' county → '140105', city → '1401'.
-
-    A union under a city or province federation has a coarser home; its 'county' is that.
-    """
-    n = {RegionScope.PROVINCE: 2, RegionScope.CITY: 4, RegionScope.COUNTY: 6}[RegionScope(scope)]
-    prefix = region_code[:n]
-    while len(prefix) > 2 and prefix.endswith("00"):
-        prefix = prefix[:-2]
-    return prefix
 
 
 @dataclass(frozen=True)
@@ -131,9 +109,11 @@ def check_redeemable(
     if v.status != VoucherStatus.ISSUED:
         raise status_error(v.status)
     if now < v.valid_from:
-        raise VoucherNotRedeemable(f"valid from {v.valid_from:%Y-%m-%d %H:%M}", code="voucher_not_yet_valid")
+        from civicvoucher.core.clock import format_local  # people read the deployment's zone
+        raise VoucherNotRedeemable(f"valid from {format_local(v.valid_from)}", code="voucher_not_yet_valid")
     if now >= v.expires_at:
-        raise VoucherNotRedeemable(f"expired at {v.expires_at:%Y-%m-%d %H:%M}", code="voucher_expired")
+        from civicvoucher.core.clock import format_local
+        raise VoucherNotRedeemable(f"expired at {format_local(v.expires_at)}", code="voucher_expired")
     if merchant_status != "active":
         raise VoucherNotRedeemable(f"merchant is {merchant_status}", code="merchant_not_active")
     if merchant_category not in v.categories:
@@ -149,7 +129,9 @@ def check_redeemable(
         )
     if order_amount_fen < v.min_order_fen:
         raise VoucherNotRedeemable(
-            f"order of {order_amount_fen} fen is below the {v.min_order_fen} fen this voucher needs",
+            f"订单金额 {format_yuan(order_amount_fen)} 未达到此券所需的 "
+            f"{format_yuan(v.min_order_fen)} / the order of {format_yuan(order_amount_fen)} is "
+            f"below the {format_yuan(v.min_order_fen)} this voucher needs",
             code="order_below_threshold", min_order_fen=v.min_order_fen,
         )
 

@@ -41,8 +41,11 @@ RedemptionId = Path(ge=1, le=2**53)
 
 
 def receipt(r: Redemption) -> Receipt:
+    from civicvoucher.core.clock import local_date  # the receipt's date is the local day
+
     return Receipt(
-        receipt_id=f"R{r.created_at:%Y%m%d}-{r.id:08d}", id=r.id, merchant_id=r.merchant_id,
+        receipt_id=f"R{local_date(r.created_at):%Y%m%d}-{r.id:08d}", id=r.id,
+        merchant_id=r.merchant_id,
         union_id=r.union_id, program_id=r.program_id, channel=r.channel,
         order_amount_fen=r.order_amount_fen, amount_fen=r.amount_fen, status=r.status,
         hold_expires_at=r.hold_expires_at, created_at=r.created_at, posted_at=r.posted_at,
@@ -124,7 +127,8 @@ def create_redemption(body: RedeemIn, c: Ctx = Depends(ctx)) -> Receipt:
     def spend(s: Session, v: Voucher) -> Receipt:
         m = _merchant(s, c, body.merchant_id)
         r = redeem(s, code=v.code, merchant_id=m.id, order_amount_fen=body.order_amount_fen,
-                   channel=body.channel, hold=body.hold, idem_key=c.service_key("redeem"))
+                   channel=body.channel, hold=body.hold, idem_key=c.service_key("redeem"),
+                   qr_exp=qr.payload_expiry(body.payload) if body.payload is not None else None)
         red = r.redemption
         if not r.replayed:
             c.audit(s, "redemption.create", target=f"redemption:{red.id}",

@@ -32,7 +32,9 @@ def summary_report(org_id: int | None = Query(None, ge=1, le=2_147_483_647),
         unions = s.execute(select(func.count()).select_from(Org)
                            .where(inside, Org.level == "union")).scalar_one()
         members = s.execute(select(func.count()).select_from(Member)
-                            .join(Org, Org.id == Member.union_id).where(inside)).scalar_one()
+                            .join(Org, Org.id == Member.union_id)
+                            .where(inside, Member.status.in_(("active", "suspended")))
+                            ).scalar_one()  # not rows left behind by leaving or a transfer
         fund = s.execute(select(func.coalesce(func.sum(Account.credits_posted
                                                        - Account.debits_posted), 0))
                          .join(Org, Org.id == Account.org_id)

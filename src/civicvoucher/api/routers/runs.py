@@ -21,8 +21,8 @@ from civicvoucher.api.schemas import (
     SettlementOut,
 )
 from civicvoucher.auth import scope
-from civicvoucher.ledger.verify import verify
 from civicvoucher.merchants.models import Merchant
+from civicvoucher.reconcile import verify
 from civicvoucher.settlement.models import SettlementBatch, SettlementRun
 from civicvoucher.settlement.service import settle
 from civicvoucher.vouchers.lifecycle import expire, extend
