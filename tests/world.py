@@ -127,3 +127,24 @@ def fund(w: World, org_id: int, yuan: int, key: str | None = None) -> None:
     with w.db.session() as s:
         deposit(s, org_id=org_id, amount_fen=yuan * 100, source="dues",
                 idem_key=key or f"fund-{org_id}-{random.random()}")
+
+
+def run_cli(db: Database, monkeypatch, *args: object):
+    """Run the ``civicvoucher`` command in-process against ``db``, as a user would type it
+    (its cached settings and database are cleared before and after)."""
+    from typer.testing import CliRunner
+
+    from civicvoucher.cli import common
+    from civicvoucher.cli.main import app
+
+    monkeypatch.setenv("CIVICVOUCHER_DATABASE_URL", db.url)
+    monkeypatch.setenv("CIVICVOUCHER_SECRET_KEY", SECRET.decode())
+    monkeypatch.setenv("COLUMNS", "200")
+    common.settings.cache_clear()
+    common.database.cache_clear()
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        common.database().dispose()
+        common.settings.cache_clear()
+        common.database.cache_clear()

@@ -8,7 +8,7 @@ from sqlalchemy import select, text, update
 from civicvoucher.audit.models import AuditEntry
 from civicvoucher.audit.service import chain_key, verify
 from civicvoucher.auth.roles import Role
-from tests.world import SECRET
+from tests.world import SECRET, run_cli
 
 
 def _actions(db) -> list[tuple[str, str]]:
@@ -35,21 +35,7 @@ def _cli_verify(db, monkeypatch):
 
 
 def _cli(db, monkeypatch, *args: str):
-    from typer.testing import CliRunner
-
-    from civicvoucher.cli import common
-    from civicvoucher.cli.main import app
-
-    monkeypatch.setenv("CIVICVOUCHER_DATABASE_URL", db.url)
-    monkeypatch.setenv("CIVICVOUCHER_SECRET_KEY", SECRET.decode())
-    common.settings.cache_clear()
-    common.database.cache_clear()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        common.database().dispose()
-        common.settings.cache_clear()
-        common.database.cache_clear()
+    return run_cli(db, monkeypatch, *args)
 
 
 def test_editing_one_audit_row_by_sql_is_named_by_audit_verify(api, monkeypatch):

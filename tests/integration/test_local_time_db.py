@@ -10,7 +10,7 @@ from civicvoucher.core import clock
 from civicvoucher.errors import VoucherNotRedeemable
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.redemption import redeem
-from tests.world import SECRET, build_world, fund, program_spec
+from tests.world import build_world, fund, program_spec, run_cli
 
 ZONE_ENV = "CIVICVOUCHER_TIMEZONE"
 
@@ -50,21 +50,7 @@ def test_a_program_ending_0100_beijing_stops_at_1700_utc(db):
 
 
 def _cli(db, monkeypatch, *args: str):
-    from typer.testing import CliRunner
-
-    from civicvoucher.cli import common
-    from civicvoucher.cli.main import app
-
-    monkeypatch.setenv("CIVICVOUCHER_DATABASE_URL", db.url)
-    monkeypatch.setenv("CIVICVOUCHER_SECRET_KEY", SECRET.decode())
-    common.settings.cache_clear()
-    common.database.cache_clear()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        common.database().dispose()
-        common.settings.cache_clear()
-        common.database.cache_clear()
+    return run_cli(db, monkeypatch, *args)
 
 
 def _out(result) -> str:

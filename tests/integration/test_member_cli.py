@@ -11,32 +11,12 @@ from civicvoucher.audit.service import chain_key, verify
 from civicvoucher.core.tabular import write_table
 from civicvoucher.members.models import Member
 from tests.integration.test_imports import HEADER, rows
-from tests.world import SECRET, build_world
+from tests.world import SECRET, build_world, run_cli
 
 
 @pytest.fixture
 def cli(db, monkeypatch):
-    from typer.testing import CliRunner
-
-    from civicvoucher.cli import common
-    from civicvoucher.cli.main import app
-
-    monkeypatch.setenv("CIVICVOUCHER_DATABASE_URL", db.url)
-    monkeypatch.setenv("CIVICVOUCHER_SECRET_KEY", SECRET.decode())
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str):
-        common.settings.cache_clear()
-        common.database.cache_clear()
-        try:
-            result = CliRunner().invoke(app, [str(a) for a in args])
-        finally:
-            common.database().dispose()
-            common.settings.cache_clear()
-            common.database.cache_clear()
-        return result
-
-    return run
+    return lambda *args: run_cli(db, monkeypatch, *args)
 
 
 def _members(db) -> dict[str, Member]:
