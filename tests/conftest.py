@@ -84,6 +84,16 @@ def db(request, tmp_path):
 
 
 @pytest.fixture
+def pg_db(pg_url):
+    """PostgreSQL only, emptied: for interleavings SQLite cannot have (BEGIN IMMEDIATE takes
+    the write lock with the transaction, so nobody commits in between)."""
+    database = Database(pg_url)
+    wipe(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def sqlite_db(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 'cv.db'}")
     upgrade(database.engine)

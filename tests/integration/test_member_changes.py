@@ -301,11 +301,12 @@ def test_transfer_checks_its_target(db):
             transfer_member(s, m.id, to_union_id=w.union_b, audit=audit)
 
 
-def test_a_change_reads_the_member_again_under_its_lock(db):
+@pytest.mark.pg
+def test_a_change_reads_the_member_again_under_its_lock(pg_db):
     """A route reads the member (scope check) before the service locks it: a change committed
-    in between is seen, not refused as a conflict nor overwritten from a stale read."""
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite takes the write lock with the transaction: no one commits between")
+    in between is seen, not refused as a conflict nor overwritten from a stale read.
+    (PostgreSQL only: on SQLite nobody commits inside another's transaction.)"""
+    db = pg_db
     w = build_world(db)
     m = _member(db, w.union_a)
     with db.session() as s:

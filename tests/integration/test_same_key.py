@@ -31,15 +31,8 @@ LATER = T0 + timedelta(hours=1)
 
 
 @pytest.fixture
-def db(pg_url):
-    """PostgreSQL only (see the module docstring), emptied for each test."""
-    from civicvoucher.db import Database
-    from tests.conftest import wipe
-
-    database = Database(pg_url)
-    wipe(database)
-    yield database
-    database.dispose()
+def db(pg_db):
+    return pg_db
 
 
 class Interleave:
