@@ -29,9 +29,9 @@ class Settings:
     def secret_key(self) -> bytes:
         """The key that hashes ID numbers (see keys.py for its custody)."""
         env = os.environ.get("CIVICVOUCHER_SECRET_KEY")
-        if env:
-            return env.encode()
-        return self.secret_file.read_text().strip().encode()
+        if env:  # stripped like the file, so the same key is the same key either way
+            return env.strip().encode()
+        return self.secret_file.read_text(encoding="utf-8").strip().encode()
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -51,10 +51,17 @@ def default_secret_file(url: str) -> Path:
     return base / "civicvoucher" / "keys" / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".key")
 
 
+def normalise_url(url: str) -> str:
+    """``postgresql://`` (and ``postgres://``) as psycopg 3 URLs; anything else as given."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
 def load_settings(*, database_url: str | None = None) -> Settings:
-    url = database_url or os.environ.get("CIVICVOUCHER_DATABASE_URL") or sqlite_url(DEFAULT_DB_FILE)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    url = normalise_url(database_url or os.environ.get("CIVICVOUCHER_DATABASE_URL")
+                        or sqlite_url(DEFAULT_DB_FILE))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).resolve().parent.mkdir(parents=True, exist_ok=True)
     file = os.environ.get("CIVICVOUCHER_SECRET_FILE")

@@ -84,7 +84,7 @@ def bind_key(db: Database, settings: Settings) -> bytes:
                 "CIVICVOUCHER_SECRET_KEY or point CIVICVOUCHER_SECRET_FILE at the file that "
                 "holds it; do not make a new one.", code="secret_key_missing")
         _create(settings.secret_file)
-    key = settings.secret_key
+    key = _read(settings)
     mine = fingerprint(key)
     if known is None:
         from civicvoucher.db import is_postgres
@@ -107,6 +107,28 @@ def bind_key(db: Database, settings: Settings) -> bytes:
             f" holds key {mine[:8]}…; another key would hash the same person differently (and "
             "entitle them twice). Point CIVICVOUCHER_SECRET_KEY or CIVICVOUCHER_SECRET_FILE at "
             "this database's key.")
+    return key
+
+
+MIN_KEY_CHARS = 12
+
+
+def _read(settings: Settings) -> bytes:
+    """The key, or SecretKeyError: unreadable, or too short to keep ID numbers secret (it
+    also keys the audit chain)."""
+    try:
+        key = settings.secret_key
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretKeyError(
+            f"无法读取身份证号哈希密钥 {_where(settings)}：{exc.__class__.__name__} / cannot read "
+            f"the ID-hash key from {_where(settings)}: {exc}", code="secret_key_unreadable"
+        ) from None
+    if len(key) < MIN_KEY_CHARS:
+        raise SecretKeyError(
+            f"身份证号哈希密钥太短（{len(key)} 个字符，至少 {MIN_KEY_CHARS} 个；建议 64 个十六进制字符："
+            "python -c 'import secrets; print(secrets.token_hex(32))'） / the ID-hash key in "
+            f"{_where(settings)} is too short ({len(key)} characters, at least {MIN_KEY_CHARS}; "
+            "use 32 random bytes in hex)", code="secret_key_too_short")
     return key
 
 

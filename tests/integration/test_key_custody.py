@@ -49,7 +49,7 @@ def test_on_postgresql_every_folder_gets_the_same_key_and_another_key_is_refused
     assert keys[0].stdout == keys[1].stdout  # one key, whatever the folder
     assert not list(a.iterdir()) and not list(b.iterdir())  # nothing secret left in either
 
-    wrong = _run(_cli("db", "upgrade"), a, env | {"CIVICVOUCHER_SECRET_KEY": "another key"})
+    wrong = _run(_cli("db", "upgrade"), a, env | {"CIVICVOUCHER_SECRET_KEY": "another key, long enough"})
     assert wrong.returncode == 2
     assert "secret_key_mismatch" in wrong.stderr and "CIVICVOUCHER_SECRET_FILE" in wrong.stderr
     assert "Traceback" not in wrong.stderr
@@ -75,8 +75,32 @@ def test_on_sqlite_the_key_lives_beside_the_file_and_another_key_is_refused(tmp_
     assert first.returncode == 0, first.stderr
     assert (data / ".civicvoucher-secret").read_text().strip() == first.stdout.strip()
     wrong = _run(_cli("db", "upgrade"), elsewhere,
-                 env | {"CIVICVOUCHER_SECRET_KEY": "another key"})
+                 env | {"CIVICVOUCHER_SECRET_KEY": "another key, long enough"})
     assert wrong.returncode == 2 and "secret_key_mismatch" in wrong.stderr, wrong.stderr
     pointed = _run(_cli("db", "upgrade"), elsewhere,
                    env | {"CIVICVOUCHER_SECRET_FILE": str(data / ".civicvoucher-secret")})
     assert pointed.returncode == 0, pointed.stderr
+
+
+@pytest.mark.parametrize("make,code", [
+    (lambda p: p.mkdir(), "secret_key_unreadable"),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00 not text"), "secret_key_unreadable"),
+    (lambda p: p.write_text(""), "secret_key_too_short"),
+    (lambda p: p.write_text("short\n"), "secret_key_too_short"),
+])
+def test_a_bad_key_file_is_a_clear_refusal_never_a_traceback_nor_bound(tmp_path, make, code):
+    key = tmp_path / "key"
+    make(key)
+    env = _env(f"sqlite:///{tmp_path / 'cv.db'}", tmp_path, CIVICVOUCHER_SECRET_FILE=str(key))
+    r = _run(_cli("db", "upgrade"), tmp_path, env)
+    assert r.returncode == 2 and code in r.stderr and "Traceback" not in r.stderr, r.stderr
+    good = _env(f"sqlite:///{tmp_path / 'cv.db'}", tmp_path)  # nothing was bound to the bad key
+    assert _run(_cli("db", "upgrade"), tmp_path, good).returncode == 0
+
+
+def test_postgres_urls_are_read_as_psycopg_3():
+    from civicvoucher.config import normalise_url
+
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"

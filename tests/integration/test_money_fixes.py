@@ -170,3 +170,114 @@ def test_settle_and_expire_retried_later_without_a_time_replay_the_first_run(db)
     x = db.run(expire, as_of=None, idem_key="E", now=late).run
     y = db.run(expire, as_of=None, idem_key="E", now=late + timedelta(minutes=3))
     assert y.replayed and y.run.id == x.id and x.as_of == late and x.vouchers_expired == 2
+
+
+# --- found by the outside test of the merged fixes ------------------------------------------
+
+@pytest.mark.pg
+def test_an_extension_racing_a_refund_still_reaches_the_restored_voucher(pg_db, monkeypatch):
+    """The refund has read the extensions and not yet committed when an extension comes: the
+    extension waits for it (program lock) and then moves the restored voucher too."""
+    import threading
+
+    db = pg_db
+    w, codes = _world(db)
+    red = _redeem(db, w, codes[0], "r").redemption
+    read, go = threading.Event(), threading.Event()
+    real = redemption.current_deadline
+
+    def paused(session, v):
+        got = real(session, v)
+        read.set()
+        go.wait(10)
+        return got
+
+    monkeypatch.setattr(redemption, "current_deadline", paused)
+    new = T0 + timedelta(days=120)
+    refund = threading.Thread(target=lambda: db.run(
+        redemption.refund, redemption_id=red.id, idem_key="f", now=T0))
+    refund.start()
+    assert read.wait(10)
+    ext = threading.Thread(target=lambda: db.run(
+        extend, program=w.program, new_expires_at=new, actor="省总工会", reason="延期",
+        idem_key="x", now=T0))
+    ext.start()
+    ext.join(2)  # on the old code it finished here, before the refund restored the voucher
+    go.set()
+    refund.join(20)
+    ext.join(20)
+    with db.session() as s:
+        deadlines = dict(s.execute(select(Voucher.code, Voucher.expires_at)
+                                   .where(Voucher.union_id == w.union_a)).all())
+        assert deadlines[codes[0]] == deadlines[codes[1]] == new
+        assert verify(s) == []
+
+
+@pytest.mark.parametrize("expiry_ran", [True, False])
+def test_an_extension_after_the_deadline_revives_nothing_and_a_late_refund_goes_to_the_fund(
+        db, expiry_ran):
+    w, codes = _world(db)
+    red = _redeem(db, w, codes[0], "r").redemption
+    after = T0 + timedelta(days=80)  # the program ended 2020-07-11 (Beijing): now 2020-07-20
+    if expiry_ran:
+        db.run(expire, as_of=after, idem_key="e", now=after)
+    x = db.run(extend, program=w.program, new_expires_at=after + timedelta(days=30),
+               actor="省总工会", reason="补发通知", idem_key="x", now=after).extension
+    assert x.vouchers_extended == 0
+    rf = db.run(redemption.refund, redemption_id=red.id, idem_key="f", now=after).refund
+    assert rf.outcome == "to_fund"
+    with db.session() as s:
+        assert set(s.execute(select(Voucher.expires_at)
+                             .where(Voucher.union_id == w.union_a)).scalars()) == {
+            _deadline(s, w)}
+        assert verify(s) == []
+
+
+def _deadline(s, w):
+    from civicvoucher.programs.models import Product
+
+    return s.execute(select(Product.expires_at)).scalars().first()
+
+
+def test_the_expiry_run_goes_on_when_one_hold_is_resolved_by_someone_else(db, monkeypatch):
+    w, codes = _world(db)
+    for i in (0, 1):
+        _redeem(db, w, codes[i], f"h{i}", channel="online", hold=True)
+    real = redemption._resolve_hold
+
+    def cashier_got_there_first(session, red, **kw):
+        if red.idem_key == "h0":
+            raise InvalidTransition("no longer held", code="hold_not_active")
+        return real(session, red, **kw)
+
+    monkeypatch.setattr(redemption, "_resolve_hold", cashier_got_there_first)
+    later = T0 + timedelta(hours=1)
+    run = db.run(expire, as_of=later, idem_key="e", now=later).run
+    assert run.holds_voided == 1
+    with db.session() as s:
+        assert verify(s) == []
+
+
+def test_an_account_made_under_a_savepoint_is_remembered_only_once_the_transaction_commits(db):
+    """A keyed operation's savepoint is released, then its transaction rolls back (a retry, a
+    later error): the account it made never existed, and no later transaction may be given
+    its id (seen as a rare not_found in concurrent issuance)."""
+    from civicvoucher.db import once
+
+    with pytest.raises(RuntimeError), db.session() as s:
+        once(s, "t", lambda: None,
+             lambda: ledger.account_id(s, AccountCode.FUNDING_EXTERNAL, "ghost"))
+        raise RuntimeError("the transaction fails after the savepoint was released")
+    with db.session() as s:
+        acct = ledger.account_id(s, AccountCode.FUNDING_EXTERNAL, "ghost")
+        assert ledger.lock_account(s, acct).key.endswith("ghost")
+    with db.session() as s:  # rolled back inside a savepoint: forgotten as well
+        def work():
+            ledger.account_id(s, AccountCode.FUNDING_EXTERNAL, "ghost2")
+            raise InvalidTransition("lost the race")
+
+        assert once(s, "t", lambda: "first" if s.info.get("tried") else None,
+                    lambda: (s.info.update(tried=True), work())) == ("first", True)
+    with db.session() as s:
+        acct = ledger.account_id(s, AccountCode.FUNDING_EXTERNAL, "ghost2")
+        assert ledger.lock_account(s, acct).key.endswith("ghost2")

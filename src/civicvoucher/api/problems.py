@@ -107,6 +107,8 @@ TITLES: dict[str, tuple[str, str]] = {
                                          "Transfer exists with another pending transfer"),
     "secret_key_mismatch": ("身份证号哈希密钥与数据库不符", "Wrong ID-hash key for this database"),
     "secret_key_missing": ("身份证号哈希密钥缺失", "ID-hash key missing"),
+    "secret_key_unreadable": ("无法读取身份证号哈希密钥", "ID-hash key unreadable"),
+    "secret_key_too_short": ("身份证号哈希密钥太短", "ID-hash key too short"),
     "import_too_large": ("导入文件过大或行数过多", "Import file too large"),
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",

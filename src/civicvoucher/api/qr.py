@@ -13,6 +13,7 @@ import base64
 import calendar
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -39,8 +40,13 @@ def make_payload(key: bytes, voucher: Voucher, *, period_s: int) -> tuple[str, d
     return payload, datetime.fromtimestamp(exp, UTC).replace(tzinfo=None)
 
 
-def read_payload(session: Session, key: bytes, payload: str) -> Voucher:
-    """The voucher a scanned payload stands for, or ``qr_invalid`` / ``qr_expired``."""
+def read_payload(session: Session, key: bytes, payload: str, *,
+                 replaying: Callable[[Voucher], bool] | None = None) -> Voucher:
+    """The voucher a scanned payload stands for, or ``qr_invalid`` / ``qr_expired``.
+
+    ``replaying(voucher)``: True when this request is a retry of one that already spent the
+    payload (its key found a redemption of this voucher); an expired payload is then still
+    read, so the retry gets its first answer (the receipt) instead of ``qr_expired``."""
     parts = payload.split(".")
     if len(parts) != 4 or parts[0] != PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
         raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
@@ -48,7 +54,7 @@ def read_payload(session: Session, key: bytes, payload: str) -> Voucher:
     v = session.get(Voucher, voucher_id) if voucher_id < 2**62 else None
     if v is None or not hmac.compare_digest(_sig(key, voucher_id, exp, v.code), parts[3]):
         raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
-    if exp < _epoch(clock.now()):
+    if exp < _epoch(clock.now()) and not (replaying is not None and replaying(v)):
         raise ValidationError("this QR code has expired; ask the member to refresh it",
                               field="payload", code="qr_expired")
     return v

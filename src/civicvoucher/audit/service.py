@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,7 +79,12 @@ def _fields(seq: int, created_at: datetime, actor: Actor, action: str, target: s
 
 def append(session: Session, *, key: bytes, actor: Actor, action: str, target: str | None = None,
            outcome: str = "ok", detail: dict | None = None) -> int:
-    """Append one entry in the caller's transaction; returns its sequence number."""
+    """Append one entry in the caller's transaction; returns its sequence number.
+
+    A target built from what a caller sent (a path) keeps its control characters as escapes
+    (a NUL becomes ``\\x00``): PostgreSQL refuses NUL in text, and a refusal must be recorded
+    whatever the request looked like. (``detail`` is JSON, where they are escaped anyway.)"""
+    target = _printable(target) if target is not None else None
     detail = json.loads(json.dumps(detail or {}, default=str))  # what the JSON column returns
     bump = update(H).where(H.c.id == 1).values(seq=H.c.seq + 1).returning(H.c.seq, H.c.hash)
     row = session.execute(bump).first()
@@ -96,6 +102,13 @@ def append(session: Session, *, key: bytes, actor: Actor, action: str, target: s
     ))
     session.execute(update(H).where(H.c.id == 1).values(hash=h, mac=head_mac(key, seq, h)))
     return seq
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _start_chain(session: Session) -> None:

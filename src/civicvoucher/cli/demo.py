@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.cli.common import console, err_console
-from civicvoucher.config import sqlite_url
+from civicvoucher.config import normalise_url, sqlite_url
 from civicvoucher.errors import ValidationError
 
 STAGES = {"members": "会员登记 members", "deposits": "经费入账 deposits",
@@ -48,7 +48,7 @@ def demo(
     variant = apply_overrides(base, changes) if changes else None
 
     out.mkdir(parents=True, exist_ok=True)
-    url = database_url or sqlite_url("civicvoucher-demo.db")
+    url = normalise_url(database_url) if database_url else sqlite_url("civicvoucher-demo.db")
     started = time.perf_counter()
     base_report = _run(base, url, scale=scale, seed=seed, reset=reset, label="baseline 基准")
     final, baseline = base_report, None

@@ -35,7 +35,11 @@ _COMMITTED: WeakKeyDictionary[Engine, dict[str, int]] = WeakKeyDictionary()
 
 @event.listens_for(Session, "after_commit")
 def _remember_accounts(session: Session) -> None:
-    """Only ids whose rows are committed may outlive the transaction that looked them up."""
+    """Only ids whose rows are committed may outlive the transaction that looked them up.
+    A savepoint's release fires this event too, while the transaction may still roll back:
+    only the outermost commit counts."""
+    if session.in_nested_transaction():
+        return
     found = session.info.pop("account_ids", None)
     if found:
         _COMMITTED.setdefault(session.get_bind(), {}).update(found)
@@ -43,6 +47,8 @@ def _remember_accounts(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_uncommitted(session: Session) -> None:
+    """Also after a savepoint's rollback, which may take accounts it made with it: the ids
+    found in this transaction are looked up again."""
     session.info.pop("account_ids", None)
 
 

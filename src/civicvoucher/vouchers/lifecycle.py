@@ -103,7 +103,9 @@ def extend(
     now: datetime | None = None,
 ) -> ExtensionResult:
     """Move the deadline of a program's unspent vouchers (all, or those matching the filters),
-    recording who and why. Deadlines only move later; expired vouchers stay expired."""
+    recording who and why. Deadlines only move later; expired vouchers stay expired, and so
+    does a voucher whose deadline has passed before the expiry run marked it. A voucher
+    spent now and refunded later gets the extension then (``redemption.current_deadline``)."""
     now = now or clock.now()
     if not actor.strip() or not reason.strip():
         raise ValidationError("an extension records who and why", field="reason")
@@ -142,9 +144,11 @@ def _extend(session: Session, *, prog, new_expires_at: datetime, actor: str, rea
         if product not in by_key:
             raise ValidationError(f"no product {product} in {prog.key}", field="product")
         product_id = by_key[product]
+    # Only vouchers still running: one whose deadline has passed is expired, whether or not
+    # the expiry run has marked it yet (so the outcome never depends on when that ran).
     cond = [V.c.program_id == prog.id,
             V.c.status.in_([VoucherStatus.ISSUED, VoucherStatus.HELD]),
-            V.c.expires_at < new_expires_at]
+            V.c.expires_at > now, V.c.expires_at < new_expires_at]
     if product_id is not None:
         cond.append(V.c.product_id == product_id)
     if union_ids:

@@ -29,6 +29,7 @@ from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, TransferCode, TransferFlags
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.programs.models import Product
+from civicvoucher.programs.service import lock_program
 from civicvoucher.vouchers.issuance import outstanding_account
 from civicvoucher.vouchers.models import Extension, Redemption, Refund, Voucher
 from civicvoucher.vouchers.rules import (
@@ -250,13 +251,22 @@ def void(session: Session, *, redemption_id: int, now: datetime | None = None) -
 
 def release_stale_holds(session: Session, voucher_ids: list[int], *, now: datetime) -> int:
     """Void the timed-out holds on these vouchers, so they can be spent again at once rather
-    than at the next expiry run; returns how many. A hold that someone else resolved
-    meanwhile is left to them: each release runs in its own savepoint, so one that fails
-    part-way leaves nothing behind."""
+    than at the next expiry run; returns how many."""
+    return _void_stale(session, now, Redemption.voucher_id.in_(voucher_ids))
+
+
+def void_expired_holds(session: Session, *, now: datetime | None = None) -> int:
+    """Void every hold whose time is up; returns how many."""
+    return _void_stale(session, now or clock.now())
+
+
+def _void_stale(session: Session, now: datetime, *where) -> int:
+    """Void timed-out holds, each in its own savepoint: one that someone else resolved
+    meanwhile (a cashier's void, a redemption releasing it) is left to them, and one that
+    fails part-way leaves nothing behind, while the others go on."""
     stale = session.execute(
         select(Redemption).where(
-            Redemption.voucher_id.in_(voucher_ids), Redemption.status == RedemptionStatus.HELD,
-            Redemption.hold_expires_at <= now,
+            *where, Redemption.status == RedemptionStatus.HELD, Redemption.hold_expires_at <= now,
         ).order_by(Redemption.id)
     ).scalars().all()
     released = 0
@@ -270,19 +280,6 @@ def release_stale_holds(session: Session, voucher_ids: list[int], *, now: dateti
         savepoint.commit()
         released += 1
     return released
-
-
-def void_expired_holds(session: Session, *, now: datetime | None = None) -> int:
-    """Void every hold whose time is up; returns how many."""
-    now = now or clock.now()
-    stale = session.execute(
-        select(Redemption).where(
-            Redemption.status == RedemptionStatus.HELD, Redemption.hold_expires_at <= now
-        )
-    ).scalars().all()
-    for red in stale:
-        _resolve_hold(session, red, capture=False, now=now)
-    return len(stale)
 
 
 @dataclass(frozen=True)
@@ -316,6 +313,9 @@ def refund(
 
     def work() -> Refund:
         red = _get_redemption(session, redemption_id)
+        # Shared, like issuance: an extension (exclusive) either sees this voucher restored
+        # or has committed before we read the extensions below.
+        lock_program(session, red.program_id, exclusive=False)
         if red.status == RedemptionStatus.REFUNDED:
             raise RedemptionNotRefundable("already refunded", code="redemption_already_refunded")
         if red.status != RedemptionStatus.POSTED:
@@ -362,13 +362,17 @@ def refund(
 
 
 def current_deadline(session: Session, v: Voucher) -> datetime:
-    """The voucher's deadline with every extension that covers it applied: extensions move
-    only unspent vouchers, so a voucher that was spent meanwhile still has its old one."""
-    later = [e.new_expires_at for e in session.execute(
-        select(Extension).where(Extension.program_id == v.program_id,
-                                Extension.new_expires_at > v.expires_at)).scalars()
-             if extension_covers(e, v)]
-    return max([v.expires_at, *later])
+    """The deadline the voucher would have now had it never been spent: each extension that
+    covers it, in the order they were made, moves it if it was still running at the time
+    (an extension never revives a voucher whose deadline had passed, see ``extend``)."""
+    deadline = v.expires_at
+    for e in session.execute(
+            select(Extension).where(Extension.program_id == v.program_id,
+                                    Extension.new_expires_at > v.expires_at)
+            .order_by(Extension.created_at, Extension.id)).scalars():
+        if extension_covers(e, v) and e.created_at < deadline < e.new_expires_at:
+            deadline = e.new_expires_at
+    return deadline
 
 
 def extension_covers(e: Extension, v: Voucher) -> bool:

@@ -76,16 +76,21 @@ def _code_failed(c: Ctx, buckets: list[str]) -> None:
                                detail={"locked": locked}))
 
 
-def _guarded(c: Ctx, ref: VoucherRef, fn):
-    """Run ``fn(session, voucher)`` for a scanned payload or a typed code (rate-limited)."""
+def _guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
+    """Run ``fn(session, voucher)`` for a scanned payload or a typed code (rate-limited).
+    ``replay_key``: the service key of a redemption this request may be a retry of."""
     if (ref.payload is None) == (ref.code is None):
         raise ValidationError("send either the scanned payload or the typed code",
                               field="payload")
     buckets = _code_buckets(c) if ref.code is not None else []
 
     def run(s: Session):
-        v = (qr.read_payload(s, c.st.qr_key, ref.payload) if ref.payload is not None
-             else find_voucher(s, ref.code))  # type: ignore[arg-type]
+        def replaying(v: Voucher) -> bool:
+            return replay_key is not None and s.execute(select(Redemption.id).where(
+                Redemption.idem_key == replay_key, Redemption.voucher_id == v.id)).first() is not None
+
+        v = (qr.read_payload(s, c.st.qr_key, ref.payload, replaying=replaying)
+             if ref.payload is not None else find_voucher(s, ref.code))  # type: ignore[arg-type]
         return fn(s, v)
 
     try:
@@ -137,7 +142,7 @@ def create_redemption(body: RedeemIn, c: Ctx = Depends(ctx)) -> Receipt:
                             "by": "code" if body.code else "qr"})
         return receipt(red)
 
-    return _guarded(c, body, spend)
+    return _guarded(c, body, spend, replay_key=c.service_key("redeem"))
 
 
 @router.get("", response_model=Page[Receipt], name="list_redemptions")
