@@ -112,3 +112,33 @@ def declared_sizes(path: Path) -> dict[str, tuple[int, int]]:
     """{part: (compressed, unzipped)} as the zip directory says."""
     with zipfile.ZipFile(path) as zf:
         return {i.filename: (i.compress_size, i.file_size) for i in zf.infolist()}
+
+
+def write_xlsx_shared_strings(path: Path, size: int) -> None:
+    """A one-row sheet whose shared-strings part holds ``size`` bytes of distinct strings:
+    it compresses well under the ratio limit, and openpyxl would hold all of it in memory."""
+    parts = _template()
+    ct = parts["[Content_Types].xml"].decode()
+    if "sharedStrings" not in ct:
+        ct = ct.replace("</Types>", '<Override PartName="/xl/sharedStrings.xml" ContentType='
+                        '"application/vnd.openxmlformats-officedocument.spreadsheetml.'
+                        'sharedStrings+xml"/></Types>')
+    rels = parts["xl/_rels/workbook.xml.rels"].decode()
+    if "sharedStrings" not in rels:
+        rels = rels.replace("</Relationships>", '<Relationship Id="rIdStrings" Type="http://'
+                            'schemas.openxmlformats.org/officeDocument/2006/relationships/'
+                            'sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+    parts["[Content_Types].xml"], parts["xl/_rels/workbook.xml.rels"] = ct.encode(), rels.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+        with zf.open("xl/sharedStrings.xml", "w", force_zip64=False) as out:
+            out.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns='
+                      b'"http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
+            written, i = 0, 0
+            while written < size:
+                block = "".join(f"<si><t>{i + k:09d}</t></si>" for k in range(10_000)).encode()
+                out.write(block)
+                written += len(block)
+                i += 10_000
+            out.write(b"</sst>")

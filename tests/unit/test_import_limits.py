@@ -189,3 +189,18 @@ def test_limits_from_the_environment():
     assert ImportLimits.from_env({"CIVICVOUCHER_IMPORT_MAX_ROWS": "1_000"}).max_rows == 1000
     with pytest.raises(ValidationError, match="CIVICVOUCHER_IMPORT_MAX_BYTES"):
         ImportLimits.from_env({"CIVICVOUCHER_IMPORT_MAX_BYTES": "lots"})
+
+
+def test_an_xlsx_whose_shared_strings_outgrow_what_may_be_held_is_refused(tmp_path):
+    """openpyxl holds the shared strings whole (a worksheet is streamed): a file within the
+    size and ratio limits but with a huge shared-strings part cost minutes and gigabytes."""
+    from bench.import_files import write_xlsx_shared_strings
+
+    from civicvoucher.core.tabular import ImportLimits, ImportTooLarge, read_table
+
+    path = tmp_path / "strings.xlsx"
+    write_xlsx_shared_strings(path, 2 * 1024 * 1024)
+    with pytest.raises(ImportTooLarge) as exc:
+        list(read_table(path, limits=ImportLimits(max_xlsx_held=1024 * 1024)).rows)
+    assert "shared strings" in str(exc.value)
+    list(read_table(path, limits=ImportLimits()).rows)  # within the default: read

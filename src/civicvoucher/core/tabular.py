@@ -50,6 +50,7 @@ ENV_MAX_XLSX_BYTES = "CIVICVOUCHER_IMPORT_MAX_XLSX_BYTES"
 ENV_MAX_RATIO = "CIVICVOUCHER_IMPORT_MAX_RATIO"
 ENV_MAX_CELL = "CIVICVOUCHER_IMPORT_MAX_CELL"
 ENV_MAX_LINE = "CIVICVOUCHER_IMPORT_MAX_LINE"
+ENV_MAX_XLSX_HELD = "CIVICVOUCHER_IMPORT_MAX_XLSX_HELD"
 _XLSX_MAX_PARTS = 10_000  # a workbook has a few dozen parts; more is a crafted file
 _XLSX_MAX_DIRECTORY = 16 * MiB  # the zip's central directory, read before anything else
 _RATIO_GRACE = MiB  # parts smaller than this may compress as well as they like
@@ -79,6 +80,9 @@ class ImportLimits:
     max_rows: int = 1_000_000  # data rows: the last row number minus the header's
     max_bytes: int = 100 * MiB  # a file as stored (CSV, or the XLSX zip)
     max_xlsx_bytes: int = 400 * MiB  # an XLSX's parts together, unzipped
+    # an XLSX's parts other than worksheets, unzipped: openpyxl holds them in memory whole
+    # (shared strings above all), where a worksheet is streamed
+    max_xlsx_held: int = 32 * MiB
     max_ratio: int = 100  # unzipped / zipped size of one XLSX part (over 1 MiB)
     max_cell: int = 4096  # characters in one cell
     max_line: int = 256 * 1024  # characters in one physical line of a CSV
@@ -88,7 +92,8 @@ class ImportLimits:
         env = os.environ if env is None else env
         names = {"max_rows": ENV_MAX_ROWS, "max_bytes": ENV_MAX_BYTES,
                  "max_xlsx_bytes": ENV_MAX_XLSX_BYTES, "max_ratio": ENV_MAX_RATIO,
-                 "max_cell": ENV_MAX_CELL, "max_line": ENV_MAX_LINE}
+                 "max_cell": ENV_MAX_CELL, "max_line": ENV_MAX_LINE,
+                 "max_xlsx_held": ENV_MAX_XLSX_HELD}
         values: dict[str, int] = {}
         for attr, var in names.items():
             raw = env.get(var, "").strip().replace("_", "")
@@ -428,8 +433,12 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
         raise _unreadable_xlsx(name) from None
     with zf:
-        total = 0
+        total = held = 0
         for info in zf.infolist():
+            if not _streamed(info.filename):
+                held += info.file_size
+                if held > limits.max_xlsx_held:
+                    raise _too_large(name, _held_zh(limits), _held_en(limits))
             if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
                                                                    zipfile.ZIP_DEFLATED):
                 raise _unreadable_xlsx(name)  # encrypted, or an unusual compression
@@ -448,19 +457,44 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
                     f"it unzips to more than the {_mb(limits.max_xlsx_bytes)} limit")
 
 
-class _Budget:
-    """Bytes that may still be unzipped from one workbook."""
+def _streamed(part: str) -> bool:
+    """Worksheets are read row by row; every other part openpyxl reads whole."""
+    return part.startswith("xl/worksheets/")
 
-    def __init__(self, name: str, limits: ImportLimits) -> None:
-        self.name, self.limit, self.left = name, limits.max_xlsx_bytes, limits.max_xlsx_bytes
+
+def _held_zh(limits: ImportLimits) -> str:
+    return f"工作表以外的部件（共享字符串等）解压后超过 {_mb(limits.max_xlsx_held)} 上限"
+
+
+def _held_en(limits: ImportLimits) -> str:
+    return (f"its parts other than worksheets (shared strings, ...) unzip to more than the "
+            f"{_mb(limits.max_xlsx_held)} limit")
+
+
+class _Budget:
+    """Bytes that may still be unzipped from one workbook (``held``: from its parts other
+    than worksheets, which count against both)."""
+
+    def __init__(self, name: str, limits: ImportLimits, *, held: bool = False,
+                 parent: _Budget | None = None) -> None:
+        self.name, self.parent, self.held, self.limits = name, parent, held, limits
+        self.limit = limits.max_xlsx_held if held else limits.max_xlsx_bytes
+        self.left = self.limit
         self.error: ImportTooLarge | None = None
 
     def spend(self, n: int) -> None:
+        if self.parent is not None:
+            self.parent.spend(n)
         self.left -= n
         if self.left < 0:
-            self.error = _too_large(self.name, f"解压后超过 {_mb(self.limit)} 上限",
-                                    f"it unzips to more than the {_mb(self.limit)} limit")
+            self.error = (_too_large(self.name, _held_zh(self.limits), _held_en(self.limits))
+                          if self.held else
+                          _too_large(self.name, f"解压后超过 {_mb(self.limit)} 上限",
+                                     f"it unzips to more than the {_mb(self.limit)} limit"))
             raise self.error
+
+    def failure(self) -> ImportTooLarge | None:
+        return self.error or (self.parent.failure() if self.parent is not None else None)
 
 
 class _CountingStream:
@@ -492,11 +526,13 @@ class _CountingStream:
 class _CountingArchive:
     """The zip openpyxl reads through: every part it opens is counted."""
 
-    def __init__(self, zf: zipfile.ZipFile, budget: _Budget) -> None:
-        self._zf, self._budget = zf, budget
+    def __init__(self, zf: zipfile.ZipFile, budget: _Budget, held: _Budget) -> None:
+        self._zf, self._budget, self._held = zf, budget, held
 
     def open(self, name, mode: str = "r", *args, **kwargs) -> _CountingStream:
-        return _CountingStream(self._zf.open(name, mode, *args, **kwargs), self._budget)
+        part = getattr(name, "filename", name)
+        return _CountingStream(self._zf.open(name, mode, *args, **kwargs),
+                               self._budget if _streamed(str(part)) else self._held)
 
     def read(self, name) -> bytes:
         with self.open(name) as fh:
@@ -575,19 +611,20 @@ def _excel_reader() -> type:
 def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[str]]]:
     name = src.name
     budget = _Budget(name, limits)
+    held = _Budget(name, limits, held=True, parent=budget)
     with src.open() as fh:
         _check_zip(fh, name, limits)
         fh.seek(0)
         try:
             reader = _excel_reader()(fh, read_only=True, data_only=True, keep_links=False)
-            reader.archive = _CountingArchive(reader.archive, budget)  # type: ignore[assignment]
+            reader.archive = _CountingArchive(reader.archive, budget, held)  # type: ignore[assignment]
             reader.read()
             wb = reader.wb
         except ValidationError:
             raise
         except Exception:  # a broken workbook, whatever openpyxl trips on
-            if budget.error is not None:
-                raise budget.error from None
+            if (failed := held.failure()) is not None:
+                raise failed from None
             raise _unreadable_xlsx(name) from None
         try:
             ws = wb.worksheets[0]
@@ -609,8 +646,8 @@ def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[s
         except ValidationError:
             raise
         except Exception:
-            if budget.error is not None:
-                raise budget.error from None
+            if (failed := held.failure()) is not None:
+                raise failed from None
             raise _unreadable_xlsx(name) from None
         finally:
             wb.close()
