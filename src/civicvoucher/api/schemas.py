@@ -203,7 +203,7 @@ class ProductOut(BaseModel):
     channels: list[str]
     region_scope: str
     valid_from: Instant
-    expires_at: datetime
+    expires_at: Instant
     optional: bool
 
 
@@ -299,7 +299,7 @@ class CashierVoucherView(BaseModel):
     threshold_fen: FenOut
     min_order_fen: FenOut = Field(description="the order must be at least this")
     valid_from: Instant
-    expires_at: datetime
+    expires_at: Instant
     categories: list[str]
     channels: list[str]
     region_prefix: str
@@ -473,7 +473,7 @@ class MemberVoucherView(BaseModel):
     form: str
     status: str
     valid_from: Instant
-    expires_at: datetime
+    expires_at: Instant
 
 
 class QrOut(BaseModel):
