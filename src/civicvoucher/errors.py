@@ -84,7 +84,9 @@ class ImportRejected(ValidationError):
 
     def __init__(self, errors: list[RowError], *, total_rows: int) -> None:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more bad rows)" if len(errors) > 1 else ""
+        rows = len({e.row for e in errors})
+        more = (f" (and {len(errors) - 1} more errors in {rows} rows)" if len(errors) > 1
+                else "")
         super().__init__(
             f"nothing imported: {first}{more}", field=first.field, row=first.row
         )

@@ -204,3 +204,22 @@ def test_an_xlsx_whose_shared_strings_outgrow_what_may_be_held_is_refused(tmp_pa
         list(read_table(path, limits=ImportLimits(max_xlsx_held=1024 * 1024)).rows)
     assert "shared strings" in str(exc.value)
     list(read_table(path, limits=ImportLimits()).rows)  # within the default: read
+
+
+def test_a_file_with_more_errors_than_an_import_may_hold_is_refused_as_it_is_read():
+    from civicvoucher.core.tabular import Table
+    from civicvoucher.errors import RowError
+
+    read = []
+
+    class Rows:  # rows read one at a time, as from a file
+        def __iter__(self):
+            for n in range(2, 10_000):
+                read.append(n)
+                yield n, {"name": "x"}
+
+    with pytest.raises(ImportTooLarge) as exc:
+        validate_rows(Table(header=["name"], rows=Rows()),  # type: ignore[arg-type]
+                      validate_row=lambda n, r: [RowError(n, "name", "bad")],
+                      required=["name"], aliases={}, max_errors=100)
+    assert "more than 100 errors" in str(exc.value) and len(read) == 101

@@ -764,6 +764,9 @@ def _write_xlsx(path: Path, header: list[str], rows: Iterable[Sequence[object]])
     wb.save(path)
 
 
+MAX_ERRORS = 100_000  # errors one import may report (and hold); more refuse the file
+
+
 def validate_rows(
     table: Table,
     *,
@@ -771,6 +774,7 @@ def validate_rows(
     required: Iterable[str],
     aliases: Mapping[str, str],
     unique_keys: Callable[[dict[str, str]], Iterable[tuple[str, str, str]]] | None = None,
+    max_errors: int = MAX_ERRORS,
 ) -> tuple[list[tuple[int, T]], list[RowError]]:
     """Run ``validate_row`` over a table; return (row number, good row) pairs and every error.
 
@@ -805,6 +809,11 @@ def validate_rows(
             errors.extend(RowError(e.row, table.label(e.field), e.reason) for e in row_errors)
         else:
             good.append((row_no, result))  # type: ignore[arg-type]
+        if len(errors) > max_errors:  # a file this wrong is not worth holding every error of
+            raise ImportTooLarge(
+                f"文件中的错误超过 {max_errors:,} 处（第一处：{errors[0]}），未导入任何数据，"
+                f"请先修正文件（more than {max_errors:,} errors, the first: {errors[0]}; nothing "
+                "imported: fix the file first)", row=errors[0].row, field=errors[0].field)
     return good, errors
 
 
