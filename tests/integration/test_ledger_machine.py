@@ -75,7 +75,7 @@ class MVoucher:
     expires_at: datetime
     status: str = "issued"
     # deadlines of extensions that passed it by while it was spent (see do_refund)
-    missed: set = field(default_factory=set)
+    missed: list = field(default_factory=list)  # (made at, new deadline) while spent
 
 
 @dataclass
@@ -389,14 +389,18 @@ class LedgerMachine(RuleBasedStateMachine):
         v = self.vouchers[r.voucher]
         res = self.call("refund", None, refund, redemption_id=rid, idem_key=self.key(),
                         now=self.now)
-        # The deadline a restored voucher takes: its own, or (issue 8, item 3) the one an
-        # extension made while it was spent would have given it. Either is accepted here.
+        # The deadline a restored voucher takes (issue 8, item 3): the one the extensions made
+        # while it was spent would have given it, each moving it only if still running then.
+        deadline = v.expires_at
+        for made, new in v.missed:
+            if made < deadline < new:
+                deadline = new
         with self.db.session() as s:
             engine_deadline = s.get(Voucher, r.voucher).expires_at
-        assert engine_deadline in {v.expires_at} | v.missed, (engine_deadline, v)
-        still_valid = self.now < engine_deadline
+        assert engine_deadline == deadline, (engine_deadline, deadline, v)
+        still_valid = self.now < deadline
         assert res.refund.outcome == ("restored" if still_valid else "to_fund")
-        v.expires_at, v.missed = engine_deadline, set()
+        v.expires_at, v.missed = deadline, []
         r.status = "refunded"
         debit = (RECV, r.merchant) if r.settled else (PAY, r.merchant)
         if still_valid:
@@ -436,10 +440,12 @@ class LedgerMachine(RuleBasedStateMachine):
         for v in self.vouchers.values():
             if v.program != pid or (unions and v.union not in unions):
                 continue
-            if v.status in ("issued", "held") and v.expires_at < new:
+            # an extension moves only vouchers still running (one past its deadline is
+            # expired, marked by the expiry run or not)
+            if v.status in ("issued", "held") and self.now < v.expires_at < new:
                 v.expires_at = new
             elif v.status == "redeemed" and v.expires_at < new:
-                v.missed.add(new)
+                v.missed.append((self.now, new))
         if unions is None:
             self.wide_deadline[pid] = max(new, self.wide_deadline.get(pid, new))
         self.ok("extend")

@@ -46,6 +46,35 @@ def database() -> Database:
     return db
 
 
+def cli_actor():
+    """Who the audit log names for a command: the operating-system user, as an operator."""
+    import getpass
+
+    from civicvoucher.audit.service import Actor
+
+    return Actor(f"cli:{getpass.getuser()}", role="operator", scope="cli")
+
+
+def audit(session, action: str, target: str, detail: dict | None = None) -> None:
+    """Append to the audit log in the command's transaction, as the CLI operator."""
+    from civicvoucher.audit.service import append, chain_key
+
+    append(session, key=chain_key(settings().secret_key), actor=cli_actor(), action=action,
+           target=target, detail=detail)
+
+
+def run_audited(fn, action: str, target, detail=None, /, **kwargs):
+    """Run a keyed service like ``Database.run`` (races retried), with its audit entry in the
+    same transaction; a replay (``result.replayed``) adds no second entry, as in the API."""
+    def work(s):
+        result = fn(s, **kwargs)
+        if not getattr(result, "replayed", False):
+            audit(s, action, target(result), detail(result) if detail else None)
+        return result
+
+    return database().run(work)
+
+
 def key_or_new(key: str | None, prefix: str) -> str:
     """Caller's idempotency key, or a fresh one (printed, so a retry can reuse it)."""
     if key:

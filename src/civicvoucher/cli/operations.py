@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from civicvoucher.cli.common import console, database, key_or_new, parse_when, parse_yuan
+from civicvoucher.cli.common import (
+    audit,
+    cli_actor,
+    console,
+    database,
+    key_or_new,
+    parse_when,
+    parse_yuan,
+    run_audited,
+)
 from civicvoucher.core.clock import format_local
 from civicvoucher.core.money import format_cn, format_yuan
 
@@ -31,8 +40,12 @@ def fund_deposit(
     k = key_or_new(key, "deposit")
     with database().session() as s:
         payer = find_org(s, from_org).id if from_org else None
-        d = deposit(s, org_id=find_org(s, org).id, amount_fen=parse_yuan(amount, "amount"),
-                    source=source, from_org_id=payer, idem_key=k)
+        org_id = find_org(s, org).id
+    d = run_audited(deposit, "fund.deposit", lambda d: f"org:{d.org_id}",
+                    lambda d: {"amount_fen": d.amount_fen, "source": d.source,
+                               "from_org_id": payer, "transfer_id": d.transfer_id},
+                    org_id=org_id, amount_fen=parse_yuan(amount, "amount"), source=source,
+                    from_org_id=payer, idem_key=k)
     note = " (replayed: nothing new)" if d.replayed else ""
     console.print(f"deposited {format_yuan(d.amount_fen)}; fund now {format_yuan(d.balance_fen)}{note}")
 
@@ -57,6 +70,8 @@ def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False)
     spec = load_program_spec(file)
     with database().session() as s:
         program, created = create_program(s, spec=spec)
+        if created:
+            audit(s, "program.create", f"program:{program.id}", {"key": program.key})
     verb = "created" if created else "exists already, unchanged:"
     console.print(f"program {program.key} {verb} ({format_yuan(program.per_member_fen)} per member)")
 
@@ -76,9 +91,15 @@ def issue(
 
     k = key_or_new(key, "issue")
     with database().session() as s:
-        r = do_issue(s, union_id=find_org(s, union).id, program=program, products=product or None,
-                     form=form, mode="partial" if partial else "all_or_nothing",
-                     funding_org_id=find_org(s, funded_by).id if funded_by else None, idem_key=k)
+        union_id = find_org(s, union).id
+        funder = find_org(s, funded_by).id if funded_by else None
+    r = run_audited(do_issue, "issuance.create", lambda r: f"issuance:{r.issuance.id}",
+                    lambda r: {"union_id": union_id, "status": r.issuance.status,
+                               "amount_fen": r.issuance.amount_fen,
+                               "vouchers": r.issuance.vouchers_issued},
+                    union_id=union_id, program=program, products=product or None, form=form,
+                    mode="partial" if partial else "all_or_nothing", funding_org_id=funder,
+                    idem_key=k, actor=cli_actor().name)
     i = r.issuance
     console.print(f"{i.status}: {i.members_issued}/{i.members_eligible} members, "
                   f"{i.vouchers_issued} vouchers, {format_cn(i.amount_fen)}; "
@@ -105,19 +126,38 @@ def redeem(
     db = database()
     with db.session() as s:
         merchant_id = find_merchant(s, merchant).id
-    r = db.run(do_redeem, code=code, merchant_id=merchant_id,
-               order_amount_fen=parse_yuan(order, "order"), channel=channel, hold=hold, idem_key=k)
+    r = run_audited(do_redeem, "redemption.create", lambda r: f"redemption:{r.redemption.id}",
+                    lambda r: {"merchant_id": merchant_id, "amount_fen": r.redemption.amount_fen,
+                               "order_amount_fen": r.redemption.order_amount_fen,
+                               "status": r.redemption.status, "by": "code"},
+                    code=code, merchant_id=merchant_id, order_amount_fen=parse_yuan(order, "order"),
+                    channel=channel, hold=hold, idem_key=k)
     red = r.redemption
     console.print(f"redemption {red.id} {red.status}: voucher {format_yuan(red.amount_fen)} "
                   f"on an order of {format_yuan(red.order_amount_fen)}"
                   + (" (replayed)" if r.replayed else ""))
 
 
+def _resolved(fn, redemption: int, action: str):
+    """Capture or void, audited when the state changed (both are idempotent by state)."""
+    from civicvoucher.vouchers.models import Redemption
+
+    def work(s):
+        before = s.get(Redemption, redemption)
+        was = before.status if before is not None else None
+        red = fn(s, redemption_id=redemption)
+        if red.status != was:
+            audit(s, action, f"redemption:{red.id}", {"status": red.status})
+        return red
+
+    return database().run(work)
+
+
 def capture(redemption: int) -> None:
     """Post a held online order."""
     from civicvoucher.vouchers.redemption import capture as do_capture
 
-    red = database().run(do_capture, redemption_id=redemption)
+    red = _resolved(do_capture, redemption, "redemption.capture")
     console.print(f"redemption {red.id} {red.status}")
 
 
@@ -125,7 +165,7 @@ def void(redemption: int) -> None:
     """Release a held online order."""
     from civicvoucher.vouchers.redemption import void as do_void
 
-    red = database().run(do_void, redemption_id=redemption)
+    red = _resolved(do_void, redemption, "redemption.void")
     console.print(f"redemption {red.id} {red.status}")
 
 
@@ -133,8 +173,9 @@ def refund(redemption: int, reason: str = typer.Option(None), key: str = KEY) ->
     """Refund a redemption: the voucher comes back, or after its deadline the union's fund."""
     from civicvoucher.vouchers.redemption import refund as do_refund
 
-    r = database().run(do_refund, redemption_id=redemption, reason=reason,
-                       idem_key=key_or_new(key, "refund"))
+    r = run_audited(do_refund, "redemption.refund", lambda r: f"redemption:{redemption}",
+                    lambda r: {"outcome": r.refund.outcome, "amount_fen": r.refund.amount_fen},
+                    redemption_id=redemption, reason=reason, idem_key=key_or_new(key, "refund"))
     console.print(f"refunded {format_yuan(r.refund.amount_fen)}: {r.refund.outcome}"
                   + (" (replayed)" if r.replayed else ""))
 
@@ -152,7 +193,10 @@ def expire(as_of: str = typer.Option(None, help=f"default: now (decided by the f
     # No --as-of: None, so the service fixes "now" once, on the key's first run; a retry with
     # the same key then replays instead of differing by the time it ran.
     when = parse_when(as_of, "as_of")
-    r = database().run(do_expire, as_of=when, idem_key=key_or_new(key, "expire"))
+    r = run_audited(do_expire, "expiry.run", lambda r: f"expiry_run:{r.run.id}",
+                    lambda r: {"as_of": r.run.as_of, "vouchers": r.run.vouchers_expired,
+                               "amount_fen": r.run.amount_fen},
+                    as_of=when, idem_key=key_or_new(key, "expire"))
     console.print(f"expired {r.run.vouchers_expired} vouchers as of {format_local(r.run.as_of)}, "
                   f"{format_cn(r.run.amount_fen)} back to union funds; {r.run.holds_voided} "
                   "stale holds voided" + (" (replayed)" if r.replayed else ""))
@@ -178,9 +222,13 @@ def extend(
     db = database()
     with db.session() as s:
         union_ids = [find_org(s, u).id for u in union] if union else None
-    r = db.run(do_extend, program=program, new_expires_at=parse_when(until, "until"), actor=by,
-               reason=reason, document=document, product=product, union_ids=union_ids,
-               region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
+    r = run_audited(do_extend, "extension.create", lambda r: f"extension:{r.extension.id}",
+                    lambda r: {"program_id": r.extension.program_id,
+                               "new_expires_at": r.extension.new_expires_at,
+                               "vouchers": r.extension.vouchers_extended, "reason": reason},
+                    program=program, new_expires_at=parse_when(until, "until"), actor=by,
+                    reason=reason, document=document, product=product, union_ids=union_ids,
+                    region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
     console.print(f"extended {r.extension.vouchers_extended} vouchers to "
                   f"{format_local(r.extension.new_expires_at)} (exclusive)"
                   + (" (replayed)" if r.replayed else ""))
@@ -199,7 +247,10 @@ def settle(cutoff: str = typer.Option(None, help="default: now (decided by the f
 
     db = database()
     # No --cutoff: None, so "now" is decided once by the key's first run (see expire).
-    r = db.run(do_settle, cutoff=parse_when(cutoff, "cutoff"), idem_key=key_or_new(key, "settle"))
+    r = run_audited(do_settle, "settlement.run", lambda r: f"settlement_run:{r.run.id}",
+                    lambda r: {"cutoff": r.run.cutoff, "batches": r.run.batches,
+                               "amount_fen": r.run.amount_fen},
+                    cutoff=parse_when(cutoff, "cutoff"), idem_key=key_or_new(key, "settle"))
     console.print(f"settlement run {r.run.id} up to {format_local(r.run.cutoff)}: "
                   f"{r.run.batches} batches, {r.run.redemptions} "
                   f"redemptions, {format_yuan(r.run.amount_fen)}"

@@ -77,15 +77,15 @@ def member_import(
         None, help="write every change (row, member, field, from, to) to this CSV/XLSX"),
 ) -> None:
     """Import members from CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX."""
-    from civicvoucher.cli.server import _audit
+    from civicvoucher.cli.common import audit
     from civicvoucher.members.service import import_members
 
     with database().session() as s, progress("importing members", None) as tick:
         result = import_members(s, path=file, key=settings().secret_key,
                                 reject_path=reject_file, progress=tick, update=update,
-                                dry_run=dry_run, audit=_audit)
+                                dry_run=dry_run, audit=audit)
         if not dry_run:
-            _audit(s, "member.import", f"file:{file.name}"[:200],
+            audit(s, "member.import", f"file:{file.name}"[:200],
                    {"rows": result.rows, "imported": result.imported,
                     "unchanged": result.unchanged, "updated": result.updated})
     _print_changes(result.changes, applied=update and not dry_run, changes_file=changes_file)
@@ -165,7 +165,7 @@ def member_change(
     union: str = typer.Option(None, help="the union (code or id), if the ID number is in several"),
 ) -> None:
     """Change one member's status or phone (audited). Only active members are issued vouchers."""
-    from civicvoucher.cli.server import _audit
+    from civicvoucher.cli.common import audit
     from civicvoucher.errors import ValidationError
     from civicvoucher.members.rules import MEMBER_STATUS_LABEL_ZH, MemberStatus, parse_status
     from civicvoucher.members.service import change_member
@@ -178,7 +178,7 @@ def member_change(
                                   "离会 or 调出)", field="status")
     with database().session() as s:
         m = _find_member(s, member, union)
-        m, change = change_member(s, m.id, key=settings().secret_key, audit=_audit,
+        m, change = change_member(s, m.id, key=settings().secret_key, audit=audit,
                                   status=new_status, phone=phone, clear_phone=clear_phone,
                                   reason=reason)
         label = MEMBER_STATUS_LABEL_ZH[MemberStatus(m.status)]
@@ -201,14 +201,14 @@ def member_transfer(
     """Transfer a member to another union (调出/调入, audited): the old union's row is marked
     transferred and the new union gets the person's row. Vouchers already issued stay with the
     union that issued them; the new union cannot entitle the person twice for a product."""
-    from civicvoucher.cli.server import _audit
+    from civicvoucher.cli.common import audit
     from civicvoucher.members.service import transfer_member
     from civicvoucher.orgs.service import find_org
 
     with database().session() as s:
         m = _find_member(s, member, union)
         target = find_org(s, to)
-        t = transfer_member(s, m.id, to_union_id=target.id, audit=_audit, reason=reason)
+        t = transfer_member(s, m.id, to_union_id=target.id, audit=audit, reason=reason)
         name = target.name
     if not t.changed:
         console.print(f"member {t.old.id} was already transferred to {name} (member {t.new.id})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 
 import typer
@@ -11,20 +10,6 @@ user_app = typer.Typer(help="API users (bootstrap: user create NAME --role provi
                        no_args_is_help=True)
 token_app = typer.Typer(help="Long-lived API tokens for integrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-
-
-def _cli_actor():
-    from civicvoucher.audit.service import Actor
-
-    return Actor(f"cli:{getpass.getuser()}", role="operator", scope="cli")
-
-
-def _audit(session, action: str, target: str, detail: dict | None = None) -> None:
-    from civicvoucher.audit.service import append, chain_key
-    from civicvoucher.cli.common import settings
-
-    append(session, key=chain_key(settings().secret_key), actor=_cli_actor(), action=action,
-           target=target, detail=detail)
 
 
 def serve(
@@ -58,7 +43,7 @@ def user_create(
     """Create an API user bound to its organisation, merchant or member."""
     from civicvoucher.auth.roles import Role
     from civicvoucher.auth.service import create_user
-    from civicvoucher.cli.common import console, database
+    from civicvoucher.cli.common import audit, console, database
     from civicvoucher.merchants.service import find_merchant
     from civicvoucher.orgs.service import find_org
 
@@ -73,7 +58,7 @@ def user_create(
                           member_id=member,
                           channels=[c.strip() for c in channels.split(",") if c.strip()]
                           if channels else None)
-        _audit(s, "user.create", f"user:{new.user.id}", {"role": str(r)})
+        audit(s, "user.create", f"user:{new.user.id}", {"role": str(r)})
     console.print(f"[green]user {username} created[/green] ({r}, id {new.user.id})")
     if new.channel_secret:
         console.print(f"channel HMAC secret (shown once): {new.channel_secret}")
@@ -84,12 +69,12 @@ def token_create(username: str, name: str = typer.Option("cli", help="what the t
     """Create a long-lived API token for a user; it is shown once."""
     from civicvoucher.auth.service import find_user
     from civicvoucher.auth.tokens import issue_token
-    from civicvoucher.cli.common import console, database
+    from civicvoucher.cli.common import audit, console, database
 
     with database().session() as s:
         user = find_user(s, username)
         secret, row = issue_token(s, user_id=user.id, kind="api", name=name, ttl=None)
-        _audit(s, "auth.token.create", f"token:{row.id}", {"user_id": user.id, "name": name})
+        audit(s, "auth.token.create", f"token:{row.id}", {"user_id": user.id, "name": name})
     console.print(f"token {row.id} for {username} (shown once):\n{secret}")
 
 
@@ -97,11 +82,11 @@ def token_create(username: str, name: str = typer.Option("cli", help="what the t
 def token_revoke(token_id: int) -> None:
     """Revoke a token by its id."""
     from civicvoucher.auth.tokens import revoke
-    from civicvoucher.cli.common import console, database
+    from civicvoucher.cli.common import audit, console, database
 
     with database().session() as s:
         row = revoke(s, token_id=token_id)
-        _audit(s, "auth.token.revoke", f"token:{row.id}")
+        audit(s, "auth.token.revoke", f"token:{row.id}")
     console.print(f"token {token_id} revoked")
 
 

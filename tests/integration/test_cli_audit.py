@@ -1,0 +1,34 @@
+"""Every money command of the CLI is audited with its actor, once per key, like the API."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from civicvoucher.audit.models import AuditEntry
+from tests.world import T0, build_world, run_cli
+
+
+def _actions(db) -> Counter:
+    with db.session() as s:
+        return Counter((a, actor) for a, actor in s.execute(
+            select(AuditEntry.action, AuditEntry.actor)))
+
+
+def test_money_commands_are_audited_once_per_key(db, monkeypatch):
+    from civicvoucher.core import clock
+
+    w = build_world(db)
+    monkeypatch.setattr(clock, "_now", lambda: T0)  # the world's program runs in 2020
+    for _ in range(2):  # the retry replays and adds no entry
+        r = run_cli(db, monkeypatch, "fund", "deposit", str(w.union_a), "1000", "--key", "d1")
+        assert r.exit_code == 0, r.output
+        r = run_cli(db, monkeypatch, "issue", str(w.union_a), w.program, "--key", "i1")
+        assert r.exit_code == 0, r.output
+    r = run_cli(db, monkeypatch, "settle", "--key", "s1")
+    assert r.exit_code == 0, r.output
+    got = {a: n for (a, actor), n in _actions(db).items() if actor.startswith("cli:")}
+    assert got == {"fund.deposit": 1, "issuance.create": 1, "settlement.run": 1}
+    r = run_cli(db, monkeypatch, "audit", "verify")
+    assert r.exit_code == 0, r.output
