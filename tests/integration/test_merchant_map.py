@@ -104,6 +104,12 @@ def test_the_cli_import_names_counties_off_the_map_and_takes_the_category(tmp_pa
     r = _cli(tmp_path, "merchant", "import", str(shops), "--activate")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "row 3" in r.stderr and "row 4" in r.stderr and "nothing was imported" in r.stderr
+    write_table(shops, header, [[make_uscc(841), "粮油店", "5411", "粮油果蔬", "130102", "线下"],
+                                [make_uscc(844), "坏码", "99999", "", "130102", "线下"],
+                                [make_uscc(845), "无此县", "5411", "", "130999", "线下"]])
+    r = _cli(tmp_path, "merchant", "import", str(shops), "--activate")  # every error at once
+    assert r.returncode == 2 and "row 3" in r.stderr and "row 4" in r.stderr, r.stderr
+    assert "区县代码" in r.stderr  # the column as the file names it
     write_table(shops, header, [[make_uscc(841), "粮油店", "5411", "粮油果蔬", "130102", "线下"]])
     r = _cli(tmp_path, "merchant", "import", str(shops), "--activate")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table as RichTable
 
-from civicvoucher.cli.common import console, database, progress, settings
+from civicvoucher.cli.common import audit, console, database, progress, settings
 from civicvoucher.core.tabular import read_table, write_table
 from civicvoucher.errors import ImportRejected
 
@@ -28,6 +28,7 @@ def org_import(file: Path = typer.Argument(..., exists=True, dir_okay=False)) ->
         raise ImportRejected(errors, total_rows=len(table.rows))
     with database().session() as s:
         created = import_orgs(s, rows)
+        audit(s, "org.import", f"file:{file.name}"[:200], {"created": len(created)})
     console.print(f"[green]imported {len(created)} organisations[/green]")
 
 
@@ -77,7 +78,6 @@ def member_import(
         None, help="write every change (row, member, field, from, to) to this CSV/XLSX"),
 ) -> None:
     """Import members from CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX."""
-    from civicvoucher.cli.common import audit
     from civicvoucher.members.service import import_members
 
     with database().session() as s, progress("importing members", None) as tick:
@@ -165,7 +165,6 @@ def member_change(
     union: str = typer.Option(None, help="the union (code or id), if the ID number is in several"),
 ) -> None:
     """Change one member's status or phone (audited). Only active members are issued vouchers."""
-    from civicvoucher.cli.common import audit
     from civicvoucher.errors import ValidationError
     from civicvoucher.members.rules import MEMBER_STATUS_LABEL_ZH, MemberStatus, parse_status
     from civicvoucher.members.service import change_member
@@ -201,7 +200,6 @@ def member_transfer(
     """Transfer a member to another union (调出/调入, audited): the old union's row is marked
     transferred and the new union gets the person's row. Vouchers already issued stay with the
     union that issued them; the new union cannot entitle the person twice for a product."""
-    from civicvoucher.cli.common import audit
     from civicvoucher.members.service import transfer_member
     from civicvoucher.orgs.service import find_org
 
@@ -245,21 +243,28 @@ def merchant_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
     """Import merchants (USCC, name, MCC, county code, channels) from CSV/XLSX."""
     from dataclasses import replace
 
+    from civicvoucher.errors import RowError
     from civicvoucher.merchants.rules import (
         MERCHANT_ALIASES,
         MerchantStatus,
         validate_merchant_rows,
     )
-    from civicvoucher.merchants.service import add_merchants
+    from civicvoucher.merchants.service import add_merchants, registry_errors
 
     table = read_table(file, aliases=MERCHANT_ALIASES)
     rows, errors = validate_merchant_rows(table)
-    if errors:
-        raise ImportRejected(errors, total_rows=len(table.rows))
     if activate:
         rows = [(n, replace(r, status=MerchantStatus.ACTIVE)) for n, r in rows]
     with database().session() as s:
+        # every error at once: the file's own, and the registry's (map, registered already)
+        errors += [RowError(e.row, table.label(e.field), e.reason)
+                   for e in registry_errors(s, rows)]
+        if errors:
+            raise ImportRejected(sorted(errors, key=lambda e: (e.row, e.field)),
+                                 total_rows=len(table.rows))
         n = add_merchants(s, rows)
+        audit(s, "merchant.import", f"file:{file.name}"[:200], {"registered": n,
+                                                               "activated": activate})
     console.print(f"[green]registered {n} merchants[/green]")
 
 

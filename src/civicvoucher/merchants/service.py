@@ -43,15 +43,23 @@ def region_errors(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> 
             if (problem := where.problem(r.county_code))]
 
 
-def add_merchants(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> int:
-    """Register merchants in one batch; a USCC already registered, or a county outside the
-    map, rejects the whole batch (every such row named)."""
+def registry_errors(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> list[RowError]:
+    """What the database says against these rows: a county outside the map, a USCC already
+    registered (or twice in the batch)."""
     known = set(session.execute(select(Merchant.uscc)).scalars())
     errors, seen = region_errors(session, rows), set()
     for row_no, r in rows:
         if r.uscc in known or r.uscc in seen:
-            errors.append(RowError(row_no, "uscc", f"merchant {r.uscc} is registered already"))
+            errors.append(RowError(row_no, "uscc",
+                                   f"商户 {r.uscc} 已登记 (merchant {r.uscc} is registered already)"))
         seen.add(r.uscc)
+    return errors
+
+
+def add_merchants(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -> int:
+    """Register merchants in one batch; a USCC already registered, or a county outside the
+    map, rejects the whole batch (every such row named)."""
+    errors = registry_errors(session, rows)
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: (e.row, e.field)),
                              total_rows=len(rows))
