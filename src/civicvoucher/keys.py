@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from civicvoucher.config import Settings
 from civicvoucher.core import clock
-from civicvoucher.db import Base, Database
+from civicvoucher.db import Base, Database, is_postgres
 from civicvoucher.errors import CivicVoucherError
 
 FINGERPRINT = "id_hash_key_fingerprint"
@@ -87,8 +87,6 @@ def bind_key(db: Database, settings: Settings) -> bytes:
     key = _read(settings)
     mine = fingerprint(key)
     if known is None:
-        from civicvoucher.db import is_postgres
-
         with db.session() as s:
             if is_postgres(s):
                 from sqlalchemy.dialects.postgresql import insert

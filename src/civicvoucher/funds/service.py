@@ -63,8 +63,7 @@ def deposit(
             raise ValidationError("only a transfer names a paying federation", field="from_org")
         debit = ledger.account_id(session, AccountCode.FUNDING_EXTERNAL, src)
     tid, credit = f"deposit:{idem_key}", fund_account(session, org.id)
-    body = dict(debit_account_id=debit, credit_account_id=credit, amount=amount_fen,
-                code=str(TransferCode.DEPOSIT), pending_id=None, flags=0)
+    body = ledger.transfer_body(debit, credit, amount_fen, TransferCode.DEPOSIT)
     t, replayed = once(session, "deposit", lambda: ledger.find_transfer(session, tid, body),
                        lambda: ledger.post_transfer(
                            session, id=tid, debit_account_id=debit, credit_account_id=credit,

@@ -183,6 +183,14 @@ _DIFFERENT = {"debit_account_id": "exists_with_different_debit_account_id",
               "flags": "exists_with_different_flags"}
 
 
+def transfer_body(debit_account_id: int, credit_account_id: int, amount: int, code: str,
+                  flags: TransferFlags = TransferFlags.NONE, pending_id: str | None = None
+                  ) -> dict:
+    """What a transfer asks for: a retry under the same id must ask for exactly this."""
+    return dict(debit_account_id=debit_account_id, credit_account_id=credit_account_id,
+                amount=amount, code=str(code), pending_id=pending_id, flags=int(flags))
+
+
 def find_transfer(session: Session, id: str, body: dict) -> PostedTransfer | None:
     """The transfer already posted under ``id`` (a replay), or None. The same id with another
     body is a conflict whose code names the first field that differs (TigerBeetle's codes)."""
@@ -232,8 +240,7 @@ def post_transfer(
     """
     fen(amount)
     flags = TransferFlags(flags)
-    body = dict(debit_account_id=debit_account_id, credit_account_id=credit_account_id,
-                amount=amount, code=str(code), pending_id=pending_id, flags=int(flags))
+    body = transfer_body(debit_account_id, credit_account_id, amount, code, flags, pending_id)
     if (replay := find_transfer(session, id, body)) is not None:
         return replay
     if amount <= 0:
