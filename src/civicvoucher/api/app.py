@@ -22,6 +22,7 @@ from civicvoucher.api.routers import (
     auth,
     channels,
     issuance,
+    login,
     me,
     members,
     merchants,
@@ -40,7 +41,7 @@ from civicvoucher.auth.ratelimit import Limits
 from civicvoucher.db import Database
 
 PREFIX = "/api/v1"
-ROUTERS = [auth.router, orgs.router, orgs.funds, members.router, programs.router,
+ROUTERS = [login.router, auth.router, orgs.router, orgs.funds, members.router, programs.router,
            issuance.router, merchants.router, redemptions.vouchers, redemptions.router,
            runs.router, reports.router, audit.router, me.router, channels.router]
 
