@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from civicvoucher.cli import operations as ops
+from civicvoucher.cli import program_file  # noqa: F401  (registers `program template`)
 from civicvoucher.cli.common import console, database, err_console
 from civicvoucher.cli.registry import member_app, merchant_app, org_app
 from civicvoucher.errors import CivicVoucherError, ImportRejected

@@ -1,0 +1,42 @@
+"""``civicvoucher program template``: a commented program file to start from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from civicvoucher.cli.common import console
+from civicvoucher.cli.operations import program_app
+
+
+@program_app.command("template")
+def program_template_cmd(
+    file: Path = typer.Argument(..., dir_okay=False, help="where to write, e.g. program.toml"),
+    start: str = typer.Option(None, help="first local day it can be spent (default: today)"),
+    days: int = typer.Option(90, min=1, max=3660, help="how many days it can be spent"),
+    key: str = typer.Option("my-program", help="the program key commands will use"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+) -> None:
+    """Write a program file with every key explained (中文 and English), spendable from today."""
+    from datetime import date
+
+    from civicvoucher.core import clock
+    from civicvoucher.errors import ValidationError
+    from civicvoucher.programs.spec import parse_program_spec
+    from civicvoucher.programs.template import program_template
+
+    if file.exists() and not force:
+        raise ValidationError(f"{file} exists already (use --force to overwrite)", field="file")
+    try:
+        first = date.fromisoformat(start) if start else clock.local_date(clock.now())
+    except ValueError:
+        raise ValidationError(f"start must be a date like 2027-01-01, got {start!r}",
+                              field="start") from None
+    text = program_template(start=first, days=days, key=key)
+    import tomllib
+
+    parse_program_spec(tomllib.loads(text))  # what we write must be a valid program file
+    file.write_text(text, encoding="utf-8")
+    console.print(f"wrote {file}: program {key}, spendable {first} to "
+                  f"{first.fromordinal(first.toordinal() + days - 1)}")
