@@ -31,7 +31,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.audit.models import AuditEntry, AuditHead
-from civicvoucher.core import clock
+from civicvoucher.core import clock, testpoints
+from civicvoucher.db import Database
 
 E = AuditEntry.__table__
 H = AuditHead.__table__
@@ -162,7 +163,10 @@ def read_head(session: Session) -> Head | None:
 def verify(session: Session, *, key: bytes,
            anchor: tuple[int, str] | None = None) -> tuple[int, list[Break]]:
     """Walk the chain; returns (entries checked, breaks). No breaks: nothing edited or deleted
-    (and, given an exported ``anchor`` (seq, hash), the log still reaches that entry)."""
+    (and, given an exported ``anchor`` (seq, hash), the log still reaches that entry).
+
+    Give it a ``Database.snapshot()`` session: the entries and the head must be read at one
+    moment, or an entry appended in between looks like entries deleted at the end."""
     breaks: list[Break] = []
     running, expected, n = GENESIS, 1, 0
     anchor_seen = anchor is None or anchor[0] == 0
@@ -186,6 +190,7 @@ def verify(session: Session, *, key: bytes,
             breaks.append(Break(r.seq, f"contents do not match its hash (edited): "
                                        f"{r.action} by {r.actor}"))
         running, expected = r.hash, r.seq + 1
+    testpoints.reached("audit.verify.before_head")
     if anchor is not None and not anchor_seen:
         breaks.append(Break(anchor[0], "the entry exported as the head then is gone "
                                        f"(the log now ends at {expected - 1}: entries deleted)"))
@@ -206,3 +211,10 @@ def verify(session: Session, *, key: bytes,
         breaks.append(Break(head.seq, "the chain head was rewritten without the audit key "
                                       "(entries at the end deleted?)"))
     return n, breaks
+
+
+def verify_now(db: Database, *, key: bytes,
+               anchor: tuple[int, str] | None = None) -> tuple[int, list[Break]]:
+    """``verify`` in one snapshot of the database: what every door calls."""
+    with db.snapshot() as s:
+        return verify(s, key=key, anchor=anchor)
