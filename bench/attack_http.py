@@ -81,7 +81,7 @@ PRESETS: dict[str, dict] = {
                   nested_depth=100_000, nested_rounds=1, wrong_passwords=2000,
                   guess_concurrency=16, unknown_logins=128, unknown_concurrency=64,
                   unknown_addresses=100, settle_s=2.0, vouchers=400, timeout=400.0),
-    "smoke": dict(baseline_s=1.0, big_mb=2, big_concurrency=2, big_rounds=1,
+    "smoke": dict(baseline_s=2.0, big_mb=2, big_concurrency=2, big_rounds=1,
                   nested_depth=100_000, nested_rounds=1, wrong_passwords=30,
                   guess_concurrency=8, unknown_logins=8, unknown_concurrency=8,
                   unknown_addresses=4, settle_s=0.5, vouchers=30, timeout=240.0),
@@ -96,10 +96,11 @@ class HardTimeout(SystemExit):
 
 
 def client_main(base_url: str, token: str, vouchers: list, qr_key: bytes, interval: float,
-                redeem_every: int, stop, out) -> None:
+                redeem_every: int, ready, stop, out) -> None:
     """GET /auth/me every ``interval`` s, one at a time; every ``redeem_every``-th request a
-    redemption of the next voucher by its QR payload. Sends back (start, seconds, status,
-    kind) for every request, ``start`` on the machine's monotonic clock."""
+    redemption of the next voucher by its QR payload. Sets ``ready`` once a first request has
+    succeeded; sends back (start, seconds, status, kind) for every request, ``start`` on the
+    machine's monotonic clock (the same in every process)."""
     from civicvoucher.api import qr
 
     class V:  # what make_payload reads
@@ -131,6 +132,8 @@ def client_main(base_url: str, token: str, vouchers: list, qr_key: bytes, interv
                 status = type(exc).__name__
             took = time.monotonic() - t0
             samples.append((t0, took, status, "redeem" if redeem else "me"))
+            if status.startswith("2"):
+                ready.set()
             stop.wait(max(0.0, interval - took))
     out.send(samples)
     out.close()
@@ -140,15 +143,18 @@ class AuthClient:
     def __init__(self, base_url: str, info: dict, interval: float = 0.05,
                  redeem_every: int = 10) -> None:
         ctx = mp.get_context("spawn")
-        self.stop_evt = ctx.Event()
+        self.stop_evt, self.ready = ctx.Event(), ctx.Event()
         self.recv, send = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=client_main, daemon=True, args=(
             base_url, info["token"], list(map(tuple, info["vouchers"])), info["qr_key"],
-            interval, redeem_every, self.stop_evt, send))
+            interval, redeem_every, self.ready, self.stop_evt, send))
         self.samples: list[tuple[float, float, str, str]] = []
 
-    def start(self) -> None:
+    def start(self, timeout: float = 120.0) -> None:
+        """Start, and wait until the client is working (its imports take a while)."""
         self.proc.start()
+        if not self.ready.wait(timeout):
+            raise RuntimeError(f"the authenticated client did not get a 2xx in {timeout:.0f} s")
 
     def finish(self) -> None:
         self.stop_evt.set()
@@ -357,6 +363,8 @@ async def run_phases(attack: Attack, mem: MemorySampler, sizes: dict,
         ph.attack = await run()
         ph.t1 = time.monotonic()
         ph.peaks = mem.peaks(ph.t0, ph.t1)
+        for pid, mb in mem.now().items():  # a phase shorter than a sampling period has one too
+            ph.peaks[pid] = max(ph.peaks.get(pid, 0.0), mb)
         await asyncio.sleep(z["settle_s"])
         ph.after = mem.now()
         ph.login_user = "kadmin_b" if ph.name.startswith("3") else "staff"
@@ -472,6 +480,7 @@ def git_commit() -> str:
 
 def run(url: str, sizes: dict, workers: int, mode: str, tmp: Path, say,
         server_log: Path | None = None) -> str:
+    load0, commit = os.getloadavg()[0], git_commit()  # the code the server runs: now
     say(f"setting up {sizes['vouchers']} vouchers and the users ...")
     info = setup(url, sizes["vouchers"])
     add_login_users(url, info["merchant"])
@@ -488,7 +497,6 @@ def run(url: str, sizes: dict, workers: int, mode: str, tmp: Path, say,
         mem.start()
         client = AuthClient(server.url, info)
         client.start()
-        time.sleep(1.0)  # the client's first requests (imports, connection) before the baseline
         attack = Attack(server.url, sizes)
 
         async def main() -> tuple[list[Phase], int]:
@@ -520,11 +528,12 @@ def run(url: str, sizes: dict, workers: int, mode: str, tmp: Path, say,
     load = os.getloadavg()
     header = [
         f"# HTTP attack: {mode} run on {db_text.split(' (')[0]}", "",
-        f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; code at commit {git_commit()}",
+        f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; code at commit {commit}",
         f"- database: {db_text}",
         f"- server: `civicvoucher serve --workers {workers}` on 127.0.0.1",
         f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}; load average at the end {load[0]:.1f} "
+        f"Python {platform.python_version()}; load average {load0:.1f} at the start, "
+        f"{load[0]:.1f} at the end "
         "(shared with other work: latencies are this run's, not a capacity claim)",
         "- client: GET /api/v1/auth/me every 50 ms, one at a time, a QR redemption every tenth "
         "request; its requests are counted in the phase during which they started",

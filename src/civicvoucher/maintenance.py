@@ -53,17 +53,20 @@ B, K, T, V = (RateBucket.__table__, IdempotencyRecord.__table__, ApiToken.__tabl
 
 @dataclass(frozen=True)
 class Policy:
-    """How long past the end of its force a row is kept, and the size of a chunk."""
+    """How long past the end of its force a row is kept, and the size of a chunk (its keys
+    go into one ``IN (...)``: keep it well under SQLite's 32,766 bound parameters)."""
 
     grace: timedelta = timedelta(hours=1)
     bucket_idle: timedelta = timedelta(hours=24)
     chunk: int = 1000
 
     def __post_init__(self) -> None:
-        if self.chunk < 1:
-            raise ValueError("chunk must be at least 1")
-        if self.grace < timedelta(0) or self.bucket_idle < timedelta(minutes=15):
-            raise ValueError("grace must not be negative, bucket_idle at least 15 minutes")
+        if not 1 <= self.chunk <= 10_000:
+            raise ValueError("chunk must be 1 to 10,000 rows")
+        if self.grace < timedelta(0):
+            raise ValueError("grace must not be negative")
+        if self.bucket_idle < timedelta(minutes=15):  # longer than any window or lockout
+            raise ValueError("bucket_idle must be at least 15 minutes")
 
 
 @dataclass

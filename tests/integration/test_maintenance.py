@@ -275,8 +275,11 @@ def test_a_bucket_renewed_between_the_look_and_the_delete_stays(pg_db, at_now):
     assert left == {"login:ip:10.0.0.9": NOW}
 
 
-def test_policy_refuses_a_bucket_idle_time_shorter_than_a_lock(db):
-    with pytest.raises(ValueError):
+def test_policy_refuses_what_would_prune_live_state_or_break_a_chunk():
+    with pytest.raises(ValueError, match="at least 15 minutes"):  # shorter than a lockout
         Policy(bucket_idle=timedelta(minutes=5))
-    with pytest.raises(ValueError):
-        Policy(chunk=0)
+    with pytest.raises(ValueError, match="negative"):
+        Policy(grace=-M)
+    for chunk in (0, 10_001):  # one IN (...) per chunk: SQLite takes 32,766 parameters
+        with pytest.raises(ValueError, match="chunk"):
+            Policy(chunk=chunk)

@@ -17,7 +17,7 @@ from civicvoucher.errors import ValidationError
 def maintenance(
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="count what would be pruned; change nothing"),
-    chunk: int = typer.Option(1000, min=1, max=100_000,
+    chunk: int = typer.Option(1000, min=1, max=10_000,
                               help="rows per transaction (smaller: shorter locks)"),
     grace_minutes: int = typer.Option(60, min=0, help="keep a row this long after it stops "
                                       "being in force (clock differences between hosts)"),
