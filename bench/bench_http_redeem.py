@@ -24,103 +24,24 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.http_harness import SECRET, Server, pct, setup, throwaway_pg
 
 ADMIN = os.environ.get("CIVICVOUCHER_BENCH_PG_ADMIN",
                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SECRET = "bench-secret-key"
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-
-def setup(url: str, vouchers_needed: int) -> dict:
-    from stdnum.cn import ric, uscc
-
-    from civicvoucher.api.state import AppState
-    from civicvoucher.auth.service import create_user
-    from civicvoucher.auth.tokens import issue_token
-    from civicvoucher.core import clock
-    from civicvoucher.db import Database
-    from civicvoucher.funds.service import deposit
-    from civicvoucher.members.rules import MemberRow, MemberStatus
-    from civicvoucher.members.service import add_members
-    from civicvoucher.merchants.models import Merchant
-    from civicvoucher.merchants.rules import Channel, MerchantRow, MerchantStatus, category_for_mcc
-    from civicvoucher.merchants.service import add_merchants
-    from civicvoucher.orgs.service import create_org
-    from civicvoucher.programs.service import create_program
-    from civicvoucher.programs.spec import parse_program_spec
-    from civicvoucher.schema import upgrade
-    from civicvoucher.vouchers.issuance import issue, outstanding_account
-    from civicvoucher.vouchers.models import Voucher
-    from civicvoucher.vouchers.redemption import payable_account
-
-    db = Database(url)
-    upgrade(db.engine)
-    per_member = 10
-    members = vouchers_needed // per_member + 1
-    now = clock.now()
-
-    def u(n: int) -> str:
-        body = f"91140100{n:09d}"[:17]
-        return body + uscc.calc_check_digit(body)
-
-    with db.session() as s:
-        prov = create_org(s, level="province", name="省", division_code="140000")
-        city = create_org(s, level="city", name="市", division_code="140100", parent_id=prov.id)
-        county = create_org(s, level="county", name="县", division_code="140105",
-                            parent_id=city.id)
-        union = create_org(s, level="union", name="工会", uscc=u(1), unit_type="enterprise",
-                           parent_id=county.id)
-        rows = []
-        for n in range(members):
-            body = f"1101011990{n % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
-            body = f"{body[:6]}{1950 + n // 10000:04d}{body[10:]}"
-            rows.append((n + 1, MemberRow(name=f"m{n}", id_number=body + ric.calc_check_digit(
-                body + "0"), phone=None, union=u(1), status=MemberStatus.ACTIVE)))
-        add_members(s, rows, key=SECRET.encode())
-        add_merchants(s, [(1, MerchantRow(
-            uscc=u(2), name="超市", mcc="5411", category=category_for_mcc("5411"),
-            county_code="140105", channels=(Channel.OFFLINE,), status=MerchantStatus.ACTIVE))])
-        merchant = s.execute(select(Merchant.id)).scalar_one()
-        spec = parse_program_spec(dict(key="bench", name="bench", products=[dict(
-            key="v", name="券", denominations_yuan=[10] * per_member,
-            categories=["supermarket_fuel"], channels=["offline"],
-            valid_from=now - timedelta(days=1), expires_at=now + timedelta(days=30))]))
-        program, _ = create_program(s, spec=spec)
-        deposit(s, org_id=union.id, amount_fen=members * per_member * 1000, source="fiscal",
-                idem_key="bench")
-        r = issue(s, union_id=union.id, program="bench", idem_key="bench")
-        assert r.issuance.status == "completed", r.issuance.status
-        cashier = create_user(s, username="cashier", role="cashier", merchant_id=merchant)
-        token, _ = issue_token(s, user_id=cashier.user.id, kind="api", ttl=None)
-        out_acct = outstanding_account(s, union.id, program.id)
-        pay_acct = payable_account(s, merchant)
-        vs = s.execute(select(Voucher.id, Voucher.code).order_by(Voucher.id)).all()
-    state = AppState(db=db, secret_key=SECRET.encode())
-    db.dispose()
-    return dict(token=token, merchant=merchant, union=union.id, program=program.id,
-                out_acct=out_acct, pay_acct=pay_acct, vouchers=vs, qr_key=state.qr_key)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def http_load(port: int, info: dict, vouchers: list, concurrency: int) -> tuple:
@@ -218,34 +139,23 @@ def main() -> None:
     ap.add_argument("--pgbench-tx", type=int, default=3000)
     ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
-    name = f"cv_bench_{os.getpid()}"
-    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    server = None
-    try:
+    with throwaway_pg(ADMIN) as url:
+        name = make_url(url).database
         print(f"setting up {args.http_requests + args.pgbench_tx} vouchers in {name} ...")
         info = setup(url, args.http_requests + args.pgbench_tx)
         http_v = info["vouchers"][:args.http_requests]
         pg_v = info["vouchers"][args.http_requests:]
-        port = free_port()
-        env = {**os.environ, "CIVICVOUCHER_DATABASE_URL": url,
-               "CIVICVOUCHER_SECRET_KEY": SECRET}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "civicvoucher.api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-             "--log-level", "warning", "--no-access-log"], env=env)
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        asyncio.run(http_load(port, info, http_v[:50], args.concurrency))  # warm up
-        secs, lat, errors = asyncio.run(http_load(port, info, http_v[50:], args.concurrency))
-        http_tps = len(lat) / secs
-        tps, pg_lat, n = run_pgbench(url, info, pg_v, args.concurrency, args.pgbench_tx)
+        server = Server({**os.environ, "CIVICVOUCHER_DATABASE_URL": url,
+                         "CIVICVOUCHER_SECRET_KEY": SECRET}, workers=args.workers)
+        try:
+            server.wait_healthy()
+            port = server.port
+            asyncio.run(http_load(port, info, http_v[:50], args.concurrency))  # warm up
+            secs, lat, errors = asyncio.run(http_load(port, info, http_v[50:], args.concurrency))
+            http_tps = len(lat) / secs
+            tps, pg_lat, n = run_pgbench(url, info, pg_v, args.concurrency, args.pgbench_tx)
+        finally:
+            server.stop()
         print(f"concurrency {args.concurrency}, uvicorn workers {args.workers}, "
               f"PostgreSQL {name} on 127.0.0.1")
         print(f"HTTP    : {len(lat)} redemptions in {secs:.1f} s = {http_tps:,.0f}/s  "
@@ -255,14 +165,6 @@ def main() -> None:
               f"p50 {pct(pg_lat, 50) * 1000:.2f} ms  p99 {pct(pg_lat, 99) * 1000:.2f} ms")
         print(f"ratio   : HTTP throughput is {http_tps / tps:.2%} of pgbench's "
               f"(pgbench {tps / http_tps:.1f}x); p50 latency x{pct(lat, 50) / pct(pg_lat, 50):.1f}")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
 
 if __name__ == "__main__":
     main()

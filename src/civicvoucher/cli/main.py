@@ -68,6 +68,11 @@ def _register_more() -> None:
 
 _register_more()
 
+# upkeep (issue 9, item 7): the maintenance job
+from civicvoucher.cli.maintenance import register as _register_maintenance  # noqa: E402
+
+_register_maintenance(app)
+
 
 def run() -> None:
     try:
