@@ -96,7 +96,7 @@ def test_admin_set_member_credentials_are_refused_after_the_migration(blank_db):
                                 headers={"Authorization": "Bearer cvk_legacy-token"})
             assert (legacy.status_code, legacy.json()["code"]) == (401, "unauthenticated")
             with db.session() as s:  # the migration marked every old user
-                marks = dict(s.execute(text("SELECT username, credential_origin FROM api_user")))
+                marks = dict(s.execute(text("SELECT username, credential_origin FROM api_user")).all())
             assert marks == {"m-old": "admin", "ua-old": "admin"}
             # other roles are not touched
             admin = login("ua-old", "union admin's 1")
