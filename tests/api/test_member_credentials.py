@@ -75,19 +75,25 @@ def test_an_admin_creating_a_member_with_a_password_is_a_400_naming_the_field(ap
 
 def test_the_attack_path_is_refused_at_every_step(api):
     """Admin-created member → login → QR payload → redemption: no step works for the admin."""
+    # 1. the admin picks the member's password: refused, nothing created
+    r = api.call("POST", "/auth/users", Role.UNION_ADMIN,
+                 json={"username": "m-new", "role": "member", "member_id": _second_member(api),
+                       "password": "chosen by admin 1"})
+    assert r.status_code == 400, r.text
+    assert _login(api, "m-new", "chosen by admin 1").status_code == 401
+    # 2. created without one, there is no password to log in with, whatever the admin guesses
     made = _invite_new(api)
     uid = made["id"]
-    # no password exists to log in with, whatever the admin guesses
     assert _login(api, "m-new", "chosen by admin 1").status_code == 401
+    # 3. no token can be had for it: not from login's last step or the CLI's token create,
+    #    and a token row slipped in by hand does not authenticate
     with api.db.session() as s:
-        u = s.get(ApiUser, uid)
-        assert (u.password_hash, u.credential_origin) == (None, "invited")
-        # no token can be issued for it either (login's last step, the CLI's token create)
+        assert s.get(ApiUser, uid).password_hash is None
         with pytest.raises(Unauthenticated):
             issue_token(s, user_id=uid, kind="access")
-        # and a token row slipped in by hand does not authenticate
         s.add(ApiToken(user_id=uid, kind="api", token_hash=token_hash("cvk_by-hand"),
                        prefix="cvk_by-hand", created_at=T0))
+    # 4. so no QR payload for a cashier to redeem
     vid = api.voucher_ids_in[1]
     r = api.call("GET", f"/me/vouchers/{vid}/qr", token="cvk_by-hand")
     assert (r.status_code, r.json()["code"]) == (401, "unauthenticated"), r.text
