@@ -121,6 +121,8 @@ def build_api_world(db, *, limits: Limits | None = None) -> ApiWorld:
                 kw["merchant_id"] = w.merchants[ref]
             elif kind == "member":
                 kw["member_id"] = aw.member_in
+            if role is Role.MEMBER:  # token-only, standing for a member who activated
+                kw["origin"] = "self"
             new = create_user(s, username=f"u-{role}", role=role, password=None,
                               **kw)
             if role is Role.CHANNEL:

@@ -20,7 +20,10 @@ from civicvoucher.api.app import api_routes
 from civicvoucher.auth.models import ApiUser
 from civicvoucher.auth.policy import PUBLIC, RULES
 from civicvoucher.auth.roles import Role
+from civicvoucher.auth.service import create_user
 from civicvoucher.auth.tokens import issue_token
+from civicvoucher.funds.approvals import Person, request_deposit
+from civicvoucher.members.models import Member
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.models import Issuance
 from civicvoucher.vouchers.redemption import redeem
@@ -151,6 +154,17 @@ def requests_for(aw, role: Role, side: str) -> dict:
         "my_vouchers": ("GET", "/me/vouchers", {}, "ok"),
         "my_voucher_qr": ("GET", f"/me/vouchers/"
                           f"{aw.voucher_ids_in[0] if i else aw.voucher_ids_out[0]}/qr", {}, refuse),
+        # issue 9: member invitations, deposit approvals (approving or rejecting again answers
+        # the first decision, so every listed role gets through on the "in" side)
+        "invite_member": ("POST", f"/auth/users/{aw.invitee_in if i else aw.invitee_out}/invite",
+                          {}, refuse),
+        "list_deposit_requests": ("GET", f"/funds/deposit-requests?org_id={org}", {}, refuse),
+        "get_deposit_request": ("GET", f"/funds/deposit-requests/{aw.requests[side][0]}", {},
+                                refuse),
+        "approve_deposit_request": ("POST", f"/funds/deposit-requests/{aw.requests[side][0]}"
+                                    "/approve", {}, refuse),
+        "reject_deposit_request": ("POST", f"/funds/deposit-requests/{aw.requests[side][1]}"
+                                   "/reject", {"json": {"reason": "test"}}, refuse),
     }
 
 
@@ -166,6 +180,19 @@ def _prepare(aw) -> None:
         ids = dict(s.execute(select(Issuance.union_id, Issuance.id)).all())
         aw.issuance_in, aw.issuance_out = ids[aw.w.union_a], ids[aw.union_x]
         issue(s, union_id=aw.w.union_a, program=aw.w.program, idem_key="noop", now=T0)
+        # member users to invite again, and fiscal deposit requests (made by an operator) to
+        # approve and reject, on each side
+        second = s.execute(select(Member.id).where(Member.union_id == aw.w.union_a)
+                           .order_by(Member.id).offset(1)).scalars().first()
+        aw.invitee_in = create_user(s, username="invitee-in", role="member",
+                                    member_id=second).user.id
+        aw.invitee_out = create_user(s, username="invitee-out", role="member",
+                                     member_id=aw.member_out).user.id
+        maker = Person.operator("cli:matrix")
+        aw.requests = {side: [request_deposit(s, org_id=org, amount_fen=500, source="fiscal",
+                                              idem_key=f"rq-{side}-{n}", maker=maker).request.id
+                              for n in range(2)]
+                       for side, org in (("in", aw.w.union_a), ("out", aw.union_x))}
 
 
 def test_every_route_has_a_rule_and_a_row_here(api):

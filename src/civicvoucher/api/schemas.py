@@ -99,6 +99,11 @@ class UserIn(In):
                         Field(min_length=1, max_length=4,
                               description="a channel user only: the redemption channel kinds "
                                           "its callbacks may report (default online)")] | None = None
+    send_code_to_phone: Annotated[str | None, Field(
+        min_length=1, max_length=20, pattern=r"^[0-9 +()-]+$",
+        description="a member only (who takes no password): send the activation code to this "
+                    "number, which must be the member's phone on file; without it the code is "
+                    "in the answer, once, for a sealed slip")] = None
 
 
 class UserOut(BaseModel):
@@ -109,6 +114,10 @@ class UserOut(BaseModel):
     merchant_id: int | None
     member_id: int | None
     channel_secret: str | None = Field(None, description="a channel's HMAC secret, shown once")
+    activation_code: str | None = Field(None, json_schema_extra={"secret": True}, description=(
+        "a new member's one-time activation code, shown once (not when sent by SMS)"))
+    activation_expires_at: Instant | None = None
+    activation_sent_to: str | None = Field(None, description="the masked phone it was sent to")
 
 
 class Revoked(BaseModel):
@@ -558,3 +567,65 @@ class MemberImportOut(ImportOut):
     dry_run: bool = False
     changes_total: int = 0  # registered members who differ from the file
     changes: list[MemberRowChangeOut] = []  # the first 1,000 of them
+
+
+# --- member credentials and deposit approvals (issue 9, task "credentials") ------------------
+
+class ActivateIn(In):
+    """A member activates their account: the one-time code and a password of their own."""
+
+    username: Text | None = Field(None, description="the member user's name, or give member_id")
+    member_id: Id | None = Field(None, description="the member's id in the registry")
+    code: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9 -]+$",
+                               description="as printed or sent, e.g. ABCDE-FGHJK (any case)")]
+    password: Annotated[str, Field(min_length=10, max_length=200)]
+
+
+class ActivatedOut(BaseModel):
+    user_id: int
+    username: str
+    member_id: int | None
+    activated: bool = True
+
+
+class InviteIn(In):
+    send_code_to_phone: Annotated[str | None, Field(
+        min_length=1, max_length=20, pattern=r"^[0-9 +()-]+$",
+        description="send the code to this number (it must be the member's phone on file); "
+                    "without it the code is in the answer, once, for a sealed slip")] = None
+
+
+class InviteOut(BaseModel):
+    user_id: int
+    username: str
+    member_id: int | None
+    activation_code: str | None = Field(None, json_schema_extra={"secret": True},
+                                        description="shown once (not when sent by SMS)")
+    activation_expires_at: Instant
+    activation_sent_to: str | None = None
+    voided_previous: bool = Field(description="an unused earlier code no longer works")
+    cleared_password: bool = Field(description="the password set before was cleared and the "
+                                               "user's tokens revoked")
+
+
+class DepositRequestOut(BaseModel):
+    """A deposit that waits for (or had) its second person; money moves only on approval."""
+
+    id: int
+    org_id: int
+    from_org_id: int | None
+    amount_fen: FenOut
+    source: str
+    reason: Literal["fiscal", "transfer", "over_threshold"]
+    status: Literal["pending", "approved", "rejected"]
+    maker_name: str
+    checker_name: str | None
+    note: str | None
+    transfer_id: str | None
+    created_at: Instant
+    decided_at: Instant | None
+    balance_fen: FenOut | None = Field(None, description="the fund after the decision")
+
+
+class RejectIn(In):
+    reason: Text | None = None

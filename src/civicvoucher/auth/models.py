@@ -34,6 +34,13 @@ class ApiUser(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # credentials (issue 9, auth/credentials.py): who set the password (admin | self |
+    # invited), and a member's one-time activation code, only as its HMAC
+    credential_origin: Mapped[str] = mapped_column(String(10), default="admin",
+                                                   server_default="admin")
+    activation_hash: Mapped[str | None] = mapped_column(String(64))
+    activation_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    activation_used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ApiToken(Base):

@@ -104,5 +104,20 @@ RULES: dict[str, Rule] = {
 }
 
 
+# --- issue 9, task "credentials": member invitations and activation, deposit approvals ------
+# Who may invite a member is who may create one (scope._CREATABLE); approving or rejecting a
+# deposit takes a federation admin, and funds.approvals.may_check decides which one.
+PUBLIC["activate_member"] = Public("a one-time activation code, rate-limited per IP and "
+                                   "per member")
+RULES.update({
+    "invite_member": Rule(frozenset({R.PROVINCE_ADMIN, R.COUNTY_ADMIN, R.UNION_ADMIN}),
+                          "member"),
+    "list_deposit_requests": Rule(ORG_READERS, "org"),
+    "get_deposit_request": Rule(ORG_READERS, "org"),
+    "approve_deposit_request": Rule(FEDERATION_ADMINS, "org"),
+    "reject_deposit_request": Rule(FEDERATION_ADMINS, "org"),
+})
+
+
 def rule_for(route_name: str) -> Rule | Public | None:
     return RULES.get(route_name) or PUBLIC.get(route_name)

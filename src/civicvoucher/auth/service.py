@@ -1,4 +1,9 @@
-"""User use cases: create a user (bound to its organisation, merchant or member), log in."""
+"""User use cases: create a user (bound to its organisation, merchant or member).
+
+A member user never gets a password from whoever creates it (auth/credentials.py): it is made
+``invited``, and the caller invites it (a one-time activation code). Only ``origin="self"``
+(system setup and tests, standing for "the member set this") makes a usable member directly;
+the API and the CLI never pass it."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from civicvoucher.auth import credentials
 from civicvoucher.auth.errors import BindingNotAllowed
 from civicvoucher.auth.models import ApiUser, PaymentChannel
 from civicvoucher.auth.passwords import hash_password
@@ -19,7 +25,7 @@ from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.rules import Channel
 from civicvoucher.orgs.models import Org
 
-MIN_PASSWORD = 10
+MIN_PASSWORD = credentials.MIN_PASSWORD
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,23 @@ class NewUser:
 def create_user(session: Session, *, username: str, role: str, password: str | None = None,
                 org_id: int | None = None, merchant_id: int | None = None,
                 member_id: int | None = None,
-                channels: list[str] | tuple[str, ...] | None = None) -> NewUser:
+                channels: list[str] | tuple[str, ...] | None = None,
+                origin: str | None = None) -> NewUser:
     """Add a user. Each role is bound to what it acts for, and to nothing else; a channel
     also gets its HMAC secret and the redemption channel kinds it may report (``online``
-    unless told)."""
+    unless told).
+
+    A member takes no password (400 ``member_password_not_allowed``) and starts ``invited``,
+    unusable until activated, unless ``origin="self"``: the credential given (or none, for a
+    token-only test member) is the member's own. Only system setup and tests say so."""
     r = Role.parse(role) if isinstance(role, str) else role
+    if origin not in (None, credentials.SELF) or (origin is not None and r is not Role.MEMBER):
+        raise ValidationError("origin='self' is only for a member's own credential",
+                              field="origin")
+    if r is Role.MEMBER and password is not None and origin != credentials.SELF:
+        raise credentials.MemberPasswordRefused(
+            "a member sets their own password: create the member without one, and the "
+            "member activates the account with the one-time code", field="password")
     if stray := stray_binding(r, org_id=org_id, merchant_id=merchant_id, member_id=member_id,
                               channels=channels):
         raise BindingNotAllowed(f"a {r} user is not bound by {stray}", field=stray)
@@ -63,7 +81,9 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
     user = ApiUser(username=username, role=str(r),
                    password_hash=hash_password(password) if password else None,
                    org_id=org_id, merchant_id=merchant_id, member_id=member_id, active=True,
-                   created_at=clock.now())
+                   created_at=clock.now(),
+                   credential_origin=(origin or credentials.INVITED) if r is Role.MEMBER
+                   else credentials.ADMIN)
     session.add(user)
     session.flush()
     secret = None

@@ -1,5 +1,9 @@
 """Bearer tokens: 256 random bits, shown once, stored as SHA-256. Access tokens (from login)
-live 15 minutes; API tokens (for integrations) live until revoked."""
+live 15 minutes; API tokens (for integrations) live until revoked.
+
+A member's tokens work only while the member's credential is the member's own
+(``credentials.usable``): a token issued under an admin-set password, or before the member was
+re-invited, is refused."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from civicvoucher.auth import credentials
 from civicvoucher.auth.errors import Unauthenticated
 from civicvoucher.auth.models import ApiToken, ApiUser
 from civicvoucher.auth.roles import Role
@@ -28,7 +33,12 @@ def token_hash(token: str) -> str:
 
 def issue_token(session: Session, *, user_id: int, kind: str = "access", name: str | None = None,
                 ttl: timedelta | None = ACCESS_TTL) -> tuple[str, ApiToken]:
-    """Create a token; returns the secret (shown once) and its row."""
+    """Create a token; returns the secret (shown once) and its row. Refused for a user whose
+    credential may not be used (a member whose password an admin set, or not yet activated)."""
+    user = session.get(ApiUser, user_id)
+    if user is None or not credentials.usable(user):
+        raise Unauthenticated("this account cannot be used: a member activates it with "
+                              "their own code and password first")
     secret = PREFIX[kind] + secrets.token_urlsafe(32)
     now = clock.now()
     row = ApiToken(user_id=user_id, kind=kind, token_hash=token_hash(secret),
@@ -65,7 +75,8 @@ def authenticate(session: Session, token: str) -> Principal:
     if row is None:
         raise Unauthenticated("invalid or expired token")
     token_id, expires_at, revoked_at, user, org = row
-    if revoked_at is not None or (expires_at is not None and expires_at <= now) or not user.active:
+    if revoked_at is not None or (expires_at is not None and expires_at <= now) or \
+            not credentials.usable(user):
         raise Unauthenticated("invalid or expired token")
     return principal_for(user, org, token_id=token_id)
 

@@ -23,6 +23,9 @@ fund_app = typer.Typer(help="Union fund accounts.", no_args_is_help=True)
 program_app = typer.Typer(help="Programs and their voucher products.", no_args_is_help=True)
 
 KEY = typer.Option(None, "--key", help="idempotency key: a retry with the same key does nothing new")
+DECIDE_KEY = typer.Option(None, "--key", help="accepted like every command's key; a decision "
+                          "is idempotent by the request's state: deciding again, with any key, "
+                          "changes nothing")
 
 
 @fund_app.command("deposit")
@@ -33,21 +36,109 @@ def fund_deposit(
     from_org: str = typer.Option(None, "--from", help="the paying federation, for a transfer"),
     key: str = KEY,
 ) -> None:
-    """Deposit into an organisation's fund."""
-    from civicvoucher.funds.service import deposit
+    """Deposit into an organisation's fund. Fiscal money, transfers and dues above
+    CIVICVOUCHER_DEPOSIT_APPROVAL_ABOVE yuan (default 100,000) become a request that another
+    person approves (fund approve); nothing moves until then."""
+    from civicvoucher.funds.approvals import REASON_ZH, request_deposit
+    from civicvoucher.funds.service import Deposit
     from civicvoucher.orgs.service import find_org
 
     k = key_or_new(key, "deposit")
     with database().session() as s:
         payer = find_org(s, from_org).id if from_org else None
         org_id = find_org(s, org).id
-    d = run_audited(deposit, "fund.deposit", lambda d: f"org:{d.org_id}",
-                    lambda d: {"amount_fen": d.amount_fen, "source": d.source,
-                               "from_org_id": payer, "transfer_id": d.transfer_id},
-                    org_id=org_id, amount_fen=parse_yuan(amount, "amount"), source=source,
-                    from_org_id=payer, idem_key=k)
-    note = " (replayed: nothing new)" if d.replayed else ""
-    console.print(f"deposited {format_yuan(d.amount_fen)}; fund now {format_yuan(d.balance_fen)}{note}")
+
+    def work(s):
+        r = request_deposit(s, org_id=org_id, amount_fen=parse_yuan(amount, "amount"),
+                            source=source, from_org_id=payer, idem_key=k, maker=operator())
+        if r.replayed:
+            return r
+        if isinstance(r, Deposit):
+            audit(s, "fund.deposit", f"org:{r.org_id}",
+                  {"amount_fen": r.amount_fen, "source": r.source, "from_org_id": payer,
+                   "transfer_id": r.transfer_id})
+        else:
+            q = r.request
+            audit(s, "fund.deposit.request", f"deposit_request:{q.id}",
+                  {"org_id": q.org_id, "amount_fen": q.amount_fen, "source": q.source,
+                   "from_org_id": q.from_org_id, "reason": q.reason})
+        return r
+
+    r = database().run(work)
+    note = " (replayed: nothing new)" if r.replayed else ""
+    if isinstance(r, Deposit):
+        console.print(f"deposited {format_yuan(r.amount_fen)}; fund now "
+                      f"{format_yuan(r.balance_fen)}{note}")
+        return
+    q = r.request
+    console.print(f"[yellow]需要复核[/yellow]：{format_yuan(q.amount_fen)}"
+                  f"（{REASON_ZH.get(q.reason, q.reason)}）须由另一位上级管理员批准后才入账，"
+                  f"尚未动用任何资金。申请编号 #{q.id}，状态 {q.status}{note}\n"
+                  f"needs a second person: request #{q.id} waits for approval, no money moved "
+                  f"yet (civicvoucher fund approve {q.id})")
+
+
+def operator():
+    """The CLI operator as a maker or checker: the OS login (``cli:<user>``), above every
+    organisation (funds/approvals.py)."""
+    from civicvoucher.funds.approvals import Person
+
+    return Person.operator(cli_actor().name)
+
+
+@fund_app.command("pending")
+def fund_pending(status: str = typer.Option("pending", help="pending, approved or rejected")
+                 ) -> None:
+    """List deposit requests (pending unless told otherwise), oldest first."""
+    from civicvoucher.funds.approvals import describe, requests_query
+    from civicvoucher.funds.models import DepositRequest
+    from civicvoucher.orgs.models import Org
+
+    with database().session() as s:
+        rows = s.execute(requests_query(status=status).add_columns(Org.name)
+                         .order_by(DepositRequest.id).limit(500)).all()
+        if not rows:
+            console.print(f"没有{'待复核的' if status == 'pending' else ''}存入申请 / no {status} "
+                          "deposit requests")
+        for q, name in rows:
+            console.print(describe(q, name))
+
+
+@fund_app.command("approve")
+def fund_approve(request_id: int = typer.Argument(..., help="the request's number"),
+                 key: str = DECIDE_KEY) -> None:
+    """Approve a deposit request (not your own): its money moves now, once."""
+    from civicvoucher.funds.approvals import approve
+
+    d = run_audited(approve, "fund.deposit.approve", lambda d: f"deposit_request:{d.request.id}",
+                    _decision_detail, request_id=request_id, checker=operator())
+    q = d.request
+    console.print(f"已批准 #{q.id}：{format_yuan(q.amount_fen)} 已入账，基金余额 "
+                  f"{format_yuan(d.balance_fen)}（申请人 {q.maker_name}，批准人 {q.checker_name}）"
+                  + ("（此前已批准，未重复入账）" if d.replayed else "")
+                  + f"\napproved #{q.id}: deposited {format_yuan(q.amount_fen)}"
+                  + (" (approved before: nothing new)" if d.replayed else ""))
+
+
+@fund_app.command("reject")
+def fund_reject(request_id: int = typer.Argument(..., help="the request's number"),
+                reason: str = typer.Option(None, help="why (kept with the request)"),
+                key: str = DECIDE_KEY) -> None:
+    """Reject a deposit request (not your own): nothing moves."""
+    from civicvoucher.funds.approvals import reject
+
+    d = run_audited(reject, "fund.deposit.reject", lambda d: f"deposit_request:{d.request.id}",
+                    _decision_detail, request_id=request_id, checker=operator(), note=reason)
+    q = d.request
+    console.print(f"已驳回 #{q.id}：{format_yuan(q.amount_fen)} 未入账"
+                  + ("（此前已驳回）" if d.replayed else "") + f"\nrejected #{q.id}")
+
+
+def _decision_detail(d) -> dict:
+    q = d.request
+    return {"org_id": q.org_id, "amount_fen": q.amount_fen, "source": q.source,
+            "from_org_id": q.from_org_id, "maker": q.maker, "maker_name": q.maker_name,
+            "transfer_id": q.transfer_id, "note": q.note}
 
 
 @fund_app.command("balance")

@@ -38,17 +38,33 @@ def user_create(
     member: int = typer.Option(None, help="member id"),
     channels: str = typer.Option(None, help="a channel only: the redemption channel kinds its "
                                  "callbacks may report, comma-separated (default online)"),
-    password: str = typer.Option(None, help="(prompted if not given; env CIVICVOUCHER_PASSWORD)"),
+    password: str = typer.Option(None, help="(prompted if not given; env CIVICVOUCHER_PASSWORD)"
+                                 "; never for a member, who sets their own"),
+    sms: str = typer.Option(None, "--sms", help="a member only: send the activation code to "
+                            "this phone (it must be the member's phone on file) instead of "
+                            "printing it"),
 ) -> None:
-    """Create an API user bound to its organisation, merchant or member."""
+    """Create an API user bound to its organisation, merchant or member. A member gets a
+    one-time activation code (printed once for a sealed slip, or sent with --sms), never a
+    password: the member sets their own with POST /api/v1/auth/activate."""
+    from civicvoucher.auth.credentials import MemberPasswordRefused
     from civicvoucher.auth.roles import Role
     from civicvoucher.auth.service import create_user
     from civicvoucher.cli.common import audit, console, database
+    from civicvoucher.errors import ValidationError
     from civicvoucher.merchants.service import find_merchant
     from civicvoucher.orgs.service import find_org
 
     r = Role.parse(role)
-    if r is not Role.CHANNEL and password is None:
+    if r is Role.MEMBER:
+        if password is not None:
+            raise MemberPasswordRefused("会员的密码只能由会员本人设置：去掉 --password，把激活码交给"
+                                        "会员 / a member sets their own password: leave "
+                                        "--password out and give the member the activation "
+                                        "code", field="password")
+    elif sms is not None:
+        raise ValidationError("only a member user gets an activation code", field="sms")
+    elif r is not Role.CHANNEL and password is None:
         password = os.environ.get("CIVICVOUCHER_PASSWORD") or typer.prompt(
             "password", hide_input=True, confirmation_prompt=True)
     with database().session() as s:
@@ -58,21 +74,83 @@ def user_create(
                           member_id=member,
                           channels=[c.strip() for c in channels.split(",") if c.strip()]
                           if channels else None)
-        audit(s, "user.create", f"user:{new.user.id}", {"role": str(r)})
+        detail: dict = {"role": str(r)}
+        sent = _invite(s, new.user.id, sms, detail) if r is Role.MEMBER else None
+        audit(s, "user.create", f"user:{new.user.id}", detail)
     console.print(f"[green]user {username} created[/green] ({r}, id {new.user.id})")
     if new.channel_secret:
         console.print(f"channel HMAC secret (shown once): {new.channel_secret}")
+    if sent is not None:
+        _print_invitation(*sent)
+
+
+def _invite(s, user_id: int, sms: str | None, detail: dict):
+    """Invite a member user (a new one-time code) and deliver it; notes how in ``detail``."""
+    from civicvoucher.auth import credentials
+    from civicvoucher.cli.common import settings
+
+    key = settings().secret_key
+    inv = credentials.invite(s, user_id=user_id, key=credentials.activation_key(key))
+    sent_to = credentials.deliver(s, inv, phone=sms, id_key=key)
+    detail.update({"delivery": "sms" if sent_to else "slip", "sent_to": sent_to,
+                   "expires_at": inv.expires_at.isoformat(),
+                   "voided_previous": inv.voided_previous,
+                   "cleared_password": inv.cleared_password})
+    return inv, sent_to
+
+
+def _print_invitation(inv, sent_to: str | None) -> None:
+    from civicvoucher.auth.credentials import format_code
+    from civicvoucher.cli.common import console
+    from civicvoucher.core.clock import format_local
+
+    until = format_local(inv.expires_at)
+    if sent_to:
+        console.print(f"激活码已发送至会员登记的手机 {sent_to}，{until} 前有效 / activation code "
+                      f"sent to the member's phone {sent_to}, valid until {until}")
+        return
+    console.print(f"激活码（只显示这一次，请打印后密封交给会员本人）：{format_code(inv.code)}\n"
+                  f"{until} 前有效，仅可使用一次；会员用它设置自己的密码 / one-time activation "
+                  f"code, shown once: print it on a sealed slip for the member (valid until "
+                  f"{until}); the member sets their own password with it")
+    if inv.cleared_password:
+        console.print("原密码已清除，该用户的令牌已全部吊销 / the old password is cleared and "
+                      "every token of the user revoked")
+
+
+@user_app.command("invite")
+def user_invite(
+    username: str = typer.Argument(..., help="the member user"),
+    sms: str = typer.Option(None, "--sms", help="send the code to this phone (the member's "
+                            "phone on file) instead of printing it"),
+) -> None:
+    """Invite a member user again: a new one-time activation code. The old code stops
+    working, the password is cleared and every token revoked until the member activates."""
+    from civicvoucher.auth.service import find_user
+    from civicvoucher.cli.common import audit, database
+
+    with database().session() as s:
+        user = find_user(s, username)
+        detail: dict = {}
+        inv, sent_to = _invite(s, user.id, sms, detail)
+        audit(s, "user.invite", f"user:{user.id}", detail)
+    _print_invitation(inv, sent_to)
 
 
 @token_app.command("create")
 def token_create(username: str, name: str = typer.Option("cli", help="what the token is for")) -> None:
     """Create a long-lived API token for a user; it is shown once."""
+    from civicvoucher.auth.roles import Role
     from civicvoucher.auth.service import find_user
     from civicvoucher.auth.tokens import issue_token
     from civicvoucher.cli.common import audit, console, database
+    from civicvoucher.errors import ValidationError
 
     with database().session() as s:
         user = find_user(s, username)
+        if user.role == Role.MEMBER:
+            raise ValidationError("会员的令牌只能由会员本人登录获得 / a member's token comes only "
+                                  "from the member's own login", field="username")
         secret, row = issue_token(s, user_id=user.id, kind="api", name=name, ttl=None)
         audit(s, "auth.token.create", f"token:{row.id}", {"user_id": user.id, "name": name})
     console.print(f"token {row.id} for {username} (shown once):\n{secret}")

@@ -11,6 +11,7 @@ from civicvoucher.db import once
 from civicvoucher.errors import ValidationError
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, DepositSource, TransferCode
+from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.service import get_org, is_within
 
 
@@ -32,6 +33,34 @@ class Deposit:
     replayed: bool
 
 
+def check_deposit(session: Session, *, org_id: int, amount_fen: int, source: str,
+                  from_org_id: int | None = None) -> tuple[Org, DepositSource, Org | None]:
+    """What a deposit must be before anything is written (also checked when it is only
+    requested): a positive amount, a known source, and a transfer's paying federation above
+    the receiver. Returns the receiver, the source and the payer (transfers only)."""
+    fen(amount_fen)
+    if amount_fen <= 0:
+        raise ValidationError("deposit must be positive", field="amount")
+    try:
+        src = DepositSource(source)
+    except ValueError:
+        raise ValidationError(f"unknown deposit source {source!r} (dues, fiscal or transfer)",
+                              field="source") from None
+    org = get_org(session, org_id)
+    payer = None
+    if src == DepositSource.TRANSFER:
+        if from_org_id is None:
+            raise ValidationError("a transfer needs the paying federation", field="from_org")
+        payer = get_org(session, from_org_id)
+        if payer.id == org.id or not is_within(org, payer):
+            raise ValidationError(
+                "transfers flow from a federation down its own subtree", field="from_org"
+            )
+    elif from_org_id is not None:
+        raise ValidationError("only a transfer names a paying federation", field="from_org")
+    return org, src, payer
+
+
 def deposit(
     session: Session,
     *,
@@ -42,25 +71,18 @@ def deposit(
     from_org_id: int | None = None,
     memo: str | None = None,
 ) -> Deposit:
-    """Put money into an organisation's fund. A 'transfer' comes from an ancestor federation's
-    fund (and cannot overdraw it); dues and fiscal allocations come from outside."""
-    fen(amount_fen)
-    if amount_fen <= 0:
-        raise ValidationError("deposit must be positive", field="amount")
-    src = DepositSource(source)
-    org = get_org(session, org_id)
-    if src == DepositSource.TRANSFER:
-        if from_org_id is None:
-            raise ValidationError("a transfer needs the paying federation", field="from_org")
-        payer = get_org(session, from_org_id)
-        if payer.id == org.id or not is_within(org, payer):
-            raise ValidationError(
-                "transfers flow from a federation down its own subtree", field="from_org"
-            )
+    """Put money into an organisation's fund, now. A 'transfer' comes from an ancestor
+    federation's fund (and cannot overdraw it); dues and fiscal allocations come from outside.
+
+    This moves the money without asking anyone: the doors (API, CLI) go through
+    ``funds.approvals.request_deposit``, which calls this only for a deposit that needs no
+    second person, and ``approvals.approve`` calls it once the checker agreed. Direct callers
+    are system setup (tests, the demo's scenario) acting as the system."""
+    org, src, payer = check_deposit(session, org_id=org_id, amount_fen=amount_fen,
+                                    source=source, from_org_id=from_org_id)
+    if payer is not None:
         debit = fund_account(session, payer.id)
     else:
-        if from_org_id is not None:
-            raise ValidationError("only a transfer names a paying federation", field="from_org")
         debit = ledger.account_id(session, AccountCode.FUNDING_EXTERNAL, src)
     tid, credit = f"deposit:{idem_key}", fund_account(session, org.id)
     body = ledger.transfer_body(debit, credit, amount_fen, TransferCode.DEPOSIT)
@@ -76,7 +98,10 @@ def deposit_many(session: Session, *, items: list[tuple[int, int, str, str]],
                  memo: str | None = None) -> int:
     """Bulk deposits from outside (dues, fiscal): (org id, amount fen, source, idem key) each.
 
-    Same rules as ``deposit`` for those sources; one linked batch of transfers."""
+    Same rules as ``deposit`` for those sources; one linked batch of transfers. System only,
+    never a door: the demo's scenario (``scenarios/simulate.py``) funds its unions with it,
+    acting as the system, so no second person is asked (docs/deposits.md). No API route or
+    CLI command reaches it."""
     specs = []
     for org_id, amount, source, idem_key in items:
         fen(amount)

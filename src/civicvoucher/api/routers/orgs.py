@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import Depends, File, Path, Query, UploadFile
+from fastapi import Depends, File, Path, Query, Response, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,16 +14,20 @@ from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import (
     DepositIn,
     DepositOut,
+    DepositRequestOut,
     FundBalance,
     OrgImportOut,
     OrgIn,
     OrgOut,
+    RejectIn,
 )
 from civicvoucher.api.uploads import read_upload, saved_upload
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.errors import ImportRejected
-from civicvoucher.funds.service import deposit, fund_balance
+from civicvoucher.funds import approvals
+from civicvoucher.funds.models import DepositRequest
+from civicvoucher.funds.service import Deposit, fund_balance
 from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import ORG_ALIASES, validate_org_rows
 from civicvoucher.orgs.service import create_org, get_org, import_orgs
@@ -110,23 +114,132 @@ def get_fund_balance(org_id: int = OrgId, c: Ctx = Depends(ctx)) -> FundBalance:
     return c.db.run(run)
 
 
-@funds.post("/deposits", response_model=DepositOut, status_code=201, name="create_deposit")
-def create_deposit(body: DepositIn, c: Ctx = Depends(ctx)) -> DepositOut:
+@funds.post("/deposits", response_model=DepositOut | DepositRequestOut, status_code=201,
+            name="create_deposit",
+            responses={202: {"model": DepositRequestOut,
+                             "description": "waits for a second person (maker-checker)"}})
+def create_deposit(body: DepositIn, response: Response, c: Ctx = Depends(ctx)
+                   ) -> DepositOut | DepositRequestOut:
     """Deposit dues or a fiscal allocation, or transfer down from a federation; both ends must
-    be in your subtree."""
+    be in your subtree. Fiscal money, transfers, and dues above
+    ``CIVICVOUCHER_DEPOSIT_APPROVAL_ABOVE`` yuan (default 100,000) need a second person: the
+    answer is then 202 with a pending request, and no money moves until an admin of a
+    federation above approves it (``/funds/deposit-requests/{id}/approve``; docs/deposits.md).
+    """
 
-    def run(s: Session) -> DepositOut:
+    def run(s: Session) -> DepositOut | DepositRequestOut:
         scope.require_org(c.principal, get_org(s, body.org_id))
         if body.from_org_id is not None:
             scope.require_org(c.principal, get_org(s, body.from_org_id))
-        d = deposit(s, org_id=body.org_id, amount_fen=body.amount_fen, source=body.source,
-                    from_org_id=body.from_org_id, memo=body.memo,
-                    idem_key=c.service_key("deposit"))
-        if not d.replayed:
-            c.audit(s, "fund.deposit", target=f"org:{d.org_id}",
-                    detail={"amount_fen": d.amount_fen, "source": d.source,
-                            "from_org_id": body.from_org_id, "transfer_id": d.transfer_id})
-        return DepositOut(transfer_id=d.transfer_id, org_id=d.org_id, amount_fen=d.amount_fen,
-                          source=d.source, balance_fen=d.balance_fen)
+        r = approvals.request_deposit(
+            s, org_id=body.org_id, amount_fen=body.amount_fen, source=body.source,
+            from_org_id=body.from_org_id, memo=body.memo, idem_key=c.service_key("deposit"),
+            maker=_person(c))
+        if isinstance(r, Deposit):
+            if not r.replayed:
+                c.audit(s, "fund.deposit", target=f"org:{r.org_id}",
+                        detail={"amount_fen": r.amount_fen, "source": r.source,
+                                "from_org_id": body.from_org_id, "transfer_id": r.transfer_id})
+            return DepositOut(transfer_id=r.transfer_id, org_id=r.org_id,
+                              amount_fen=r.amount_fen, source=r.source, balance_fen=r.balance_fen)
+        q = r.request
+        if not r.replayed:
+            c.audit(s, "fund.deposit.request", target=f"deposit_request:{q.id}",
+                    detail={"org_id": q.org_id, "amount_fen": q.amount_fen, "source": q.source,
+                            "from_org_id": q.from_org_id, "reason": q.reason})
+        response.status_code = 202
+        return request_out(q)
 
     return c.db.run(run)
+
+
+def _person(c: Ctx) -> approvals.Person:
+    p = c.principal
+    return approvals.Person.api_user(p.user_id, p.username, p.org_id)
+
+
+def request_out(q: DepositRequest, balance_fen: int | None = None) -> DepositRequestOut:
+    return DepositRequestOut(
+        id=q.id, org_id=q.org_id, from_org_id=q.from_org_id, amount_fen=q.amount_fen,
+        source=q.source, reason=q.reason, status=q.status, maker_name=q.maker_name,
+        checker_name=q.checker_name, note=q.note, transfer_id=q.transfer_id,
+        created_at=q.created_at, decided_at=q.decided_at, balance_fen=balance_fen)
+
+
+RequestId = Path(ge=1, le=2_147_483_647)
+
+
+def _request_in_scope(s: Session, c: Ctx, request_id: int) -> DepositRequest:
+    q = approvals.get_request(s, request_id)
+    scope.require_org(c.principal, get_org(s, q.org_id))
+    return q
+
+
+@funds.get("/deposit-requests", response_model=Page[DepositRequestOut],
+           name="list_deposit_requests")
+def list_deposit_requests(
+        status: Literal["pending", "approved", "rejected"] | None = "pending",
+        org_id: int | None = Query(None, ge=1, le=2_147_483_647,
+                                   description="subtree root (default: your organisation)"),
+        page: PageParams = Depends(page_params),
+        c: Ctx = Depends(ctx)) -> Page[DepositRequestOut]:
+    """Deposit requests of organisations in your subtree (pending unless asked otherwise)."""
+
+    def run(s: Session) -> Page[DepositRequestOut]:
+        root = scope.scoped_root(s, c.principal, org_id)
+        q = approvals.requests_query(status=status, within_path=root.path)
+        return paginate(s, q, DepositRequest.id, page, request_out)
+
+    return c.db.run(run)
+
+
+@funds.get("/deposit-requests/{request_id}", response_model=DepositRequestOut,
+           name="get_deposit_request")
+def get_deposit_request(request_id: int = RequestId, c: Ctx = Depends(ctx)) -> DepositRequestOut:
+    return c.db.run(lambda s: request_out(_request_in_scope(s, c, request_id)))
+
+
+@funds.post("/deposit-requests/{request_id}/approve", response_model=DepositRequestOut,
+            name="approve_deposit_request")
+def approve_deposit_request(request_id: int = RequestId,
+                            c: Ctx = Depends(ctx)) -> DepositRequestOut:
+    """Approve a pending deposit: the money moves now, once. Not the maker's own; you must
+    be an admin of a federation above the receiving organisation (and above the paying one and
+    the maker's own). Approving again, by anyone, answers the first approval."""
+
+    def run(s: Session) -> DepositRequestOut:
+        _request_in_scope(s, c, request_id)
+        d = approvals.approve(s, request_id=request_id, checker=_person(c))
+        q = d.request
+        if not d.replayed:
+            c.audit(s, "fund.deposit.approve", target=f"deposit_request:{q.id}",
+                    detail=_decision_detail(q))
+        return request_out(q, d.balance_fen)
+
+    return c.db.run(run)
+
+
+@funds.post("/deposit-requests/{request_id}/reject", response_model=DepositRequestOut,
+            name="reject_deposit_request")
+def reject_deposit_request(body: RejectIn | None = None, request_id: int = RequestId,
+                           c: Ctx = Depends(ctx)) -> DepositRequestOut:
+    """Reject a pending deposit (the same people as approve it); nothing moves."""
+
+    def run(s: Session) -> DepositRequestOut:
+        _request_in_scope(s, c, request_id)
+        d = approvals.reject(s, request_id=request_id, checker=_person(c),
+                             note=body.reason if body is not None else None)
+        q = d.request
+        if not d.replayed:
+            c.audit(s, "fund.deposit.reject", target=f"deposit_request:{q.id}",
+                    detail=_decision_detail(q))
+        return request_out(q, d.balance_fen)
+
+    return c.db.run(run)
+
+
+def _decision_detail(q: DepositRequest) -> dict:
+    """Both actors: the checker is the entry's actor, the maker is named here."""
+    return {"org_id": q.org_id, "amount_fen": q.amount_fen, "source": q.source,
+            "from_org_id": q.from_org_id, "maker": q.maker, "maker_name": q.maker_name,
+            "transfer_id": q.transfer_id, "note": q.note}
