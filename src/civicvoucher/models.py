@@ -1,6 +1,7 @@
 """Import every table so Base.metadata is complete (Alembic and tests use this)."""
 
 from civicvoucher.db import Base
+from civicvoucher.funds.models import DepositRequest
 from civicvoucher.ledger.models import Account, Transfer
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
@@ -18,8 +19,8 @@ from civicvoucher.vouchers.models import (
 )
 
 __all__ = [
-    "Account", "Base", "Entitlement", "ExpiryRun", "Extension", "Issuance", "Member",
-    "Merchant", "Org", "Product", "Program", "Redemption", "Refund", "SettlementBatch",
+    "Account", "Base", "DepositRequest", "Entitlement", "ExpiryRun", "Extension", "Issuance",
+    "Member", "Merchant", "Org", "Product", "Program", "Redemption", "Refund", "SettlementBatch",
     "SettlementRun", "Transfer", "Voucher",
 ]
 
