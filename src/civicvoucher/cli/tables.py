@@ -225,6 +225,8 @@ def _write_xlsx(path: Path, sheets: Sequence[Sheet]) -> None:
             elif c.kind == "image":
                 wide = max(wide, 17)
             ws.column_dimensions[get_column_letter(i)].width = wide
+        ws.freeze_panes = "A4"  # before the first row: a write-only sheet writes its view then
+        ws.print_title_rows = "2:3"
         title = WriteOnlyCell(ws, value=_printable(sheet.title or sheet.name))
         title.font = Font(bold=True, size=13)
         ws.append([title])
@@ -237,8 +239,6 @@ def _write_xlsx(path: Path, sheets: Sequence[Sheet]) -> None:
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
                 heads.append(cell)
             ws.append(heads)
-        ws.freeze_panes = "A4"
-        ws.print_title_rows = "2:3"
         row_no = 3
         for row in sheet.rows:
             row_no += 1
