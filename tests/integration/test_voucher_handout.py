@@ -194,3 +194,10 @@ def test_validity_is_read_in_local_days():
 def test_names_are_masked_as_people_expect():
     assert [mask_name(n) for n in ("张", "张三", "张小三", "欧阳小锋")] == [
         "*", "张*", "张*三", "欧**锋"]
+
+
+def test_an_export_to_an_unknown_file_type_is_refused_before_it_is_audited(world, db,
+                                                                           monkeypatch, tmp_path):
+    r = run_cli(db, monkeypatch, "voucher", "export", tmp_path / "codes.txt")
+    assert r.exit_code != 0 and ".xlsx" in str(r.exception)  # main.run() prints it, exit 2
+    assert _audit(db, "voucher.export") == [] and not (tmp_path / "codes.txt").exists()

@@ -87,18 +87,26 @@ TEMPLATE_ALIASES: dict[str, Mapping[str, str]] = {"org": ORG_ALIASES,
                                                    "merchant": MERCHANT_ALIASES}
 
 
-def template_columns(kind: str) -> list[tuple[str, str, ColumnNote]]:
+_NO_NOTE = ColumnNote("", "", "")
+
+
+def template_columns(kind: str, *, strict: bool = True) -> list[tuple[str, str, ColumnNote]]:
     """(canonical column, header, note) for every column the importer of ``kind`` reads, in
-    the order of its aliases; the header is the first alias (Chinese) with the note's hint."""
+    the order of its aliases; the header is the first alias (Chinese) with the note's hint.
+    A column without a note is an error (``strict``), or listed bare (for ``--help``, which
+    must not break the command line)."""
     aliases, notes = TEMPLATE_ALIASES[kind], TEMPLATE_NOTES[kind]
     first: dict[str, str] = {}
     for alias, canonical in aliases.items():
         first.setdefault(canonical, alias)
     missing = sorted(set(first) - set(notes))
-    if missing:
+    if missing and strict:
         raise RuntimeError(f"{kind} import columns without a template note: {missing}")
-    return [(c, f"{h}（{notes[c].hint}）" if notes[c].hint else h, notes[c])
-            for c, h in first.items()]
+    out = []
+    for c, h in first.items():
+        note = notes.get(c, _NO_NOTE)
+        out.append((c, f"{h}（{note.hint}）" if note.hint else h, note))
+    return out
 
 
 def template_example_rows(kind: str) -> list[list[str]]:
@@ -177,7 +185,7 @@ def write_template(kind: str, file: Path) -> None:
 def import_help(kind: str, summary: str) -> str:
     """An import command's ``--help``: what it does, then every column with its notes."""
     lines = [summary, "", "Columns (row 1; Chinese or English names, any order) / 列:"]
-    for canonical, head, note in template_columns(kind):
+    for canonical, head, note in template_columns(kind, strict=False):
         lines.append("")
         lines.append(f"{head} / {canonical} — {note.required}: {note.zh}; {note.en}.")
     lines += ["", f"`civicvoucher {kind} template FILE` writes a template with example rows."]

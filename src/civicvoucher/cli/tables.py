@@ -125,13 +125,20 @@ def show(sheet: Sheet, *, limit: int | None = None) -> int:
     return n
 
 
+def check_target(path: Path) -> Path:
+    """``path`` if it names a .csv or .xlsx file; checked before an export is audited."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".xlsx"):
+        raise ValidationError(f"{path.name}: 请用 .csv 或 .xlsx 文件 (use a .csv or .xlsx file)",
+                              field="file")
+    return path
+
+
 def export(path: Path, sheets: Sequence[Sheet]) -> list[Path]:
     """Write ``sheets`` to ``path`` (.xlsx: one workbook; .csv: one file per sheet, named
     ``<stem>-<sheet>.csv`` when there are several); returns the files written."""
-    path = Path(path)
+    path = check_target(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise ValidationError(f"{path.name}: 请用 .csv 或 .xlsx (use .csv or .xlsx)", field="file")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".xlsx":
         _write_xlsx(path, sheets)
@@ -304,6 +311,7 @@ def page_or_export(name: str, title: str, columns: Sequence[Column],
     or with ``file`` every row exported, audited as ``action`` first (no file leaves that the
     log does not know of)."""
     if file is not None:
+        check_target(file)
         database().run(lambda s: audit(s, action, f"file:{file.name}"[:200], detail))
         with database().snapshot() as s:
             written = export(file, [Sheet(name, columns, pages(lambda a, n: fetch(s, a, n)),

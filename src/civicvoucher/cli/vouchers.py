@@ -24,7 +24,7 @@ from pathlib import Path
 import typer
 
 from civicvoucher.cli.common import audit, console, database, err_console, settings
-from civicvoucher.cli.tables import Column, Image, Sheet, export, show
+from civicvoucher.cli.tables import Column, Image, Sheet, check_target, export, show
 from civicvoucher.core import clock
 from civicvoucher.core.money import format_yuan
 
@@ -145,6 +145,7 @@ def voucher_export(
     from civicvoucher.api import qr
     from civicvoucher.vouchers.listing import union_totals, union_vouchers
 
+    check_target(file)
     db = database()
     with db.session() as s:
         q, p, o, _m = _query(s, program, org, status, member)

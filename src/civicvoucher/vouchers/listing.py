@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -88,6 +89,7 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (n - 2) + name[-1]
 
 
+@lru_cache(maxsize=4096)  # called per exported row; a program has a handful of regions
 def region_name(prefix: str) -> str:
     """A division-code prefix as people name the area: '14' 山西省, '1401' 山西省太原市,
     '140105' 山西省太原市小店区 (GB/T 2260 names; the code itself if the table lacks it)."""
