@@ -148,6 +148,7 @@ def test_export_with_nothing_to_export_writes_no_file(world, db, monkeypatch, tm
     r = run_cli(db, monkeypatch, "voucher", "export", tmp_path / "x.xlsx", "--org", "140105",
                 "--status", "已使用")
     assert r.exit_code == 1 and not (tmp_path / "x.xlsx").exists()
+    assert _audit(db, "voucher.export") == []
 
 
 def test_voucher_list_is_scoped_paged_and_audited(world, db, monkeypatch):

@@ -177,8 +177,8 @@ def settlement_list(
     with database().session() as s:
         m = find_merchant(s, merchant) if merchant else None
     mid = m.id if m else None
-    title = "结算批次 (settlement batches)" + (f" · 结算 {run}" if run else "") + \
-        (f" · {m.name}" if m else "")
+    title = ("结算批次 (settlement batches)" + (f" · 结算 {run}" if run else "")
+             + (f" · {m.name}" if m else ""))
     page_or_export("结算批次", title, SETTLEMENT_COLUMNS,
          lambda s, a, n: _batch_rows(s, a, n, run, mid), limit=limit, after=after, file=file,
          action="settlement.export", detail={"run": run, "merchant_id": mid})

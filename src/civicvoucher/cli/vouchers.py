@@ -76,8 +76,9 @@ def _query(s, program: str | None, org: str | None, status: str | None, member: 
 
     p = get_program(s, program) if program else None
     o = find_org(s, org) if org else None
-    m = _find_member(s, member, o.uscc if o is not None and o.level == "union" else None) \
-        if member else None
+    m = None
+    if member:  # an ID number in several unions is told apart by --org, when that is a union
+        m = _find_member(s, member, o.uscc if o is not None and o.level == "union" else None)
     q = VoucherQuery(org_path=o.path if o is not None else None,
                      program_id=p.id if p is not None else None,
                      status=parse_voucher_status(status) if status else None,
@@ -151,9 +152,10 @@ def voucher_export(
         q, p, o, _m = _query(s, program, org, status, member)
         unions = union_totals(s, q)
         count = sum(u.vouchers for u in unions)
-        audit(s, "voucher.export", f"org:{o.id}" if o is not None else "org:*",
-              {**_filters(p, o, q), "file": file.name[:200], "unions": len(unions),
-               "vouchers": count, "qr_images": with_qr})
+        if unions:
+            audit(s, "voucher.export", f"org:{o.id}" if o is not None else "org:*",
+                  {**_filters(p, o, q), "file": file.name[:200], "unions": len(unions),
+                   "vouchers": count, "qr_images": with_qr})
     if not unions:
         err_console.print("没有符合条件的券，未写文件 (no vouchers match; no file written)")
         raise typer.Exit(1)
@@ -192,6 +194,7 @@ def voucher_export(
                       f"{u.vouchers:,} 张券，共 {format_yuan(u.amount_fen)} · 导出于 {when}"))
         written = export(file, sheets)
     console.print(f"[green]已导出 {count:,} 张券，{len(unions)} 个工会[/green] "
-                  f"({count:,} vouchers of {len(unions)} unions exported):")
+                  f"({count:,} vouchers of {len(unions)} union"
+                  f"{'s' if len(unions) != 1 else ''} exported):")
     for f in written:
         console.print(f"  {f}")
