@@ -113,6 +113,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",
                            "Merchant's county is outside this deployment's map"),
+    # handout (issue 10): vouchers handed out, QR images
+    "qr_not_for_payment": ("发放凭证二维码不能用于付款，请出示App中的付款码",
+                           "A hand-out QR code cannot pay: show the app's payment QR"),
+    "not_acceptable": ("无法提供所请求的内容格式", "None of the accepted content types"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

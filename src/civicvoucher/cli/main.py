@@ -74,6 +74,20 @@ from civicvoucher.cli.maintenance import register as _register_maintenance  # no
 _register_maintenance(app)
 
 
+# --- handout (issue 10): voucher list/export; program, redemption and settlement lists ------
+def _register_lists() -> None:
+    from civicvoucher.cli import lists, vouchers
+
+    app.add_typer(vouchers.voucher_app, name="voucher")
+    app.add_typer(lists.redemption_app, name="redemption")
+    app.add_typer(lists.settlement_app, name="settlement")
+    ops.program_app.command("list")(lists.program_list)
+
+
+_register_lists()
+# --- end handout ----------------------------------------------------------------------------
+
+
 def run() -> None:
     try:
         app()

@@ -1,7 +1,17 @@
-"""org / member / merchant commands: the registries."""
+"""org / member / merchant commands: the registries.
+
+The org and merchant import templates are built from the importers' own definitions: each
+canonical column the importer reads (the values of ``ORG_ALIASES`` / ``MERCHANT_ALIASES``,
+in their order) is one template column, headed by its first (Chinese) alias, so the template
+and the importer cannot drift apart; ``TEMPLATE_NOTES`` explains every one of them (a column
+without a note fails the template, and its test), and the same notes are the import
+commands' ``--help``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -10,15 +20,193 @@ from rich.table import Table as RichTable
 from civicvoucher.cli.common import audit, console, database, progress, settings
 from civicvoucher.core.tabular import read_table, write_table
 from civicvoucher.errors import ImportRejected
+from civicvoucher.merchants.rules import MERCHANT_ALIASES
+from civicvoucher.orgs.rules import ORG_ALIASES
+
+
+@dataclass(frozen=True)
+class ColumnNote:
+    """What one import column means: a short hint for the header, and the full notes."""
+
+    required: str  # 必填 / 选填 / a condition, in Chinese; English follows in ``en``
+    zh: str
+    en: str
+    hint: str = ""  # shown in the header as （…）, which the importer ignores
+
+
+TEMPLATE_NOTES: dict[str, dict[str, ColumnNote]] = {
+    "org": {
+        "level": ColumnNote("必填 (required)", "组织层级：省、市、县（区）总工会，或基层工会；"
+                            "也认 省级、市级、县区、基层 等写法",
+                            "province, city or county federation, or a grassroots union",
+                            "省/市/县/基层工会"),
+        "name": ColumnNote("必填 (required)", "组织全称，如 太原市总工会",
+                           "the organisation's full name"),
+        "division_code": ColumnNote(
+            "总工会必填 (federations)", "6 位行政区划代码：省以 0000 结尾（140000），市以 00 "
+            "结尾（140100），县区不以 00 结尾（140105）；基层工会留空",
+            "the 6-digit division code (province ends 0000, city 00, county not 00); "
+            "empty for a union"),
+        "uscc": ColumnNote("基层工会必填 (unions)", "18 位统一社会信用代码；请把这一列设为文本，"
+                           "以免 Excel 改写", "the 18-character unified social credit code; "
+                           "format the column as text"),
+        "unit_type": ColumnNote("基层工会必填 (unions)", "单位性质：行政事业单位 或 企业；总工会留空",
+                                "administrative (行政事业单位) or enterprise (企业); empty for "
+                                "a federation", "行政事业单位/企业"),
+        "parent": ColumnNote("省级以外必填 (all but a province)",
+                             "上级总工会的行政区划代码；省级留空。上级须在本文件中靠前的行，"
+                             "或已经导入",
+                             "the parent federation's division code; empty for a province; "
+                             "a parent comes earlier in the file or is imported already"),
+    },
+    "merchant": {
+        "uscc": ColumnNote("必填 (required)", "商户的 18 位统一社会信用代码；请把这一列设为文本",
+                           "the merchant's 18-character unified social credit code"),
+        "name": ColumnNote("必填 (required)", "商户名称（收银员和会员看到的名字）",
+                           "the merchant's name as cashiers and members see it"),
+        "mcc": ColumnNote("必填 (required)", "4 位商户类别码（MCC，ISO 18245），如 5411 超市、"
+                          "5812 餐馆；须是可以用券的行业，决定默认的用券类别",
+                          "the 4-digit merchant category code; an eligible trade; it sets "
+                          "the default category"),
+        "county_code": ColumnNote("必填 (required)", "所在区县的 6 位行政区划代码（末两位不是 "
+                                  "00），须在本系统某级总工会的范围内",
+                                  "the county's 6-digit division code, inside the "
+                                  "organisation tree"),
+        "channels": ColumnNote("必填 (required)", "受理渠道，可填多个，用顿号或逗号分隔",
+                               "one or more of offline, online, takeaway, groupbuy",
+                               "线下/线上/外卖/团购"),
+        "status": ColumnNote("选填 (optional)", "留空为待审核；导入时加 --activate 则全部为正常",
+                             "empty: pending; --activate registers all as active",
+                             "待审核/正常/暂停"),
+        "category": ColumnNote("选填 (optional)", "用券类别；留空按 MCC 归类。可填：日用百货、"
+                               "粮油果蔬、超市便利加油、宾馆餐娱、医药交通缴费",
+                               "the voucher category; empty: from the MCC"),
+    },
+}
+TEMPLATE_ALIASES: dict[str, Mapping[str, str]] = {"org": ORG_ALIASES,
+                                                   "merchant": MERCHANT_ALIASES}
+
+
+_NO_NOTE = ColumnNote("", "", "")
+
+
+def template_columns(kind: str, *, strict: bool = True) -> list[tuple[str, str, ColumnNote]]:
+    """(canonical column, header, note) for every column the importer of ``kind`` reads, in
+    the order of its aliases; the header is the first alias (Chinese) with the note's hint.
+    A column without a note is an error (``strict``), or listed bare (for ``--help``, which
+    must not break the command line)."""
+    aliases, notes = TEMPLATE_ALIASES[kind], TEMPLATE_NOTES[kind]
+    first: dict[str, str] = {}
+    for alias, canonical in aliases.items():
+        first.setdefault(canonical, alias)
+    missing = sorted(set(first) - set(notes))
+    if missing and strict:
+        raise RuntimeError(f"{kind} import columns without a template note: {missing}")
+    out = []
+    for c, h in first.items():
+        note = notes.get(c, _NO_NOTE)
+        out.append((c, f"{h}（{note.hint}）" if note.hint else h, note))
+    return out
+
+
+def template_example_rows(kind: str) -> list[list[str]]:
+    """Made-up rows that import as they are into a fresh database: a federation tree down to
+    小店区 (140105) with one union, and merchants in 140105. The union's USCC is the one the
+    member template's examples belong to, so the three templates import one after another."""
+    from stdnum.cn import uscc
+
+    from civicvoucher.members.rules import member_template_example_rows
+
+    if kind == "org":
+        union = member_template_example_rows()[0][3]
+        return [["省", "山西省总工会", "140000", "", "", ""],
+                ["市", "太原市总工会", "140100", "", "", "140000"],
+                ["县", "小店区总工会", "140105", "", "", "140100"],
+                ["基层工会", "示例公司工会委员会", "", union, "企业", "140105"]]
+    shop, diner = (body + uscc.calc_check_digit(body)
+                   for body in ("91140105000000001", "92140105000000002"))
+    return [[shop, "示例超市", "5411", "140105", "线下、线上", "正常", ""],
+            [diner, "示例饭店", "5812", "140105", "线下、外卖", "", "宾馆餐娱"]]
+
+
+def write_template(kind: str, file: Path) -> None:
+    """The import template: XLSX with the columns and examples on the first sheet (the one
+    the importer reads; the header cells carry their notes as comments) and a 填写说明 sheet
+    explaining each column; CSV with the header and the example rows only."""
+    cols = template_columns(kind)
+    examples = template_example_rows(kind)
+    header = [h for _, h, _ in cols]
+    if file.suffix.lower() != ".xlsx":
+        write_table(file, header, examples)
+        return
+    from openpyxl import Workbook
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "导入数据"
+    ws.append(header)
+    for row in examples:
+        ws.append(row)
+    for i, (canonical, head, note) in enumerate(cols, start=1):
+        letter = get_column_letter(i)
+        ws.column_dimensions[letter].width = max(14, 2 * len(head) + 2)
+        for cell in ws[letter]:
+            cell.number_format = "@"  # codes keep every digit
+            cell.data_type = "s"
+        top = ws[f"{letter}1"]
+        top.font = Font(bold=True)
+        top.comment = Comment(f"{note.required}\n{note.zh}\n{canonical}: {note.en}",
+                              "civicvoucher", width=320, height=140)
+    ws.freeze_panes = "A2"
+    info = wb.create_sheet("填写说明")
+    info.append(["列名", "英文列名", "是否必填", "说明", "Meaning", "示例"])
+    info.append(["column", "name", "required", "explanation", "explanation (English)",
+                 "example"])
+    for i, (canonical, head, note) in enumerate(cols):
+        info.append([head, canonical, note.required, note.zh, note.en, examples[0][i]])
+    info.append([])
+    info.append(["导入数据 工作表的示例行可以直接导入；导入前请换成自己的数据。列名可用中文或"
+                 "英文列名，列的先后不限，括号里的提示可留可删。"])
+    info.append(["The example rows import as they are: replace them with your own. Headers "
+                 "may be the Chinese or the English names, in any order."])
+    for cell in info[1] + info[2]:
+        cell.font = Font(bold=True)
+    for letter, width in zip("ABCDEF", (26, 16, 24, 60, 60, 24), strict=True):
+        info.column_dimensions[letter].width = width
+    for row in info.iter_rows(min_row=3):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    wb.save(file)
+
+
+def import_help(kind: str, summary: str) -> str:
+    """An import command's ``--help``: what it does, then every column with its notes."""
+    lines = [summary, "", "Columns (row 1; Chinese or English names, any order) / 列:"]
+    for canonical, head, note in template_columns(kind, strict=False):
+        lines.append("")
+        lines.append(f"{head} / {canonical} — {note.required}: {note.zh}; {note.en}.")
+    lines += ["", f"`civicvoucher {kind} template FILE` writes a template with example rows."]
+    return "\n".join(lines)
 
 org_app = typer.Typer(help="Organisations: federations and grassroots unions.", no_args_is_help=True)
 member_app = typer.Typer(help="The member registry.", no_args_is_help=True)
 merchant_app = typer.Typer(help="The merchant registry.", no_args_is_help=True)
 
 
-@org_app.command("import")
+@org_app.command("template")
+def org_template(file: Path = typer.Argument(Path("orgs-template.xlsx"))) -> None:
+    """Write the organisation import template (.xlsx with a 填写说明 sheet, or .csv) with
+    example rows that import as they are."""
+    write_template("org", file)
+    console.print(f"模板已写入 (template written to) {file}")
+
+
+@org_app.command("import", help=import_help(
+    "org", "Import organisations from CSV/XLSX (parents before children, or already stored)."))
 def org_import(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Import organisations from CSV/XLSX (parents before children, or already stored)."""
     from civicvoucher.orgs.rules import ORG_ALIASES, validate_org_rows
     from civicvoucher.orgs.service import import_orgs
 
@@ -237,10 +425,18 @@ def member_duplicates() -> None:
         console.print("no one is registered twice")
 
 
-@merchant_app.command("import")
+@merchant_app.command("template")
+def merchant_template(file: Path = typer.Argument(Path("merchants-template.xlsx"))) -> None:
+    """Write the merchant import template (.xlsx with a 填写说明 sheet, or .csv) with example
+    rows that import as they are once the organisation tree covers 140105."""
+    write_template("merchant", file)
+    console.print(f"模板已写入 (template written to) {file}")
+
+
+@merchant_app.command("import", help=import_help(
+    "merchant", "Import merchants from CSV/XLSX; prints the id of each merchant registered."))
 def merchant_import(file: Path = typer.Argument(..., exists=True, dir_okay=False),
                     activate: bool = typer.Option(False, help="register them as active")) -> None:
-    """Import merchants (USCC, name, MCC, county code, channels) from CSV/XLSX."""
     from dataclasses import replace
 
     from civicvoucher.errors import RowError
@@ -263,9 +459,114 @@ def merchant_import(file: Path = typer.Argument(..., exists=True, dir_okay=False
             raise ImportRejected(sorted(errors, key=lambda e: (e.row, e.field)),
                                  total_rows=len(table.rows))
         n = add_merchants(s, rows)
-        audit(s, "merchant.import", f"file:{file.name}"[:200], {"registered": n,
-                                                               "activated": activate})
-    console.print(f"[green]registered {n} merchants[/green]")
+        created = _merchant_ids(s, [r.uscc for _, r in rows])
+        audit(s, "merchant.import", f"file:{file.name}"[:200], {
+            "registered": n, "activated": activate,
+            "ids": [created[0][0], created[-1][0]] if created else []})
+    console.print(f"[green]已登记 {n} 家商户 (registered {n} merchants)[/green]"
+                  + (f", 编号 (ids) {created[0][0]}–{created[-1][0]}" if len(created) > 1 else ""))
+    _print_merchant_ids(created)
+
+
+def _merchant_ids(s, usccs: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(id, USCC, name) of the merchants with these USCCs, in file order."""
+    from sqlalchemy import select
+
+    from civicvoucher.merchants.models import Merchant
+
+    found: dict[str, tuple[int, str, str]] = {}
+    for i in range(0, len(usccs), 500):
+        chunk = usccs[i:i + 500]
+        for mid, code, name in s.execute(select(Merchant.id, Merchant.uscc, Merchant.name)
+                                         .where(Merchant.uscc.in_(chunk))):
+            found[code] = (mid, code, name)
+    return [found[u] for u in usccs if u in found]
+
+
+def _print_merchant_ids(created: list[tuple[int, str, str]], limit: int = 50) -> None:
+    t = RichTable("编号\n[dim]id[/dim]", "统一社会信用代码\n[dim]USCC[/dim]",
+                  "商户\n[dim]merchant[/dim]")
+    for mid, code, name in created[:limit]:
+        t.add_row(str(mid), code, name)
+    if created:
+        console.print(t)
+    if len(created) > limit:
+        console.print(f"... 另有 {len(created) - limit} 家 (and {len(created) - limit} more): "
+                      "civicvoucher merchant list 可查全部 (lists them all)")
+
+
+@merchant_app.command("list")
+def merchant_list(
+    status: str = typer.Option(None, help="待审核/正常/暂停 or pending, active, suspended"),
+    county: str = typer.Option(None, help="division-code prefix: 14, 1401 or 140105"),
+    category: str = typer.Option(None, help="日用百货 … or daily_goods …"),
+    name: str = typer.Option(None, help="part of the name"),
+    limit: int = typer.Option(50, min=1, max=10_000, help="at most this many on screen"),
+    after: int = typer.Option(None, help="the last id of the previous page: show the next"),
+    file: Path = typer.Option(None, "--export", dir_okay=False,
+                              help="write every matching merchant to this .csv or .xlsx"),
+) -> None:
+    """List merchants with their ids (what redeem --merchant and merchant status take)."""
+    from civicvoucher.cli.tables import Column, Row, page_or_export
+    from civicvoucher.errors import ValidationError
+    from civicvoucher.merchants.regions import current_county
+    from civicvoucher.merchants.rules import (
+        CATEGORY_LABEL_ZH,
+        CHANNEL_LABEL_ZH,
+        MERCHANT_STATUS_LABEL_ZH,
+        Category,
+        Channel,
+        MerchantStatus,
+        parse_category,
+    )
+
+    st = None
+    if status:
+        words = {**{zh: s for s, zh in MERCHANT_STATUS_LABEL_ZH.items()},
+                 **{s.value: s for s in MerchantStatus}}
+        st = words.get(status.strip()) or words.get(status.strip().lower())
+        if st is None:
+            raise ValidationError(f"未知的商户状态 {status!r}，请用 待审核、正常 或 暂停 "
+                                  "(unknown status; use pending, active or suspended)",
+                                  field="status")
+    cat = None
+    if category:
+        cat = parse_category(category)
+        if cat is None:
+            raise ValidationError(f"未知类别 {category!r}，请用 "
+                                  f"{'、'.join(CATEGORY_LABEL_ZH.values())} (unknown category)",
+                                  field="category")
+    columns = (Column("编号", "id", "id"), Column("统一社会信用代码", "USCC", width=20),
+               Column("商户", "name", width=24), Column("MCC", "MCC"),
+               Column("类别", "category"), Column("区县", "county", width=20),
+               Column("渠道", "channels"), Column("状态", "status"),
+               Column("登记时间", "registered", "instant"))
+
+    def fetch(s, after_id, n):
+        from sqlalchemy import select
+
+        from civicvoucher.merchants.models import Merchant
+
+        q = select(Merchant)
+        if st is not None:
+            q = q.where(Merchant.status == st)
+        if county:
+            q = q.where(Merchant.county_code.startswith(county.strip()))
+        if cat is not None:
+            q = q.where(Merchant.category == cat)
+        if name:
+            q = q.where(Merchant.name.contains(name.strip(), autoescape=True))
+        if after_id is not None:
+            q = q.where(Merchant.id > after_id)
+        return [Row((m.id, m.uscc, m.name, m.mcc, CATEGORY_LABEL_ZH[Category(m.category)],
+                     f"{m.county_code} {current_county(m.county_code) or ''}".strip(),
+                     "、".join(CHANNEL_LABEL_ZH[c] for c in Channel if c in m.channel_set),
+                     MERCHANT_STATUS_LABEL_ZH[MerchantStatus(m.status)], m.created_at))
+                for m in s.execute(q.order_by(Merchant.id).limit(n)).scalars()]
+
+    page_or_export("商户", "商户 (merchants)", columns, fetch, limit=limit, after=after,
+                   file=file, action="merchant.export",
+                   detail={"status": st, "county": county, "category": cat, "name": name})
 
 
 @merchant_app.command("status")

@@ -1,15 +1,18 @@
-"""A member's own vouchers and the rotating QR payload to pay with."""
+"""A member's own vouchers and the rotating QR code to pay with: an image for a browser or
+a screen (PNG by default, SVG on request), or the payload as JSON for an app that draws it."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from civicvoucher.api import qr
 from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
+from civicvoucher.api.problems import PROBLEM_RESPONSES
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import MemberVoucherView, QrOut
@@ -43,9 +46,87 @@ def my_vouchers(status: Literal["issued", "held", "redeemed", "expired"] | None 
     return c.db.run(run)
 
 
-@router.get("/vouchers/{voucher_id}/qr", response_model=QrOut, name="my_voucher_qr")
-def my_voucher_qr(voucher_id: int = Path(ge=1, le=2**53), c: Ctx = Depends(ctx)) -> QrOut:
-    """A signed payload to show as a QR code; it expires in about 30 seconds, fetch anew."""
+QR_MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml", "json": "application/json"}
+
+
+class NotAcceptable(ValidationError):
+    """The caller's Accept header admits none of the QR route's content types."""
+
+    code = "not_acceptable"
+    http_status = 406
+
+
+def negotiate(accept: str | None, offered: dict[str, str]) -> str | None:
+    """The key of the ``offered`` media type the Accept header prefers (RFC 9110 12.5.1):
+    each type takes the q of the most specific range that matches it (``image/png`` over
+    ``image/*`` over ``*/*``); the highest q wins and a tie goes to the order offered (so a
+    browser's ``image/svg+xml,image/*,*/*;q=0.8`` gets the PNG). No header: the first
+    offered. None: nothing acceptable."""
+    if not accept or not accept.strip():
+        return next(iter(offered))
+    ranges: list[tuple[str, str, float]] = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if "/" not in media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        kind, _, sub = media.lower().partition("/")
+        ranges.append((kind, sub, q))
+    best, best_q = None, 0.0
+    for key, media in offered.items():
+        kind, _, sub = media.partition("/")
+        matches = [(3 if (k, s) == (kind, sub) else 2 if (k == kind and s == "*") else 1, q)
+                   for k, s, q in ranges
+                   if (k, s) in ((kind, sub), (kind, "*"), ("*", "*"))]
+        if matches:
+            q = max(matches)[1]  # the most specific range decides
+            if q > best_q:
+                best, best_q = key, q
+    return best
+
+
+_QR_RESPONSES = {
+    200: {
+        "description": "The payment QR code: a PNG image by default, SVG with "
+                       "``Accept: image/svg+xml`` or ``?format=svg``, and the payload as JSON "
+                       "with ``Accept: application/json`` or ``?format=json`` (for an app that "
+                       "draws the code itself). Images are never cached; their headers say "
+                       "when the payload expires and when to fetch a new one.",
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/svg+xml": {"schema": {"type": "string"}},
+        },
+        "headers": {
+            "X-QR-Expires-At": {"description": "when the payload expires (ISO 8601, local "
+                                               "offset)", "schema": {"type": "string"}},
+            "X-QR-Refresh-After": {"description": "seconds after which to fetch a new code",
+                                   "schema": {"type": "integer"}},
+        },
+    },
+    406: {**PROBLEM_RESPONSES["422"], "description": "Accept admits neither PNG, SVG nor JSON"},
+}
+
+
+@router.get("/vouchers/{voucher_id}/qr", response_model=QrOut, name="my_voucher_qr",
+            responses=_QR_RESPONSES)
+def my_voucher_qr(*, voucher_id: int = Path(ge=1, le=2**53),
+                  format: Literal["png", "svg", "json"] | None = Query(
+                      None, description="overrides the Accept header: png, svg or json"),
+                  response: Response,
+                  c: Ctx = Depends(ctx)):
+    """The voucher's payment QR code; it expires in about 30 seconds, fetch anew. Only an
+    unspent voucher of the caller's own has one."""
+    kind = format or negotiate(c.request.headers.get("accept"), QR_MEDIA_TYPES)
+    if kind is None:
+        raise NotAcceptable("这里只提供 PNG、SVG 图片或 JSON (this route answers image/png, "
+                            "image/svg+xml or application/json)", field="accept")
 
     def run(s: Session) -> QrOut:
         v = s.get(Voucher, voucher_id)
@@ -58,4 +139,13 @@ def my_voucher_qr(voucher_id: int = Path(ge=1, le=2**53), c: Ctx = Depends(ctx))
         return QrOut(payload=payload, expires_at=exp,
                      refresh_after_s=max(1, c.st.qr_period_s - 5))
 
-    return c.db.run(run)
+    out = c.db.run(run)
+    headers = {"Cache-Control": "no-store", "Vary": "Accept"}
+    if kind == "json":
+        response.headers.update(headers)
+        return out
+    from civicvoucher.core.clock import to_local
+
+    return Response(qr.image(out.payload, kind), media_type=QR_MEDIA_TYPES[kind], headers={
+        **headers, "X-QR-Expires-At": to_local(out.expires_at).isoformat(),
+        "X-QR-Refresh-After": str(out.refresh_after_s)})
