@@ -18,7 +18,8 @@ def test_a_qr_redemption_retried_after_its_window_gets_its_receipt(api):
     """The first attempt committed, then the server died before storing the answer; the till
     retries a minute later, after the payload's 30 s: the receipt, not qr_expired."""
     vid = api.voucher_ids_in[0]
-    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER,
+                  headers={"Accept": "application/json"}).json()
     body = {"payload": qr["payload"], "order_amount_fen": 30000}
     first = api.call("POST", "/redemptions", Role.CASHIER, key="till-1", json=body)
     assert first.status_code == 201, first.text

@@ -23,7 +23,8 @@ def test_member_qr_payload_redeems_once(api):
     mine = api.call("GET", "/me/vouchers", Role.MEMBER).json()
     assert [v["id"] for v in mine["items"]] == [vid]
     assert mine["items"][0]["code"] is None  # digital: shown as a QR, not as a code
-    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER,
+                  headers={"Accept": "application/json"}).json()
     r = api.call("POST", "/redemptions", Role.CASHIER,
                  json={"payload": qr["payload"], "order_amount_fen": 30000})
     assert r.status_code == 201, r.text
@@ -52,7 +53,8 @@ def test_problem_json_in_chinese_or_english(api):
 
 def test_a_qr_payload_is_single_use_even_after_a_refund_restores_the_voucher(api):
     vid = api.voucher_ids_in[0]
-    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    qr = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER,
+                  headers={"Accept": "application/json"}).json()
     r = api.call("POST", "/redemptions", Role.CASHIER,
                  json={"payload": qr["payload"], "order_amount_fen": 30000})
     assert r.status_code == 201, r.text
@@ -68,7 +70,8 @@ def test_a_qr_payload_is_single_use_even_after_a_refund_restores_the_voucher(api
     from tests.world import T0
 
     clock.set_clock(lambda: T0 + timedelta(seconds=5))  # the member's screen refreshes
-    fresh = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER).json()
+    fresh = api.call("GET", f"/me/vouchers/{vid}/qr", Role.MEMBER,
+                     headers={"Accept": "application/json"}).json()
     assert fresh["payload"] != qr["payload"]
     ok = api.call("POST", "/redemptions", Role.CASHIER,
                   json={"payload": fresh["payload"], "order_amount_fen": 30000})
