@@ -14,18 +14,52 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8000, help="TCP port"),
-    workers: int = typer.Option(1, help="worker processes"),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(1, min=1, max=64, help="worker processes"),
+    database_url: str = typer.Option(None, help="default: CIVICVOUCHER_DATABASE_URL, else "
+                                     "civicvoucher.db in the working folder"),
 ) -> None:
     """Run the HTTP API (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs)."""
     import uvicorn
 
     from civicvoucher.cli.common import console, database
+    from civicvoucher.errors import Conflict
 
+    if database_url:  # the workers read the same setting
+        os.environ["CIVICVOUCHER_DATABASE_URL"] = database_url
+    if problem := _port_taken(host, port):
+        zh, en = problem
+        raise Conflict(f"无法监听 {host}:{port}：{zh}（cannot listen on {host}:{port}: {en}）",
+                       code="port_in_use")
     database()  # migrate once, before the workers start
     console.print(f"serving on http://{host}:{port}/api/v1/docs")
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from any loopback
+    # peer; the API decides itself which proxies to believe (api/clientip.py).
     uvicorn.run("civicvoucher.api.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+                workers=workers, log_level="info", proxy_headers=False)
+
+
+def _port_taken(host: str, port: int) -> tuple[str, str] | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address here), or None.
+    Checked before anything is printed, so "serving on" is never said of a port we lack.
+    (uvicorn binds again a moment later; a port taken in between still fails there.)"""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return "主机名无法解析", f"unknown host ({exc.strerror})"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "端口已被占用", "the port is in use"
+            return "地址不可用", exc.strerror or str(exc)
+    return None
 
 
 @user_app.command("create")
@@ -174,7 +208,7 @@ def audit_verify(
                                "SEQ:HASH (the MAC part may follow): the log must still reach it"),
 ) -> None:
     """Walk the audit chain; exit 1 naming every edited or deleted entry."""
-    from civicvoucher.audit.service import chain_key, verify
+    from civicvoucher.audit.service import chain_key, verify_now
     from civicvoucher.cli.common import console, database, settings
 
     at = None
@@ -184,8 +218,7 @@ def audit_verify(
             raise typer.BadParameter("use SEQ:HASH as printed by `audit head`",
                                      param_hint="--anchor")
         at = (int(seq), rest.split(":")[0])
-    with database().session() as s:
-        n, breaks = verify(s, key=chain_key(settings().secret_key), anchor=at)
+    n, breaks = verify_now(database(), key=chain_key(settings().secret_key), anchor=at)
     if not breaks:
         console.print(f"[green]audit log OK[/green]: {n} entries, chain intact")
         return
