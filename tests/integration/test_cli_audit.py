@@ -32,3 +32,15 @@ def test_money_commands_are_audited_once_per_key(db, monkeypatch):
     assert got == {"fund.deposit": 1, "issuance.create": 1, "settlement.run": 1}
     r = run_cli(db, monkeypatch, "audit", "verify")
     assert r.exit_code == 0, r.output
+
+
+def test_merchant_status_from_the_cli_is_audited(db, monkeypatch):
+    w = build_world(db)
+    r = run_cli(db, monkeypatch, "merchant", "status", str(w.merchants["M1"]), "suspended")
+    assert r.exit_code == 0, r.output
+    with db.session() as s:
+        rows = s.execute(select(AuditEntry.action, AuditEntry.target, AuditEntry.actor,
+                                AuditEntry.detail)
+                         .where(AuditEntry.action == "merchant.status")).all()
+    assert [(a, t, actor.startswith("cli:"), d["to"]) for a, t, actor, d in rows] == [
+        ("merchant.status", f"merchant:{w.merchants['M1']}", True, "suspended")]

@@ -575,5 +575,8 @@ def merchant_status(merchant: str, status: str = typer.Argument(..., help="pendi
     from civicvoucher.merchants.service import find_merchant, set_status
 
     with database().session() as s:
-        m = set_status(s, merchant_id=find_merchant(s, merchant).id, status=status)
+        found = find_merchant(s, merchant)
+        before = found.status
+        m = set_status(s, merchant_id=found.id, status=status)
+        audit(s, "merchant.status", f"merchant:{m.id}", {"from": before, "to": m.status})
         console.print(f"{m.name}: {m.status}")
