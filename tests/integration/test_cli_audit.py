@@ -36,11 +36,12 @@ def test_money_commands_are_audited_once_per_key(db, monkeypatch):
 
 def test_merchant_status_from_the_cli_is_audited(db, monkeypatch):
     w = build_world(db)
-    r = run_cli(db, monkeypatch, "merchant", "status", str(w.merchants["M1"]), "suspended")
+    shop = next(iter(w.merchants.values()))
+    r = run_cli(db, monkeypatch, "merchant", "status", str(shop), "suspended")
     assert r.exit_code == 0, r.output
     with db.session() as s:
         rows = s.execute(select(AuditEntry.action, AuditEntry.target, AuditEntry.actor,
                                 AuditEntry.detail)
                          .where(AuditEntry.action == "merchant.status")).all()
     assert [(a, t, actor.startswith("cli:"), d["to"]) for a, t, actor, d in rows] == [
-        ("merchant.status", f"merchant:{w.merchants['M1']}", True, "suspended")]
+        ("merchant.status", f"merchant:{shop}", True, "suspended")]
