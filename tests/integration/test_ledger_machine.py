@@ -435,6 +435,13 @@ class LedgerMachine(RuleBasedStateMachine):
         new = self.now + timedelta(days=days)
         pid = self.program_id[program]
         unions = None if u is None else [self.unions[u]]
+        current = max(max(p.expires_at, self.wide_deadline.get(pid, p.expires_at))
+                      for p in self.products.values() if p.program == pid)
+        if new <= current:  # deadlines only move later: an earlier one is refused
+            self.call("extend", "extension_not_later", extend, program=program,
+                      new_expires_at=new, actor="test", reason="notice", idem_key=self.key(),
+                      union_ids=unions, now=self.now)
+            return
         self.call("extend", None, extend, program=program, new_expires_at=new, actor="test",
                   reason="notice", idem_key=self.key(), union_ids=unions, now=self.now)
         for v in self.vouchers.values():

@@ -90,7 +90,17 @@ def test_cli_shows_times_in_beijing_time(db, monkeypatch):
 
     with db.session() as s:  # stored as naive UTC
         assert s.execute(select(SettlementRun.cutoff)).scalar_one() == datetime(2020, 5, 3, 16)
-    r = _cli(db, monkeypatch, "extend", "p2020", "--until", "2020-08-01", "--by", "省总工会",
+    r = _cli(db, monkeypatch, "extend", "p2020", "--until", "2020-07-31", "--by", "省总工会",
              "--reason", "延期", "--key", "E1")
     assert r.exit_code == 0, (r.output, r.exception)
     assert "to 2020-08-01 00:00 +08:00 (exclusive)" in _out(r)
+
+
+def test_an_extension_to_an_earlier_deadline_is_refused(db, monkeypatch):
+    build_world(db, members=(1, 0, 0))
+    clock.set_clock(lambda: datetime(2020, 5, 4, 2))
+    r = _cli(db, monkeypatch, "extend", "p2020", "--until", "2020-06-30", "--by", "省总工会",
+             "--reason", "提前", "--key", "E0")
+    err = r.exception  # in-process the command's error is raised, not printed
+    assert getattr(err, "code", None) == "extension_not_later", (r.output, err)
+    assert "2020-07-11 00:00 +08:00" in str(err)

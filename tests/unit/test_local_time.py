@@ -254,3 +254,14 @@ def test_a_scenario_override_of_a_deadline_is_a_time_in_the_scenarios_zone():
     assert at == datetime(2020, 8, 15, 16)
     with pytest.raises(ValidationError, match="is not a datetime"):
         apply_overrides(load_scenario(), {"extension.new_expires_at": "soon"})
+
+
+def test_a_bare_date_as_a_deadline_means_through_that_local_day():
+    from civicvoucher.api.schemas import ExtensionIn
+    from civicvoucher.cli.common import parse_deadline
+
+    body = ExtensionIn.model_validate({"program": "p2020", "new_expires_at": "2020-07-31",
+                                       "reason": "延期"})
+    assert body.new_expires_at == datetime(2020, 7, 31, 16)  # 2020-08-01 00:00 Beijing, in UTC
+    assert parse_deadline("2020-07-31", "until") == datetime(2020, 7, 31, 16)
+    assert parse_deadline("2020-08-01T00:00", "until") == datetime(2020, 7, 31, 16)

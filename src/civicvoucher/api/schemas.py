@@ -15,7 +15,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+)
 
 from civicvoucher.core import clock
 
@@ -40,6 +48,18 @@ When = Annotated[datetime, AfterValidator(_local_to_utc),
                                    "deployment's zone (CIVICVOUCHER_TIMEZONE, default "
                                    "Asia/Shanghai); an explicit offset (+08:00, Z) is honoured; "
                                    "a local time that daylight saving skips or repeats is refused")]
+
+
+def _deadline_day(v: object) -> object:
+    """A bare date as a deadline: through the end of that local day (as in program files)."""
+    day = clock.bare_date(v)
+    return clock.end_of_day(day).replace(tzinfo=UTC) if day is not None else v
+
+
+Deadline = Annotated[datetime, BeforeValidator(_deadline_day), AfterValidator(_local_to_utc),
+                     Field(description="exclusive deadline, ISO 8601, local time unless an "
+                                       "offset is given; a bare date (2020-07-31) means through "
+                                       "the end of that local day")]
 Instant = Annotated[datetime, PlainSerializer(_utc_to_local, return_type=datetime, when_used="json"),
                     Field(description="ISO 8601 with the deployment zone's offset, e.g. "
                                       "2020-07-11T00:00:00+08:00")]
@@ -367,7 +387,7 @@ class ExpiryOut(BaseModel):
 
 class ExtensionIn(In):
     program: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    new_expires_at: When
+    new_expires_at: Deadline
     reason: LongText
     product: Annotated[str | None, Field(max_length=80, pattern=r"^[a-z0-9][a-z0-9_-]*$")] = None
     union_ids: Annotated[list[Id] | None, Field(max_length=10_000)] = None

@@ -112,6 +112,14 @@ def parse_when(text: str | None, field: str) -> datetime | None:
         raise ValidationError(str(exc), field=field, code="ambiguous_time") from None
 
 
+def parse_deadline(text: str, field: str) -> datetime:
+    """A deadline as typed: a bare date means through the end of that local day (as in a
+    program file: ``--until 2020-07-31`` is spendable on the 31st); a time is exclusive."""
+    if (day := clock.bare_date(text)) is not None:
+        return clock.end_of_day(day)
+    return parse_when(text, field)
+
+
 @contextmanager
 def progress(description: str, total: int | None):
     with Progress(

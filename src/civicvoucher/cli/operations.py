@@ -12,6 +12,7 @@ from civicvoucher.cli.common import (
     console,
     database,
     key_or_new,
+    parse_deadline,
     parse_when,
     parse_yuan,
     run_audited,
@@ -295,8 +296,9 @@ def expire(as_of: str = typer.Option(None, help=f"default: now (decided by the f
 
 def extend(
     program: str,
-    until: str = typer.Option(..., help="new deadline (exclusive), e.g. 2020-08-01 = spendable "
-                                        f"through 2020-07-31; {WHEN_HELP}"),
+    until: str = typer.Option(..., help="the new last day, e.g. 2020-07-31 = spendable through "
+                                        "the end of 2020-07-31 (a time, e.g. 2020-08-01T00:00, "
+                                        "is exclusive); local time unless an offset is given"),
     by: str = typer.Option(..., help="who decided"),
     reason: str = typer.Option(..., help="why (e.g. the notice delaying the deadline)"),
     document: str = typer.Option(None, help="the notice's title or number"),
@@ -317,7 +319,7 @@ def extend(
                     lambda r: {"program_id": r.extension.program_id,
                                "new_expires_at": r.extension.new_expires_at,
                                "vouchers": r.extension.vouchers_extended, "reason": reason},
-                    program=program, new_expires_at=parse_when(until, "until"), actor=by,
+                    program=program, new_expires_at=parse_deadline(until, "until"), actor=by,
                     reason=reason, document=document, product=product, union_ids=union_ids,
                     region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
     console.print(f"extended {r.extension.vouchers_extended} vouchers to "

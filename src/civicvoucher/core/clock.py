@@ -139,6 +139,21 @@ def start_of_day(day: date, tz: tzinfo | str | None = None) -> datetime:
     return datetime.combine(day, time(), tzinfo=z).astimezone(UTC).replace(tzinfo=None)
 
 
+def bare_date(value: object) -> date | None:
+    """``value`` as a calendar day if it is one (a ``date``, or text like ``2020-07-10``),
+    else None. A bare date given as a deadline means through the end of that local day
+    (``end_of_day``); as a start, from its beginning (``start_of_day``): program files, the
+    CLI and the API read them alike."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(s := value.strip()) == 10 and s[4] == s[7] == "-":
+        try:
+            return date.fromisoformat(s)
+        except ValueError:
+            return None
+    return None
+
+
 def end_of_day(day: date, tz: tzinfo | str | None = None) -> datetime:
     """The exclusive end (naive UTC) of local day ``day``: the start of the next day, so a
     deadline "2020-07-10" in Beijing is 2020-07-11T00:00+08:00 = 2020-07-10T16:00Z."""

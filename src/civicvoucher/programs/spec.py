@@ -32,9 +32,8 @@ the zone is refused (give an offset). Stored as naive UTC.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -47,7 +46,6 @@ from civicvoucher.errors import ValidationError
 from civicvoucher.merchants.rules import Category, Channel
 from civicvoucher.programs.models import ProductKind
 
-_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 Yuan = Annotated[StrictInt, Field(gt=0, le=100_000)]
 
 
@@ -74,11 +72,9 @@ class ProductSpec(BaseModel):
     def _whole_days(cls, v: object, info) -> object:
         """A bare date: valid_from starts at that local day's start, expires_at ends at that
         day's end (returned as aware UTC, so the local-time reading below leaves it alone)."""
-        if isinstance(v, str) and _DATE_ONLY.fullmatch(v.strip()):
-            v = date.fromisoformat(v.strip())
-        if isinstance(v, date) and not isinstance(v, datetime):
+        if (day := clock.bare_date(v)) is not None:
             edge = clock.start_of_day if info.field_name == "valid_from" else clock.end_of_day
-            return edge(v).replace(tzinfo=UTC)
+            return edge(day).replace(tzinfo=UTC)
         return v
 
     @field_validator("valid_from", "expires_at")

@@ -63,7 +63,7 @@ def outstanding_account(session: Session, union_id: int, program_id: int) -> int
     )
 
 
-def _deadline(session: Session, product: Product) -> datetime:
+def deadline_of(session: Session, product: Product) -> datetime:
     """A product's deadline, moved by any program-wide extension of it."""
     later = session.execute(
         select(func.max(Extension.new_expires_at)).where(
@@ -127,7 +127,7 @@ def _issue(session: Session, *, prog: Program, union_id: int, idem_key: str, rh:
     funder = union if funding_org_id is None else get_org(session, funding_org_id)
     if not is_within(union, funder):
         raise ValidationError("a fund can pay only for unions in its own subtree", field="funding_org")
-    deadlines = {p.id: _deadline(session, p) for p in chosen}
+    deadlines = {p.id: deadline_of(session, p) for p in chosen}
     if any(d <= now for d in deadlines.values()):
         raise ValidationError("the program's spending window has closed", field="program",
                               code="program_closed")

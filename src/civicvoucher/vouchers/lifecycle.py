@@ -16,7 +16,7 @@ from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import TransferCode
 from civicvoucher.programs.service import get_program, lock_program, products_of
-from civicvoucher.vouchers.issuance import outstanding_account
+from civicvoucher.vouchers.issuance import deadline_of, outstanding_account
 from civicvoucher.vouchers.models import ExpiryRun, Extension, Voucher
 from civicvoucher.vouchers.redemption import void_expired_holds
 from civicvoucher.vouchers.rules import VoucherForm, VoucherStatus, request_hash, transition
@@ -139,11 +139,21 @@ def _extend(session: Session, *, prog, new_expires_at: datetime, actor: str, rea
     union_ids, region_prefix, form = scope["union_ids"], scope["region_prefix"], scope["form"]
     lock_program(session, prog.id, exclusive=True)
     product_id = None
+    products = products_of(session, prog.id)
     if product is not None:
-        by_key = {p.key: p.id for p in products_of(session, prog.id)}
+        by_key = {p.key: p.id for p in products}
         if product not in by_key:
             raise ValidationError(f"no product {product} in {prog.key}", field="product")
         product_id = by_key[product]
+    # Deadlines only move later: a date not after the current one would extend nothing.
+    for p in products:
+        current = deadline_of(session, p)
+        if (product_id is None or p.id == product_id) and new_expires_at <= current:
+            shown = clock.format_local(current)
+            raise ValidationError(
+                f"新截止时间必须晚于当前截止时间 {shown}（the new deadline must be later than "
+                f"the current one, {shown}: deadlines only move later）",
+                field="new_expires_at", code="extension_not_later")
     # Only vouchers still running: one whose deadline has passed is expired, whether or not
     # the expiry run has marked it yet (so the outcome never depends on when that ran).
     cond = [V.c.program_id == prog.id,
