@@ -113,6 +113,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",
                            "Merchant's county is outside this deployment's map"),
+    # secrets task (issue 9, item 1): sealed secrets at rest
+    "sealed_secret_unreadable": ("密封的密钥无法解开", "A sealed secret cannot be opened"),
+    "sealing_key_unknown": ("缺少解开密钥所需的封装密钥", "The sealing key for a secret is missing"),
+    "sealing_keys_invalid": ("封装密钥文件无效", "Invalid sealing-keys file"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

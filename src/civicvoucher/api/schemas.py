@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StrictInt
 
 from civicvoucher.core import clock
+from civicvoucher.core.sealed import SHOWN_ONCE  # secrets task: shown-once response fields
 
 
 def _local_to_utc(v: datetime) -> datetime:
@@ -83,7 +84,9 @@ class ApiTokenOut(BaseModel):
     id: int
     name: str | None
     prefix: str
-    token: str | None = Field(None, description="shown once, at creation")
+    token: Annotated[str | None, SHOWN_ONCE] = Field(
+        None, description="shown once, at creation, and never stored: null in a replay "
+                          "(X-CV-Secret-Withheld names it); lost, revoke it and make a new one")
     revoked: bool
 
 
@@ -108,7 +111,9 @@ class UserOut(BaseModel):
     org_id: int | None
     merchant_id: int | None
     member_id: int | None
-    channel_secret: str | None = Field(None, description="a channel's HMAC secret, shown once")
+    channel_secret: Annotated[str | None, SHOWN_ONCE] = Field(
+        None, description="a channel's HMAC secret, shown once and stored only sealed: null in a "
+                          "replay (X-CV-Secret-Withheld names it)")
 
 
 class Revoked(BaseModel):
