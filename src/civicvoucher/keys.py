@@ -231,6 +231,7 @@ def add_sealing_key(settings: Settings) -> str:
     assert KEY_ID.fullmatch(kid)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a file made by hand may have been readable by others
     with os.fdopen(fd, "a", encoding="utf-8") as fh:
         if not have and os.fstat(fh.fileno()).st_size == 0:
             fh.write("# civicvoucher sealing keys: <id> <64 hex>, the last line is current "
