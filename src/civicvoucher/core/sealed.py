@@ -149,9 +149,10 @@ class Keyring:
     def open_decoy(self) -> str:
         """Open a value sealed under the current key whose plaintext nobody knows: what a
         check does for a row that does not exist, so that both cost the same."""
-        with self._decoy_lock:
-            if self._decoy is None:
-                self._decoy = self.seal(secrets.token_hex(32), context="decoy")
+        if self._decoy is None:
+            with self._decoy_lock:
+                if self._decoy is None:
+                    self._decoy = self.seal(secrets.token_hex(32), context="decoy")
         return self.open(self._decoy, context="decoy")
 
 
