@@ -160,7 +160,6 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=self._info)
         self._keyring: Keyring | None = None
         self._keyring_lock = threading.Lock()
-        self._bound = False
 
     @property
     def dialect(self) -> str:
@@ -182,17 +181,12 @@ class Database:
                             self._keyring.current)
             return self._keyring
 
-    @property
-    def keyring_bound(self) -> bool:
-        return self._bound
-
     def bind_keyring(self, keyring: Keyring) -> None:
         """Seal from now on under ``keyring``; what an earlier keyring of this process sealed
         stays readable."""
         with self._keyring_lock:
             self._keyring = keyring if self._keyring is None \
                 else keyring.with_readable(self._keyring)
-            self._bound = True
 
     @contextmanager
     def session(self) -> Iterator[Session]:
