@@ -177,3 +177,13 @@ def test_database_errors_reach_the_log_without_parameters_or_row_values(db, capl
         from civicvoucher.db import DETAIL_WITHHELD
 
         assert "Failing row" not in text and DETAIL_WITHHELD in text
+
+
+def test_a_token_name_as_long_as_the_api_allows_is_stored(api):
+    """``ApiTokenIn.name`` allows 200 characters; the column held 100, so on PostgreSQL a
+    longer name was a 500 whose log carried the INSERT's parameters (the token's hash among
+    them). Migration 0008 makes the column as long as the API allows."""
+    name = "名" * 200
+    r = api.call("POST", "/auth/tokens", Role.UNION_ADMIN, json={"name": name})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == name
