@@ -4,11 +4,23 @@ SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``: w
 instead of failing mid-way, so a read-then-write inside one transaction cannot race.
 PostgreSQL runs READ COMMITTED; services change state with conditional UPDATEs and row locks,
 and ``Database.run`` retries deadlocks and unique-key races (the retry then finds the winner).
+
+No database error carries data into a log or an answer: engines hide bound parameters
+(``hide_parameters``), and PostgreSQL's DETAIL line, which echoes row values ("Key
+(username)=(alice) already exists", "Failing row contains (...)"), is cut from the error's
+message as it is raised (``scrub_error``); the driver's structured ``diag`` keeps it for code
+that needs it.
+
+A ``Database`` also carries the keyring that seals secrets at rest (``keys.bind_key`` binds
+it; ``core.sealed``, docs/secrets.md).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -19,9 +31,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from civicvoucher.core import testpoints
+from civicvoucher.core.sealed import Keyring
 from civicvoucher.errors import CivicVoucherError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -36,7 +50,32 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+DETAIL_WITHHELD = "(DETAIL withheld: it may echo row values)"
+
+
+def scrub_error(ctx) -> None:
+    """The engines' ``handle_error`` hook: cut PostgreSQL's DETAIL (and what follows it: HINT,
+    CONTEXT) from the message of the driver's error and of SQLAlchemy's wrapper, so that a
+    logged traceback (which prints both) carries no row values. In place, so the exception's
+    class and ``orig.sqlstate`` / ``orig.diag`` stay what callers branch on."""
+    orig = ctx.original_exception
+    message = orig.args[0] if orig is not None and len(orig.args) == 1 else None
+    if not isinstance(message, str) or "\nDETAIL:" not in message:
+        return
+    orig.args = (message.split("\nDETAIL:", 1)[0] + " " + DETAIL_WITHHELD,)
+    wrapped = ctx.sqlalchemy_exception
+    if wrapped is not None and len(wrapped.args) == 1 and isinstance(wrapped.args[0], str):
+        wrapped.args = (wrapped.args[0].replace(message, orig.args[0]),)
+
+
 def make_engine(url: str, **kw: Any) -> Engine:
+    kw.setdefault("hide_parameters", True)  # never a bound value in an error or a log
+    engine = _make_engine(url, **kw)
+    event.listen(engine, "handle_error", scrub_error)
+    return engine
+
+
+def _make_engine(url: str, **kw: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kw)
 
@@ -58,6 +97,15 @@ def make_engine(url: str, **kw: Any) -> Engine:
     kw.setdefault("pool_size", 20)
     kw.setdefault("max_overflow", 40)
     return create_engine(url, pool_pre_ping=True, **kw)
+
+
+def keyring_of(session: Session) -> Keyring:
+    """The sealing keyring of the Database this session belongs to."""
+    ref = session.info.get("database")
+    db = ref() if ref is not None else None
+    if db is None:
+        raise RuntimeError("this session is not a civicvoucher Database's: it has no keyring")
+    return db.keyring
 
 
 def is_postgres(session: Session) -> bool:
@@ -108,11 +156,37 @@ class Database:
     def __init__(self, url: str, **engine_kw: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kw)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._info = {"database": weakref.ref(self)}  # how a session finds its keyring
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=self._info)
+        self._keyring: Keyring | None = None
+        self._keyring_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys that seal secrets at rest in this database (``keys.bind_key`` binds them;
+        the API and the CLI always do). A Database nobody bound (a library caller that made
+        its own and skipped ``bind_key``) gets a key that lives only in this process's
+        memory: nothing is ever stored in clear, but what it seals cannot be opened by any
+        other process, nor after this one ends."""
+        with self._keyring_lock:
+            if self._keyring is None:
+                self._keyring = Keyring.ephemeral()
+                log.warning("database %s: no sealing key bound (keys.bind_key); secrets "
+                            "sealed now open only in this process, under key %s",
+                            self.engine.url.render_as_string(hide_password=True),
+                            self._keyring.current)
+            return self._keyring
+
+    def bind_keyring(self, keyring: Keyring) -> None:
+        """Seal from now on under ``keyring``; what an earlier keyring of this process sealed
+        stays readable."""
+        with self._keyring_lock:
+            self._keyring = keyring if self._keyring is None \
+                else keyring.with_readable(self._keyring)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -129,7 +203,7 @@ class Database:
                 yield s
             return
         conn = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
-        with conn, Session(bind=conn) as s, s.begin():
+        with conn, Session(bind=conn, info=self._info) as s, s.begin():
             yield s
 
     def run(self, fn: Callable[..., T], /, *args: Any, retries: int = 8, **kwargs: Any) -> T:

@@ -89,6 +89,9 @@ BINDINGS = {
 
 
 def build_api_world(db, *, limits: Limits | None = None) -> ApiWorld:
+    from civicvoucher.keys import bind_sealing
+
+    bind_sealing(db, SECRET)  # channel users made below are sealed under the app's key
     w = build_world(db, program=program_spec(channels=("offline", "online")))
     aw = ApiWorld(w, client=None)  # type: ignore[arg-type]
     with db.session() as s:

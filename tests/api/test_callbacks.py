@@ -172,3 +172,51 @@ def test_a_channel_reports_only_its_kinds_at_active_merchants_that_take_them(api
     assert redeem_at(api.merchant_in, "online", "K-4").json().get("code") == \
         "voucher_already_redeemed"
     books_ok(api.db)
+
+
+def _post_raw(api, body: dict, *, ts: str, name: str = "u-channel", secret: str | None = None):
+    """Headers as raw latin-1 bytes, as a server's HTTP parser hands them on (the TestClient
+    would re-encode them as UTF-8)."""
+    import asyncio
+
+    import httpx
+
+    raw = json.dumps(body).encode()
+    sig = sign(secret or api.channel_secret, ts, raw)
+    headers = [(b"content-type", b"application/json"), (b"accept-language", b"en"),
+               (b"x-cv-channel", name.encode("latin-1")), (b"x-cv-timestamp", ts.encode("latin-1")),
+               (b"x-cv-signature", sig.encode())]
+
+    async def go():
+        transport = httpx.ASGITransport(app=api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/api/v1/channels/callbacks", content=raw, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_a_signed_callback_with_non_ascii_digits_in_its_timestamp_is_a_401_not_a_500(api):
+    """``'²³'.isdigit()`` is True and ``int('²³')`` fails: a channel holding its secret sent
+    such a timestamp and got a 500. Only 1-12 ASCII digits are Unix seconds; anything else
+    is 401 ``stale_timestamp`` (problem+json), and nothing is redeemed."""
+    body = {"txn_id": "UP-0200", "kind": "redeem", "code": api.codes_in[1],
+            "merchant_id": api.merchant_in, "order_amount_fen": 35000}
+    before = _balances(api.db)
+    for ts in ("²³", "¹²³", f"{NOW}²", "½", "0x10", f"{NOW}.5", "-1", "1" * 13):
+        r = _post_raw(api, body, ts=ts)
+        assert (r.status_code, r.headers["content-type"]) == (401, "application/problem+json"), \
+            (ts, r.status_code, r.text)
+        assert r.json()["code"] == "stale_timestamp", (ts, r.text)
+    assert _post_raw(api, body, ts=str(NOW)).status_code == 200  # ASCII digits still work
+    assert _balances(api.db) != before
+
+
+def test_a_channel_name_with_control_characters_names_no_channel(api):
+    """A NUL or other control character in X-CV-Channel (which PostgreSQL text cannot hold)
+    is an unknown channel: 401 ``bad_signature``, not a database error."""
+    body = {"txn_id": "UP-0201", "kind": "redeem", "code": api.codes_in[1],
+            "merchant_id": api.merchant_in, "order_amount_fen": 35000}
+    for name in ("u-channel\x00", "\x00", "u-\x01channel", "u-channel\x7f", "x" * 101):
+        r = _post_raw(api, body, ts=str(NOW), name=name)
+        assert (r.status_code, r.json()["code"]) == (401, "bad_signature"), (name, r.text)
+    assert _post_raw(api, body, ts=str(NOW), name="é-channel").json()["code"] == "bad_signature"

@@ -204,3 +204,39 @@ def test_a_live_owner_in_another_process_is_waited_for_and_a_dead_one_taken_over
         if owner.poll() is None:
             owner.kill()
             owner.wait(timeout=30)
+
+
+def test_a_stored_answer_keeps_no_shown_once_secret_at_any_depth(db):
+    """``complete`` stores the answer with every shown-once field (``token``,
+    ``channel_secret``) nulled, wherever it sits in the JSON, and the replay names them in
+    X-CV-Secret-Withheld; an answer without one is stored byte for byte."""
+    import json
+
+    from starlette.responses import JSONResponse, Response
+
+    from civicvoucher.api import idempotency as idem
+
+    secret, other = "cvk_" + "s" * 43, "c" * 64
+    doc = {"id": 1, "token": secret, "items": [{"channel_secret": other, "n": 2},
+                                              {"channel_secret": None}], "prefix": secret[:12]}
+    cases = [
+        (JSONResponse(doc, status_code=201), "token,items.0.channel_secret"),
+        (JSONResponse({"id": 2, "token": None}), None),  # nothing to withhold
+        (Response(b'"token" in prose', media_type="text/plain"), None),  # not JSON: as it is
+    ]
+    for n, (response, withheld) in enumerate(cases):
+        c = idem.claim(db, user_id=3, key=f"w-{n}", rh="h", timeout=0)
+        assert idem.complete(db, c, response)
+        c.unlock()
+        replay = idem.claim(db, user_id=3, key=f"w-{n}", rh="h", timeout=0).replay
+        assert replay.headers.get("X-CV-Secret-Withheld") == withheld
+        if withheld is None:
+            assert replay.body == response.body
+    stored = json.loads(idem.claim(db, user_id=3, key="w-0", rh="h", timeout=0).replay.body)
+    assert stored == {**doc, "token": None, "items": [{"channel_secret": None, "n": 2},
+                                                      {"channel_secret": None}]}
+    with db.engine.connect() as conn:
+        bodies = b"".join(bytes(b) for (b,) in conn.exec_driver_sql(
+            "SELECT body FROM idempotency_key WHERE body IS NOT NULL"))
+    assert b'"prefix":"' + secret[:12].encode() in bodies  # what is not secret stays
+    assert secret.encode() not in bodies and other.encode() not in bodies

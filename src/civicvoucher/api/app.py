@@ -65,7 +65,13 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
         if db is None:
             db = Database(settings.database_url)
             upgrade(db.engine)
-        secret_key = secret_key or bind_key(db, settings)
+        if secret_key is None:
+            secret_key = bind_key(db, settings)  # checks the key and binds the sealing keys
+    from civicvoucher.keys import bind_sealing
+
+    # A caller holding the key (tests, an embedding program) seals under it too; binding
+    # again what bind_key bound changes nothing (the keys merge).
+    bind_sealing(db, secret_key)
     app = FastAPI(
         title="civicvoucher API", version="1", openapi_url=f"{PREFIX}/openapi.json",
         docs_url=None, redoc_url=None,  # the docs page below serves vendored Swagger UI

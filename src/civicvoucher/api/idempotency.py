@@ -49,6 +49,16 @@ pool holds at most 40 per process and one idle, and is disposed with its ``Datab
 When the database cannot be reached while claiming, completing or releasing, the client gets
 503 ``database_unavailable`` (problem+json, ``Retry-After``), never plain text; the row left
 ``in_progress`` has no lock holder any more, so the retry takes it over.
+
+A stored answer never holds a secret. Response models mark the fields that carry one with
+``core.sealed.SHOWN_ONCE`` (an API token, a channel secret at creation): ``complete`` stores
+the body with every such field set to null and names them in ``withheld``. The replay answers
+that body with ``X-CV-Secret-Withheld: token`` (the JSON paths, comma-separated): the secret
+was shown once, to the first answer, and is kept nowhere; a client that lost it revokes the
+token and makes a new one. Which fields are shown once is read from the marks on the models
+of ``api.schemas`` (``shown_once_fields``); a field of that name anywhere in a stored JSON
+answer is withheld, so a name that is secret in one model must be secret in all (a test
+checks it).
 """
 
 from __future__ import annotations
@@ -65,8 +75,9 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy import create_engine, delete, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -74,7 +85,8 @@ from starlette.responses import Response
 from civicvoucher.auth.errors import IdempotencyInFlight
 from civicvoucher.auth.models import IdempotencyRecord
 from civicvoucher.core import clock
-from civicvoucher.db import Database
+from civicvoucher.core.sealed import ShownOnce
+from civicvoucher.db import Database, scrub_error
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 
 try:
@@ -87,6 +99,7 @@ TTL = timedelta(hours=24)
 WAIT_SECONDS = 30.0  # how long a duplicate waits for a live owner before 409 in progress
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 HEADER = "Idempotency-Key"
+WITHHELD_HEADER = "X-CV-Secret-Withheld"
 log = logging.getLogger(__name__)
 
 
@@ -260,8 +273,10 @@ def _make_locker(db: Database) -> _Locker:
         # its own small pool: owners waiting for work connections never starve it, nor it them
         engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1,
                                max_overflow=39, pool_timeout=10, pool_pre_ping=True,
+                               hide_parameters=True,
                                connect_args={"connect_timeout": 5, "options": options,
                                              "application_name": "civicvoucher idempotency"})
+        event.listen(engine, "handle_error", scrub_error)
         weakref.finalize(db, engine.dispose)
         return _PgLocker(engine)
     path = url.database
@@ -409,19 +424,71 @@ def stored_response(row: IdempotencyRecord) -> Response:
     headers = {"Idempotent-Replayed": "true"}
     if row.location:
         headers["Location"] = row.location
+    if row.withheld:
+        headers[WITHHELD_HEADER] = row.withheld
     return Response(content=row.body or b"", status_code=row.status_code or 200,
                     media_type=row.content_type, headers=headers)
 
 
+@cache
+def shown_once_fields() -> frozenset[str]:
+    """The JSON names of every response field marked ``SHOWN_ONCE`` in ``api.schemas``."""
+    from pydantic import BaseModel
+
+    from civicvoucher.api import schemas
+
+    return frozenset(
+        f.serialization_alias or f.alias or name
+        for model in vars(schemas).values()
+        if isinstance(model, type) and issubclass(model, BaseModel)
+        for name, f in model.model_fields.items()
+        if any(isinstance(m, ShownOnce) for m in f.metadata))
+
+
+def _withhold(node, path: str, names: frozenset[str], found: list[str]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            here = f"{path}.{k}" if path else k
+            if k in names and v is not None:
+                node[k] = None
+                found.append(here)
+            else:
+                _withhold(v, here, names, found)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _withhold(v, f"{path}.{i}" if path else str(i), names, found)
+
+
+def storable_body(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """What may be kept of an answer: ``body`` with its shown-once fields nulled, and their
+    paths (None when it had none). Bytes are kept as they are unless something is withheld."""
+    names = shown_once_fields()
+    if "json" not in (content_type or "") or not any(f'"{n}"'.encode() in body for n in names):
+        return body, None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body, None
+    found: list[str] = []
+    _withhold(doc, "", names, found)
+    if not found:
+        return body, None
+    # rendered as Starlette's JSONResponse renders
+    out = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return out, ",".join(found)[:200]
+
+
 def complete(db: Database, claim: Claim, response: Response) -> bool:
-    """Store the answer (server faults and rate limits release the key instead). Only the
-    current owner's answer is stored: False if the claim was taken over meanwhile."""
+    """Store the answer (server faults and rate limits release the key instead), its
+    shown-once secrets withheld. Only the current owner's answer is stored: False if the
+    claim was taken over meanwhile."""
     if response.status_code >= 500 or response.status_code == 429:
         return release(db, claim)
+    content_type = response.headers.get("content-type")
+    body, withheld = storable_body(bytes(response.body), content_type)
     return db.run(lambda s: s.execute(update(K).where(*_mine(claim)).values(
-        state="done", status_code=response.status_code,
-        content_type=response.headers.get("content-type"), body=bytes(response.body),
-        location=response.headers.get("location"),
+        state="done", status_code=response.status_code, content_type=content_type, body=body,
+        withheld=withheld, location=response.headers.get("location"),
     )).rowcount) == 1
 
 

@@ -117,6 +117,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "qr_not_for_payment": ("发放凭证二维码不能用于付款，请出示App中的付款码",
                            "A hand-out QR code cannot pay: show the app's payment QR"),
     "not_acceptable": ("无法提供所请求的内容格式", "None of the accepted content types"),
+    # secrets task (issue 9, item 1): sealed secrets at rest
+    "sealed_secret_unreadable": ("密封的密钥无法解开", "A sealed secret cannot be opened"),
+    "sealing_key_unknown": ("缺少解开密钥所需的封装密钥", "The sealing key for a secret is missing"),
+    "sealing_keys_invalid": ("封装密钥文件无效", "Invalid sealing-keys file"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

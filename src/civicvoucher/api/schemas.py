@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from civicvoucher.core import clock
+from civicvoucher.core.sealed import SHOWN_ONCE  # secrets task: shown-once response fields
 
 
 def _local_to_utc(v: datetime) -> datetime:
@@ -103,7 +104,9 @@ class ApiTokenOut(BaseModel):
     id: int
     name: str | None
     prefix: str
-    token: str | None = Field(None, description="shown once, at creation")
+    token: Annotated[str | None, SHOWN_ONCE] = Field(
+        None, description="shown once, at creation, and never stored: null in a replay "
+                          "(X-CV-Secret-Withheld names it); lost, revoke it and make a new one")
     revoked: bool
 
 
@@ -133,9 +136,12 @@ class UserOut(BaseModel):
     org_id: int | None
     merchant_id: int | None
     member_id: int | None
-    channel_secret: str | None = Field(None, description="a channel's HMAC secret, shown once")
-    activation_code: str | None = Field(None, json_schema_extra={"secret": True}, description=(
-        "a new member's one-time activation code, shown once (not when sent by SMS)"))
+    channel_secret: Annotated[str | None, SHOWN_ONCE] = Field(
+        None, description="a channel's HMAC secret, shown once and stored only sealed: null in a "
+                          "replay (X-CV-Secret-Withheld names it)")
+    activation_code: Annotated[str | None, SHOWN_ONCE] = Field(None, description=(
+        "a new member's one-time activation code, shown once (not when sent by SMS): null in "
+        "a replay"))
     activation_expires_at: Instant | None = None
     activation_sent_to: str | None = Field(None, description="the masked phone it was sent to")
 
@@ -619,8 +625,8 @@ class InviteOut(BaseModel):
     user_id: int
     username: str
     member_id: int | None
-    activation_code: str | None = Field(None, json_schema_extra={"secret": True},
-                                        description="shown once (not when sent by SMS)")
+    activation_code: Annotated[str | None, SHOWN_ONCE] = Field(
+        None, description="shown once (not when sent by SMS): null in a replay")
     activation_expires_at: Instant
     activation_sent_to: str | None = None
     voided_previous: bool = Field(description="an unused earlier code no longer works")

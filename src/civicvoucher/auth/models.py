@@ -1,4 +1,9 @@
-"""API users, their tokens, payment-channel secrets, rate-limit buckets, idempotency keys."""
+"""API users, their tokens, payment-channel secrets, rate-limit buckets, idempotency keys.
+
+No secret is stored in clear: passwords as argon2id hashes, tokens as SHA-256 hashes, channel
+secrets sealed (AES-GCM, ``core.sealed``) under a key kept outside the database, stored
+answers with their shown-once secrets withheld (docs/secrets.md).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from civicvoucher.db import Base
+from civicvoucher.core.sealed import Keyring, SealedSecretError
+from civicvoucher.db import Base, keyring_of
 
 
 class ApiUser(Base):
@@ -54,7 +60,7 @@ class ApiToken(Base):
     kind: Mapped[str] = mapped_column(String(10))  # access | api
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))  # shown in listings, never enough to use
-    name: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(200))  # as long as ApiTokenIn allows
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -62,14 +68,20 @@ class ApiToken(Base):
 
 class PaymentChannel(Base):
     """A payment channel's HMAC secret for signed callbacks (one per channel user), and the
-    redemption channel kinds (``online``, ``offline`` ...) its callbacks may report."""
+    redemption channel kinds (``online``, ``offline`` ...) its callbacks may report.
+
+    The secret is sealed (``secret_sealed``, bound to the channel's user id); the callback
+    check opens it per request. ``unsealed_secret`` holds a secret from before migration 0009
+    only until the first process with the key starts (``keys.bind_key`` seals it and clears
+    the column); nothing else reads it."""
 
     __tablename__ = "payment_channel"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("api_user.id"), unique=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret_sealed: Mapped[str | None] = mapped_column(String(200))  # cv1:<key id>:<data>
+    unsealed_secret: Mapped[str | None] = mapped_column(String(128))  # pre-0009, until sealed
     channels: Mapped[str] = mapped_column(String(60), default="online",
                                           server_default="online")  # comma-separated
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -77,6 +89,23 @@ class PaymentChannel(Base):
     @property
     def channel_set(self) -> frozenset[str]:
         return frozenset(c for c in self.channels.split(",") if c)
+
+    @staticmethod
+    def context(user_id: int) -> str:
+        """What a sealed secret is bound to: a copy pasted into another row does not open."""
+        return f"payment_channel.secret:{user_id}"
+
+    @classmethod
+    def seal(cls, session: Session, user_id: int, secret: str) -> str:
+        """``secret`` sealed under the session's database's current key, for ``user_id``."""
+        return keyring_of(session).seal(secret, context=cls.context(user_id))
+
+    def open_secret(self, keyring: Keyring) -> str:
+        if self.secret_sealed is None:  # only before the first keyed start after 0009
+            raise SealedSecretError(f"channel {self.name}: its secret is not sealed yet; start "
+                                    "any civicvoucher command with the key once (keys.bind_key "
+                                    "seals it)", code="sealed_secret_unreadable")
+        return keyring.open(self.secret_sealed, context=self.context(self.user_id))
 
 
 class RateBucket(Base):
@@ -105,6 +134,8 @@ class IdempotencyRecord(Base):
     content_type: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     location: Mapped[str | None] = mapped_column(Text)
+    # shown-once fields nulled in ``body`` (comma-separated JSON paths), said in the replay
+    withheld: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     locked_at: Mapped[datetime] = mapped_column(DateTime)  # refreshed while the owner runs
     claim_token: Mapped[str | None] = mapped_column(String(64))  # the owner's fencing token

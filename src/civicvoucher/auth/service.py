@@ -89,7 +89,8 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
     secret = None
     if r is Role.CHANNEL:
         secret = secrets.token_hex(32)
-        session.add(PaymentChannel(user_id=user.id, name=username, secret=secret,
+        session.add(PaymentChannel(user_id=user.id, name=username,  # sealed: docs/secrets.md
+                                   secret_sealed=PaymentChannel.seal(session, user.id, secret),
                                    channels=",".join(kinds), created_at=clock.now()))
         session.flush()
     return NewUser(user, secret)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from civicvoucher.cli import operations as ops
 from civicvoucher.cli import program_file  # noqa: F401  (registers `program template`)
 from civicvoucher.cli.common import console, database, err_console
+from civicvoucher.cli.keys import keys_app
 from civicvoucher.cli.registry import member_app, merchant_app, org_app
 from civicvoucher.errors import CivicVoucherError, ImportRejected
 
@@ -27,6 +28,7 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(ops.fund_app, name="fund")
 app.add_typer(ops.program_app, name="program")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")  # secrets task: sealing keys (cli/keys.py)
 for fn in (ops.issue, ops.redeem, ops.capture, ops.void, ops.refund, ops.expire, ops.extend,
            ops.settle):
     app.command(fn.__name__)(fn)

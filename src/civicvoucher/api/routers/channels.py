@@ -6,11 +6,18 @@ Each callback is signed by the channel's own secret:
     X-CV-Timestamp: Unix seconds when it was sent
     X-CV-Signature: hex HMAC-SHA256(secret, "<timestamp>.<raw body>")
 
+The secret is stored sealed (``PaymentChannel.secret_sealed``, AES-GCM under a key kept outside
+the database; docs/secrets.md) and opened for each callback: AES-GCM on 32 bytes costs a few
+microseconds beside the database read, so nothing is cached. A callback naming no known
+channel opens a decoy sealed under the current key instead, so both cost the same.
+
 Before any other work a callback counts against its IP's rate limit (429 past it). The
 signature is checked first, with the same answer (401 ``bad_signature``) for an unknown
 channel, a disabled one and a wrong signature, so a prober learns nothing else; only a signed
 callback is told that its timestamp is more than ``callback_window_s`` (300 s) from the
-server's clock (401 ``stale_timestamp``), so an old capture cannot be replayed later. Refused
+server's clock (401 ``stale_timestamp``), so an old capture cannot be replayed later; a
+timestamp that is not 1-12 ASCII digits (``²³`` passes ``str.isdigit``) is a 401
+``stale_timestamp`` too. A channel name with control characters names no channel. Refused
 callbacks count as failures of the IP, and enough of them lock it for a while; the audit log
 records the lock and the first refusal of each rate-limit window, not every refused attempt.
 
@@ -27,7 +34,8 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
-import secrets
+import logging
+import re
 
 from fastapi import Depends, Request
 from pydantic import ValidationError as PydanticError
@@ -45,10 +53,14 @@ from civicvoucher.auth import ratelimit
 from civicvoucher.auth.errors import ChannelKindNotAllowed, RateLimited, Unauthenticated
 from civicvoucher.auth.models import ApiUser, PaymentChannel
 from civicvoucher.core import clock
+from civicvoucher.core.sealed import SealedSecretError
 from civicvoucher.errors import ValidationError
 from civicvoucher.vouchers.redemption import redeem, redemption_by_key, refund
 
 router = make_router("/channels", "payment channels")
+log = logging.getLogger(__name__)
+TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits: str.isdigit() takes '²³', int() not
+NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")  # what a channel name can be (no control chars)
 
 _BODY = {
     "required": True,
@@ -69,8 +81,18 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-# HMAC'd against when the channel is unknown, so both answers cost the same; nobody knows it
-_NO_SECRET = secrets.token_hex(32)
+def _secret(st: AppState, channel: PaymentChannel | None) -> str:
+    """The channel's secret, opened; for no channel the decoy's (nobody knows it), at the same
+    cost. A secret this process cannot open is the deployment's fault: logged with what is
+    wrong, answered 500 without it."""
+    keyring = st.db.keyring
+    try:
+        return channel.open_secret(keyring) if channel is not None else keyring.open_decoy()
+    except SealedSecretError as exc:
+        log.error("channel %s: cannot open its secret: %s", channel.name if channel else "-",
+                  exc.message)
+        raise SealedSecretError("the server cannot check this callback's signature just now",
+                                code=exc.code) from None
 
 
 def _check_signature(s: Session, st: AppState, request: Request, body: bytes):
@@ -80,15 +102,15 @@ def _check_signature(s: Session, st: AppState, request: Request, body: bytes):
     ts = request.headers.get("x-cv-timestamp", "")
     sig = request.headers.get("x-cv-signature", "")
     row = s.execute(select(PaymentChannel, ApiUser).join(ApiUser, ApiUser.id == PaymentChannel.user_id)
-                    .where(PaymentChannel.name == name[:100])).first() if name else None
-    expected = sign(row[0].secret if row is not None else _NO_SECRET, ts, body)
+                    .where(PaymentChannel.name == name)).first() if NAME.fullmatch(name) else None
+    expected = sign(_secret(st, row[0] if row is not None else None), ts, body)
     good = hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace"))
     if row is None or not row[1].active or not good:
         raise Unauthenticated("unknown channel or bad signature", code="bad_signature")
     channel, user = row
-    if not ts.isdigit() or len(ts) > 12:
-        raise Unauthenticated("X-CV-Timestamp must be Unix seconds", code="stale_timestamp",
-                              channel=channel.name)
+    if not TIMESTAMP.fullmatch(ts):
+        raise Unauthenticated("X-CV-Timestamp must be Unix seconds (1-12 ASCII digits)",
+                              code="stale_timestamp", channel=channel.name)
     now = calendar.timegm(clock.now().timetuple())
     if abs(now - int(ts)) > st.callback_window_s:
         raise Unauthenticated(f"timestamp is more than {st.callback_window_s} s off",
@@ -109,6 +131,7 @@ async def channel_callback(request: Request, st: AppState = Depends(state)) -> C
 def _refused(st: AppState, request: Request, action: str, detail: dict) -> None:
     """One audit entry for an event that happens at most once per window or lock."""
     name = request.headers.get("x-cv-channel", "")[:80]
+    name = name if NAME.fullmatch(name) else name.encode("unicode_escape").decode()[:80]
     st.db.run(lambda s: append(
         s, key=st.audit_key, action=action, outcome="refused",
         actor=Actor(f"channel:{name}" if name else "anonymous",

@@ -1,0 +1,87 @@
+"""``civicvoucher keys``: the keys that seal secrets at rest (docs/secrets.md).
+
+Rotating the sealing key, in order (every step is safe to repeat):
+
+1. ``civicvoucher keys new-sealing-key``: a fresh key at the end of the sealing-keys file;
+2. give every process that opens the database (API workers, cron jobs, other hosts) that file
+   and restart them: each seals new secrets under the new key and still opens the old ones;
+3. ``civicvoucher keys rotate-channel-secrets``: every channel secret sealed again under the
+   current key, in one audited transaction (a second run moves nothing);
+4. ``civicvoucher keys status``: a key that seals nothing any more may be deleted from the file
+   (``h1``, the ID-hash key's subkey, is never in the file and is simply left unused).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from civicvoucher.cli.common import audit, console, database, settings
+
+keys_app = typer.Typer(help="Keys that seal secrets at rest: status, a new key, rotation "
+                            "(docs/secrets.md).", no_args_is_help=True)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Which sealing keys this process has, the current one, and how many channel secrets
+    each seals (a key with none may be deleted from the sealing-keys file)."""
+    from civicvoucher.keys import sealing_keys_file, sealing_status
+
+    db = database()
+    with db.session() as s:
+        got = sealing_status(s, db.keyring)
+    console.print(f"密钥环文件 / sealing-keys file: {sealing_keys_file(settings())}")
+    for kid, n in got["keys"].items():
+        mark = "  [bold]current 当前[/bold]" if kid == got["current"] else ""
+        console.print(f"  {kid}: {n} channel secrets 个渠道密钥{mark}")
+    for kid, n in got["missing"].items():
+        console.print(f"  [red]{kid}: {n} channel secrets sealed under a key this process does "
+                      f"not have / 本进程缺少此密钥[/red]")
+    if got["unsealed"]:
+        console.print(f"  [red]{got['unsealed']} unsealed 未密封[/red]")
+    if got["missing"]:
+        raise typer.Exit(1)
+
+
+@keys_app.command("new-sealing-key")
+def keys_new() -> None:
+    """Append a fresh sealing key to the sealing-keys file; processes started from now on
+    seal under it. Then restart every process, then rotate-channel-secrets."""
+    from civicvoucher.keys import add_sealing_key, sealing_keys_file
+
+    db = database()  # first: refuses a wrong ID-hash key before touching the file
+    path = sealing_keys_file(settings())
+    kid = add_sealing_key(settings())
+    with db.session() as s:
+        audit(s, "keys.sealing_key.add", f"sealing_key:{kid}", {"file": str(path)})
+    console.print(f"[green]新密钥 / new sealing key {kid}[/green] → {path}")
+    console.print("把此文件交给每个进程并重启，然后运行 civicvoucher keys rotate-channel-secrets / "
+                  "give every process this file, restart them, then run "
+                  "civicvoucher keys rotate-channel-secrets")
+
+
+@keys_app.command("rotate-channel-secrets")
+def keys_rotate() -> None:
+    """Seal every payment-channel secret again under the current sealing key (audited;
+    running it again moves nothing)."""
+    from civicvoucher.keys import reseal_channel_secrets
+
+    db = database()
+    ring = db.keyring
+
+    def work(s):
+        moved = reseal_channel_secrets(s, ring)
+        if moved:
+            audit(s, "keys.channel_secrets.rotate", "payment_channel",
+                  {"to": ring.current, "from": moved})
+        return moved
+
+    moved = db.run(work)
+    if not moved:
+        console.print(f"所有渠道密钥已在当前密钥 {ring.current} 下 / every channel secret is "
+                      f"sealed under the current key {ring.current}: nothing to do")
+        return
+    total = sum(moved.values())
+    detail = ", ".join(f"{k}: {n}" for k, n in sorted(moved.items()))
+    console.print(f"[green]{total} 个渠道密钥已改用 / channel secrets sealed again under "
+                  f"{ring.current}[/green] (from {detail})")
