@@ -258,9 +258,23 @@ def test_the_code_goes_by_sms_only_to_the_phone_on_file(api):
     assert _activate(api, code).status_code == 200
 
 
-def test_the_activation_code_is_marked_secret_for_the_idempotency_store(api):
-    """The idempotency table keeps answers for replays; fields marked secret are redacted
-    there (the ``secrets`` task makes ``idempotency.complete`` honour the mark)."""
+def test_the_activation_code_is_never_stored_for_a_replay(api):
+    """The idempotency table keeps answers for replays: the code is withheld there (the
+    retry says so), so nobody reading the database can activate the member."""
+    from civicvoucher.auth.models import IdempotencyRecord
+
+    body = {"username": "m-replay", "role": "member", "member_id": _second_member(api)}
+    first = api.call("POST", "/auth/users", Role.UNION_ADMIN, key="invite-1", json=body)
+    assert first.status_code == 201, first.text
+    code = first.json()["activation_code"]
+    assert code
+    again = api.call("POST", "/auth/users", Role.UNION_ADMIN, key="invite-1", json=body)
+    assert again.status_code == 201, again.text
+    assert again.json()["activation_code"] is None
+    assert "activation_code" in again.headers["X-CV-Secret-Withheld"]
+    with api.db.session() as s:
+        stored = b"".join(s.execute(select(IdempotencyRecord.body)).scalars().all())
+    assert code.encode() not in stored and code.replace("-", "").encode() not in stored
     doc = api.client.get("/api/v1/openapi.json").json()["components"]["schemas"]
-    assert doc["UserOut"]["properties"]["activation_code"]["secret"] is True
-    assert doc["InviteOut"]["properties"]["activation_code"]["secret"] is True
+    assert doc["UserOut"]["properties"]["activation_code"]["x-shown-once"] is True
+    assert doc["InviteOut"]["properties"]["activation_code"]["x-shown-once"] is True
