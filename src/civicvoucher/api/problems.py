@@ -113,6 +113,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",
                            "Merchant's county is outside this deployment's map"),
+    # login limits (issue 9, login task)
+    "login_slowed": ("该账号登录失败次数过多，请稍后再试",
+                     "Too many failed logins for this account, retry later"),
+    "login_busy": ("登录请求过多，请稍后重试", "Too many logins at once, retry shortly"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
