@@ -176,33 +176,53 @@ def test_unknown_users_are_checked_like_real_ones_under_the_same_gate(api, hashe
         assert login(c, name, "wrong password").json()["code"] == "login_failed"
     today = extract_parameters(passwords.HASHER.hash("x"))
     assert [extract_parameters(h) for h in hashes] == [today] * 3
-    # every login, known or not, needs a slot of the gate: with it full, all are turned away
+    # every login, known or not, is a place in the worker's gate: with the gate full, all
+    # are turned away before they touch the database (no bucket row) or hash anything
     lim = Limits(login_hash_slots=1, login_hash_queue=0)
     gate = passwords.gate(lim.login_hash_slots, lim.login_hash_queue,
                           lim.login_hash_wait.total_seconds())
     c = client(create_app(api.db, secret_key=SECRET, limits=lim), HOME)
-    with gate.held():
+    rows = bucket_rows(api)
+    with gate.admitted():
         for name in ("nobody", "kadmin_b"):
             r = login(c, name, RIGHT)
             assert (r.status_code, r.json()["code"]) == (503, "login_busy")
             assert r.headers["Retry-After"] == "1"
-    assert len(hashes) == 3
+    assert len(hashes) == 3 and bucket_rows(api) == rows
     assert login(c, "kadmin_b", RIGHT).status_code == 200
 
 
-def test_a_login_waits_a_bounded_time_for_a_hashing_slot(api):
-    """One slot, taken; one place in the queue: the login waits ``login_hash_wait`` and is
-    turned away (503), not queued for ever."""
-    from civicvoucher.auth import passwords
+def bucket_rows(api) -> list[tuple]:
+    with api.db.session() as s:
+        return sorted(s.execute(select(RateBucket.key, RateBucket.hits, RateBucket.failures)).all())
 
+
+def test_a_login_waits_a_bounded_time_for_a_hashing_slot(api, monkeypatch):
+    """One slot, hashing for another login; one place in the queue: the next login waits
+    ``login_hash_wait`` and is turned away (503), not queued for ever."""
     add_user(api)
-    lim = Limits(login_hash_slots=1, login_hash_queue=1, login_hash_wait=timedelta(seconds=0.05))
-    gate = passwords.gate(1, 1, 0.05)
-    c = client(create_app(api.db, secret_key=SECRET, limits=lim), HOME)
-    with gate.held():
-        r = login(c, "kadmin_b", RIGHT)
-    assert (r.status_code, r.json()["code"]) == (503, "login_busy")
-    assert login(c, "kadmin_b", RIGHT).status_code == 200
+    app = app_with(api, login_hash_slots=1, login_hash_queue=1,
+                   login_hash_wait=timedelta(seconds=0.05))
+    real = PasswordHasher.verify
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(self, hash, password):
+        entered.set()
+        release.wait(60)
+        return real(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    first: list = []
+    t = threading.Thread(target=lambda: first.append(login(client(app, HOME), "kadmin_b", RIGHT)))
+    t.start()
+    try:
+        assert entered.wait(30)
+        r = login(client(app, "198.51.100.21"), "kadmin_b", RIGHT)
+        assert (r.status_code, r.json()["code"]) == (503, "login_busy")
+    finally:
+        release.set()
+        t.join(60)
+    assert first[0].status_code == 200  # the slot's own login went through
 
 
 def test_concurrent_logins_hash_at_most_the_slots_at_once(api, monkeypatch):
@@ -279,3 +299,39 @@ def test_a_long_username_is_a_wrong_login_not_a_server_error(api, length):
         assert (r.status_code, r.json()["code"]) == (401, "login_failed"), r.text
     with api.db.session() as s:
         assert max(len(k) for k in s.execute(select(RateBucket.key)).scalars()) <= 200
+
+
+def test_prune_deletes_only_the_rows_that_no_longer_decide_anything(api, moving_clock):
+    """For the maintenance job: a trusted address is kept for 30 days, a backoff for a day
+    after its last failure, a lock while it holds, anything else once its window is over."""
+    from civicvoucher.auth import ratelimit
+
+    add_user(api)
+    app = api.client.app
+    assert login(client(app, HOME), "kadmin_b", RIGHT).status_code == 200  # trusts HOME
+    attacker = client(app, ATTACKER)
+    for _ in range(5):
+        login(attacker, "kadmin_b", "guess")  # a username-and-address cap, and failures
+    login(attacker, "ghost", "guess")
+    lim = Limits()
+
+    def kinds() -> set[str]:
+        with api.db.session() as s:
+            keys = s.execute(select(RateBucket.key)).scalars().all()
+        return {":".join(k.split(":")[:2]) for k in keys}  # login:ip:1.2.3.4 → login:ip
+
+    def prune_at(delta: timedelta) -> int:
+        moving_clock[0] = T0 + delta
+        with api.db.session() as s:
+            return ratelimit.prune(s, limits=lim)
+
+    everything = kinds()
+    assert {"login:ip", "login:ip-fail", "login:user", "login:user-ip", "login:trust",
+            "login:name", "login:name-ip"} <= everything
+    assert prune_at(timedelta(minutes=5)) == 0  # every window still open
+    prune_at(timedelta(minutes=16))
+    assert kinds() == {"login:user", "login:name", "login:trust"}
+    prune_at(timedelta(days=1, minutes=1))
+    assert kinds() == {"login:trust"}
+    prune_at(timedelta(days=30, minutes=1))
+    assert kinds() == set()

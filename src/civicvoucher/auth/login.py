@@ -24,7 +24,9 @@ attempted name, which is sometimes a password typed in the wrong box, is stored 
 Unknown usernames get the same limits, answers and timing as real ones, so they tell nothing.
 
 Only then is the password hashed (``passwords.check_password``, at most a few at once per
-worker): a refused attempt costs a few indexed rows, never a hash.
+worker): a refused attempt costs a few indexed rows, never a hash. Before all of it, a worker
+already busy with ``login_hash_slots + login_hash_queue`` logins turns the attempt away
+(503 ``login_busy``) without touching the database.
 """
 
 from __future__ import annotations
@@ -88,13 +90,19 @@ def login(db: Database, *, username: str, password: str, ip: str,
     ``locked`` (this failure reached a cap) and ``slowed`` (it started the backoff) for the
     caller's audit log. ``name_key`` keys the hash of unknown usernames in their buckets.
     """
+    gate = passwords.gate(limits.login_hash_slots, limits.login_hash_queue,
+                          limits.login_hash_wait.total_seconds())
+    with gate.admitted():  # a flood is turned away here, before any database work
+        return _login(db, gate, username, password, ip, limits, name_key)
+
+
+def _login(db: Database, gate: passwords.HashGate, username: str, password: str, ip: str,
+           limits: Limits, name_key: bytes) -> Login:
     addr = ratelimit.address_key(ip)
     ratelimit.hit(db, bucket_key("login:ip", addr), limit=limits.login_per_ip,
                   window=limits.window)
     attempt = db.run(lambda s: _admit(s, username, addr, limits, name_key))
     user = attempt.user
-    gate = passwords.gate(limits.login_hash_slots, limits.login_hash_queue,
-                          limits.login_hash_wait.total_seconds())
     verdict = passwords.check_password(user.password_hash if user else None, password,
                                        within=gate)
     if not verdict.ok or user is None or not user.active:

@@ -9,11 +9,12 @@ OWASP counts this profile as adequate for it. Hashes made with other parameters 
 (argon2 hashes carry their parameters) and are re-hashed at the next successful login
 (``Verdict.new_hash``), so the profile can change again without a migration.
 
-Bounded work: ``check_password`` hashes only inside a ``HashGate``, one per worker process:
-``login_hash_slots`` hashes at a time, ``login_hash_queue`` logins waiting at most
-``login_hash_wait`` for a slot, and any other login is refused at once (503 ``login_busy``,
-``Retry-After``). So a flood of logins costs a worker at most slots × 19 MiB and a few
-threads of its pool, never an unbounded queue.
+Bounded work: a login runs inside a ``HashGate``, one per worker process: at most
+``login_hash_slots + login_hash_queue`` logins in progress, any other refused at once, before
+it touches the database (503 ``login_busy``, ``Retry-After``); ``check_password`` hashes on
+the gate's own ``login_hash_slots`` threads, waiting at most ``login_hash_wait`` for one. So a
+flood of logins costs a worker at most slots × 19 MiB and slots + queue threads of its
+request pool, never an unbounded queue.
 
 Unknown users: a login for a username that does not exist (or a user without a password)
 is verified against a dummy hash with the same parameters, under the same gate. It takes the
@@ -26,16 +27,20 @@ with the machine the way a hash does, so under load the two would tell apart.)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from civicvoucher.errors import CivicVoucherError
 
+T = TypeVar("T")
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)  # argon2id
 
 
@@ -71,27 +76,42 @@ def verify_password(stored: str | None, password: str) -> bool:
 
 
 class HashGate:
-    """At most ``slots`` hashes at once, at most ``queue`` callers waiting up to ``wait_s``
-    seconds for one; everybody else is refused at once."""
+    """One worker process's bound on logins: at most ``slots + queue`` logins in progress
+    (``admitted``: a login past that is refused at once, before it touches the database) and
+    at most ``slots`` hashes at a time, run on ``slots`` threads of the gate's own (``run``:
+    a hash that cannot start within ``wait_s`` is refused).
+
+    The hashes run on the gate's own threads, not the request's, because glibc keeps a
+    thread's freed 19 MiB in that thread's malloc arena: hashing on whichever of the 40
+    threads of the request pool served the login left up to 40 such arenas full, and the
+    worker kept hundreds of MB after a flood. Two threads keep two.
+    """
 
     def __init__(self, slots: int, queue: int, wait_s: float) -> None:
         self._admitted = threading.BoundedSemaphore(slots + queue)
-        self._slots = threading.BoundedSemaphore(slots)
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="argon2")
         self.wait_s = wait_s
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def admitted(self) -> Iterator[None]:
+        """Hold one of the ``slots + queue`` places for the whole of a login."""
         if not self._admitted.acquire(blocking=False):
             raise HashingBusy("too many logins at once: retry in a moment", retry_after=1)
         try:
-            if not self._slots.acquire(timeout=self.wait_s):
-                raise HashingBusy("too many logins at once: retry in a moment", retry_after=1)
-            try:
-                yield
-            finally:
-                self._slots.release()
+            yield
         finally:
             self._admitted.release()
+
+    def run(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` on a slot's thread, if one frees up within ``wait_s``."""
+        job = self._pool.submit(fn, *args)
+        try:
+            return job.result(timeout=self.wait_s)
+        except FutureTimeout:
+            if job.cancel():  # never started: nobody hashed for it
+                raise HashingBusy("too many logins at once: retry in a moment",
+                                  retry_after=1) from None
+            return job.result()  # started just now: a hash takes milliseconds
 
 
 @lru_cache(maxsize=8)
@@ -107,10 +127,14 @@ class Verdict:
 
 
 def check_password(stored: str | None, password: str, *, within: HashGate) -> Verdict:
-    """Verify ``password`` inside the gate ``within`` (``HashingBusy`` when it is full); a
-    match whose hash has older parameters comes back re-hashed, still inside the gate."""
-    with within.held():
-        ok = _verify(stored or _dummy(), password) and stored is not None
-        if ok and stored is not None and HASHER.check_needs_rehash(stored):
-            return Verdict(True, HASHER.hash(password))
+    """Verify ``password`` on the gate ``within`` (the caller holds ``within.admitted()``;
+    ``HashingBusy`` when no slot frees up in time); a match whose hash has older parameters
+    comes back re-hashed, on the same slot."""
+    return within.run(_check, stored, password)
+
+
+def _check(stored: str | None, password: str) -> Verdict:
+    ok = _verify(stored or _dummy(), password) and stored is not None
+    if ok and stored is not None and HASHER.check_needs_rehash(stored):
+        return Verdict(True, HASHER.hash(password))
     return Verdict(ok)
