@@ -15,7 +15,9 @@ log in from their own address afterwards. Stops by itself (``--seconds``); loopb
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
+import multiprocessing
 import os
 import socket
 import statistics
@@ -89,19 +91,32 @@ def authenticated(base: str, token: str, stop: threading.Event, lat: list[float]
             time.sleep(0.02)
 
 
-def attacker(base: str, addr: str, username: str | None, stop: threading.Event,
-             seen: collections.Counter, lock: threading.Lock) -> None:
-    transport = httpx.HTTPTransport(local_address=addr)
-    with httpx.Client(base_url=base, transport=transport, timeout=30) as c:
-        while not stop.is_set():
-            name = username or f"ghost-{uuid.uuid4().hex[:12]}"
-            try:
-                r = c.post("/api/v1/auth/login", json={"username": name, "password": "guess"})
-                key = f"{r.status_code} {r.json().get('code', '')}"
-            except httpx.HTTPError as exc:
-                key = type(exc).__name__
-            with lock:
-                seen[key] += 1
+async def _attack(base: str, seconds: float, attackers: int) -> collections.Counter:
+    """``attackers`` clients, each from its own loopback address, logging in as made-up
+    usernames; one more sends wrong passwords for the real user."""
+    seen: collections.Counter = collections.Counter()
+    end = time.monotonic() + seconds
+
+    async def one(addr: str, username: str | None) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=addr)
+        async with httpx.AsyncClient(base_url=base, transport=transport, timeout=30) as c:
+            while time.monotonic() < end:
+                name = username or f"ghost-{uuid.uuid4().hex[:12]}"
+                try:
+                    r = await c.post("/api/v1/auth/login",
+                                     json={"username": name, "password": "guess"})
+                    seen[f"{r.status_code} {r.json().get('code', '')}"] += 1
+                except httpx.HTTPError as exc:
+                    seen[type(exc).__name__] += 1
+
+    await asyncio.gather(*(one(f"127.0.0.{2 + i % 240}", None) for i in range(attackers)),
+                         one("127.0.0.250", "victim"))
+    return seen
+
+
+def attack(base: str, seconds: float, attackers: int, out) -> None:
+    """In a process of its own, so the measured client shares no interpreter with it."""
+    out.put(dict(asyncio.run(_attack(base, seconds, attackers))))
 
 
 def main() -> None:
@@ -151,25 +166,23 @@ def main() -> None:
         t.join()
 
         under: list[float] = []
-        seen: collections.Counter = collections.Counter()
-        lock = threading.Lock()
         stop = threading.Event()
-        threads = [threading.Thread(target=authenticated, args=(base, token, stop, under))]
-        threads += [threading.Thread(target=attacker, args=(
-            base, f"127.0.0.{2 + i % 240}", None, stop, seen, lock))
-            for i in range(args.attackers)]
-        threads.append(threading.Thread(target=attacker, args=(
-            base, "127.0.0.250", "victim", stop, seen, lock)))
+        results: multiprocessing.Queue = multiprocessing.Queue()
+        attackers = multiprocessing.Process(target=attack,
+                                            args=(base, args.seconds, args.attackers, results))
+        attackers.start()
+        time.sleep(1)  # let the flood build up before measuring
+        measure = threading.Thread(target=authenticated, args=(base, token, stop, under))
+        measure.start()
         peak_rss = 0
-        for th in threads:
-            th.start()
-        end = time.monotonic() + args.seconds
+        end = time.monotonic() + args.seconds - 2
         while time.monotonic() < end:
             peak_rss = max(peak_rss, memory(pid)["VmRSS"])
             time.sleep(0.1)
         stop.set()
-        for th in threads:
-            th.join(60)
+        measure.join(60)
+        seen = collections.Counter(results.get(timeout=120))
+        attackers.join(60)
         after = memory(pid)
         with httpx.Client(base_url=base, transport=httpx.HTTPTransport(
                 local_address="127.0.0.1"), timeout=30) as c:
