@@ -5,9 +5,10 @@
 Starts one uvicorn worker on 127.0.0.1 (a throwaway SQLite file, or with ``--pg`` a throwaway
 PostgreSQL database on the local server), creates a user and an API token, and measures an
 authenticated client's ``GET /auth/me`` latency first alone, then during the attack:
-``--attackers`` threads, each from its own loopback address (127.0.0.2, 127.0.0.3, …), log in
-as made-up usernames as fast as they can, and one more sends wrong passwords for the real user
-from 127.0.0.250. Prints the worker's peak memory (VmHWM and the sampled RSS peak), the
+``--attackers`` clients (in a process of their own), each from its own loopback address
+(127.0.0.2, 127.0.0.3, …), log in as made-up usernames as fast as they can, and one more sends
+wrong passwords for the real user from 127.0.0.250. The worker takes ``CIVICVOUCHER_LIMIT_*``
+from the environment (to try other hashing slots and queues). Prints the worker's peak memory (VmHWM and the sampled RSS peak), the
 answers by status, the client's p50/p99 alone and under attack, and whether the real user can
 log in from their own address afterwards. Stops by itself (``--seconds``); loopback only.
 """
@@ -35,6 +36,15 @@ SECRET = "bench-secret-key"
 PASSWORD = "bench right password"
 ADMIN = os.environ.get("CIVICVOUCHER_BENCH_PG_ADMIN",
                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def make_app():
+    """The app with the deployment's ``CIVICVOUCHER_LIMIT_*`` limits (uvicorn factory)."""
+    from civicvoucher.api.app import create_app
+    from civicvoucher.auth.ratelimit import Limits
+
+    from_env = getattr(Limits, "from_env", None)  # absent before issue 9: the defaults
+    return create_app(limits=from_env() if from_env else None)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -145,7 +155,7 @@ def main() -> None:
         env = {**os.environ, "CIVICVOUCHER_DATABASE_URL": url, "CIVICVOUCHER_SECRET_KEY": SECRET}
         server = subprocess.Popen(
             ["timeout", str(int(args.seconds * 3 + 60)), sys.executable, "-m", "uvicorn",
-             "civicvoucher.api.app:create_app", "--factory", "--host", "127.0.0.1", "--port",
+             "bench.bench_login_flood:make_app", "--factory", "--host", "127.0.0.1", "--port",
              str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"], env=env)
         for _ in range(300):
             try:

@@ -100,10 +100,12 @@ def test_limits_come_from_the_environment_once():
     assert lim.login_hash_wait == timedelta(seconds=0.5)
     assert lim.code_per_user == Limits().code_per_user  # the rest: the defaults
     assert Limits.from_env({}) == Limits()
+    assert Limits.from_env({"CIVICVOUCHER_LIMIT_LOGIN_HASH_QUEUE": "0"}).login_hash_queue == 0
 
 
 @pytest.mark.parametrize("env", [{"CIVICVOUCHER_LIMIT_CODE_PER_IP": "many"},
                                  {"CIVICVOUCHER_LIMIT_CODE_PER_IP": "0"},
+                                 {"CIVICVOUCHER_LIMIT_LOGIN_HASH_SLOTS": "-1"},
                                  {"CIVICVOUCHER_LIMIT_CODE_PER_IP": "1.5"},
                                  {"CIVICVOUCHER_LIMIT_LOCK_FOR": "nan"},
                                  {"CIVICVOUCHER_LIMIT_CODE_PER_MINUTE": "5"}])

@@ -90,10 +90,15 @@ def login(db: Database, *, username: str, password: str, ip: str,
     ``locked`` (this failure reached a cap) and ``slowed`` (it started the backoff) for the
     caller's audit log. ``name_key`` keys the hash of unknown usernames in their buckets.
     """
-    gate = passwords.gate(limits.login_hash_slots, limits.login_hash_queue,
-                          limits.login_hash_wait.total_seconds())
+    gate = gate_for(limits)
     with gate.admitted():  # a flood is turned away here, before any database work
         return _login(db, gate, username, password, ip, limits, name_key)
+
+
+def gate_for(limits: Limits) -> passwords.HashGate:
+    """This worker's login gate (``passwords.HashGate``) for ``limits``."""
+    return passwords.gate(limits.login_hash_slots, limits.login_hash_queue,
+                          limits.login_hash_wait.total_seconds())
 
 
 def _login(db: Database, gate: passwords.HashGate, username: str, password: str, ip: str,

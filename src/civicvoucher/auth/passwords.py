@@ -1,9 +1,9 @@
 """Password hashing: argon2id, with the work bounded per worker process.
 
 Parameters: OWASP's minimum for argon2id (m=19 MiB, t=2, p=1). argon2-cffi's default (RFC 9106
-"low-memory": m=64 MiB, t=3, p=4) took about 180 ms on two cores and four threads per hash,
-so a handful of logins at once took every core and a couple of hundred MB from the requests
-of people already logged in. One lane (p=1) keeps a hash on one core; 19 MiB and two passes
+"low-memory": m=64 MiB, t=3, p=4) took about 180 ms on two cores and four threads per hash;
+64 logins at once took a worker to 2.6 GB and every core from the requests of people already
+logged in. One lane (p=1) keeps a hash on one core; 19 MiB and two passes
 cost about 20 ms. Offline guessing after a database leak is the threat argon2 is for, and
 OWASP counts this profile as adequate for it. Hashes made with other parameters still verify
 (argon2 hashes carry their parameters) and are re-hashed at the next successful login
@@ -52,6 +52,10 @@ class HashingBusy(CivicVoucherError):
     http_status = 503
 
 
+def busy() -> HashingBusy:
+    return HashingBusy("too many logins at once: retry in a moment", retry_after=1)
+
+
 def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
@@ -82,25 +86,33 @@ class HashGate:
     a hash that cannot start within ``wait_s`` is refused).
 
     The hashes run on the gate's own threads, not the request's, because glibc keeps a
-    thread's freed 19 MiB in that thread's malloc arena: hashing on whichever of the 40
-    threads of the request pool served the login left up to 40 such arenas full, and the
-    worker kept hundreds of MB after a flood. Two threads keep two.
+    thread's freed 19 MiB in that thread's malloc arena: hashing on whichever thread of the
+    request pool (40) served the login filled one arena per thread (up to 8 per core), and a
+    worker measured 579 MB after a flood; on two threads of its own it stays near 130 MB.
     """
 
     def __init__(self, slots: int, queue: int, wait_s: float) -> None:
-        self._admitted = threading.BoundedSemaphore(slots + queue)
+        self._lock = threading.Lock()
+        self._places, self._taken = slots + queue, 0
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="argon2")
         self.wait_s = wait_s
 
     @contextmanager
     def admitted(self) -> Iterator[None]:
         """Hold one of the ``slots + queue`` places for the whole of a login."""
-        if not self._admitted.acquire(blocking=False):
-            raise HashingBusy("too many logins at once: retry in a moment", retry_after=1)
+        with self._lock:
+            if self._taken >= self._places:
+                raise busy()
+            self._taken += 1
         try:
             yield
         finally:
-            self._admitted.release()
+            with self._lock:
+                self._taken -= 1
+
+    def full(self) -> bool:
+        """Whether every place is taken just now (a hint, for turning a flood away early)."""
+        return self._taken >= self._places
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on a slot's thread, if one frees up within ``wait_s``."""
@@ -109,8 +121,7 @@ class HashGate:
             return job.result(timeout=self.wait_s)
         except FutureTimeout:
             if job.cancel():  # never started: nobody hashed for it
-                raise HashingBusy("too many logins at once: retry in a moment",
-                                  retry_after=1) from None
+                raise busy() from None
             return job.result()  # started just now: a hash takes milliseconds
 
 

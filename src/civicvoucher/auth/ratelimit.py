@@ -55,6 +55,7 @@ B = RateBucket.__table__
 MAX_KEY = 200  # rate_bucket.key is varchar(200)
 MAX_PART = 64  # a key part longer than this is stored as its hash
 ENV_PREFIX = "CIVICVOUCHER_LIMIT_"
+MAY_BE_ZERO = {"login_hash_queue"}  # no login waits for a hashing slot; any other 0 would lock
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,11 @@ class Limits:
                 number = float(text) if is_duration else int(text)
             except ValueError:
                 number = -1
-            if not (0 < number < 10**9) or not math.isfinite(number):
-                raise ValidationError(f"{var} must be a positive "
-                                      f"{'number of seconds' if is_duration else 'whole number'}"
-                                      f", got {raw!r}", field=var)
+            least = 0 if name in MAY_BE_ZERO else 1e-9
+            if not (least <= number < 10**9) or not math.isfinite(number):
+                what = "number of seconds" if is_duration else "whole number"
+                raise ValidationError(f"{var} must be a {'' if least == 0 else 'positive '}"
+                                      f"{what}, got {raw!r}", field=var)
             values[name] = timedelta(seconds=number) if is_duration else number
         return cls(**values)  # type: ignore[arg-type]
 
