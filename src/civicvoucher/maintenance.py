@@ -101,10 +101,14 @@ class Report:
 
 def idle_bucket(now: datetime, policy: Policy) -> ColumnElement[bool]:
     """Idle for ``bucket_idle`` (a request after its window would have moved
-    ``window_start``), and no lock that ends later than ``grace`` ago."""
+    ``window_start``), no lock that ends later than ``grace`` ago, and nothing the login
+    policy still remembers (a trusted address, a backoff: ``ratelimit.prunable``)."""
+    from civicvoucher.auth.ratelimit import Limits, prunable
+
     cutoff = now - policy.grace
     return and_(B.c.window_start <= now - policy.bucket_idle,
-                or_(B.c.locked_until.is_(None), B.c.locked_until <= cutoff))
+                or_(B.c.locked_until.is_(None), B.c.locked_until <= cutoff),
+                prunable(Limits.from_env(), now))
 
 
 def expired_key(now: datetime, policy: Policy) -> ColumnElement[bool]:

@@ -1,5 +1,7 @@
-"""Login and typed-code limits: wrong passwords lock the account for a while (and say so in
-the audit log); wrong codes lock the cashier out; the right password is refused while locked."""
+"""Login and typed-code limits: wrong passwords lock the account for a while from the address
+that sent them (and say so in the audit log), never from elsewhere; wrong codes lock the
+cashier out; the right password is refused from the locked address. (More in
+test_login_limits.py and test_code_limits.py.)"""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from civicvoucher.auth.service import create_user
 from tests.world import SECRET
 
 
-def test_wrong_passwords_lock_the_account_and_are_audited(api):
+def test_wrong_passwords_lock_the_account_from_that_address_and_are_audited(api):
+    """Changed on purpose (issue 9): the lock used to hold the account for everyone; now it
+    holds the address that sent the wrong passwords, and the owner elsewhere logs in."""
+    from fastapi.testclient import TestClient
+
     with api.db.session() as s:
-        create_user(s, username="clerk", role="county_admin", password="right password 1",
-                    org_id=api.w.county_a)
+        uid = create_user(s, username="clerk", role="county_admin", password="right password 1",
+                          org_id=api.w.county_a).user.id
     ok = api.call("POST", "/auth/login", key=None,
                   json={"username": "clerk", "password": "right password 1"})
     assert ok.status_code == 200
@@ -30,11 +36,16 @@ def test_wrong_passwords_lock_the_account_and_are_audited(api):
                      json={"username": "clerk", "password": "right password 1"})
     assert (right.status_code, right.json()["code"]) == (429, "locked_out")
     assert int(right.headers["Retry-After"]) > 0
+    elsewhere = TestClient(api.client.app, client=("198.51.100.20", 50000))
+    assert elsewhere.post("/api/v1/auth/login", json={
+        "username": "clerk", "password": "right password 1"}).status_code == 200
     with api.db.session() as s:
-        refused = s.execute(select(AuditEntry.detail).where(
-            AuditEntry.action == "auth.login", AuditEntry.outcome == "refused")).scalars().all()
+        refused = s.execute(select(AuditEntry.target, AuditEntry.actor, AuditEntry.detail).where(
+            AuditEntry.action == "auth.login", AuditEntry.outcome == "refused")).all()
     # the five wrong passwords, the fifth locking; refusals while locked are not one entry each
-    assert len(refused) == 5 and refused[4]["locked"] is True
+    assert len(refused) == 5 and refused[4].detail["locked"] is True
+    # an attempt is nobody's: the account is the target, the actor anonymous
+    assert {(r.target, r.actor) for r in refused} == {(f"user:{uid}", "anonymous")}
 
 
 def test_unknown_codes_lock_the_cashier_out(api):

@@ -83,7 +83,7 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
             "for English (zh-CN by default)."),
         generate_unique_id_function=lambda route: route.name,
     )
-    app.state.cv = AppState(db=db, secret_key=secret_key, limits=limits or Limits())
+    app.state.cv = AppState(db=db, secret_key=secret_key, limits=limits or Limits.from_env())
     app.include_router(meta, prefix=PREFIX)
     for r in ROUTERS:
         app.include_router(r, prefix=PREFIX)

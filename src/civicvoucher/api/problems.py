@@ -121,6 +121,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "sealed_secret_unreadable": ("密封的密钥无法解开", "A sealed secret cannot be opened"),
     "sealing_key_unknown": ("缺少解开密钥所需的封装密钥", "The sealing key for a secret is missing"),
     "sealing_keys_invalid": ("封装密钥文件无效", "Invalid sealing-keys file"),
+    # login limits (issue 9, login task)
+    "login_slowed": ("该账号登录失败次数过多，请稍后再试",
+                     "Too many failed logins for this account, retry later"),
+    "login_busy": ("登录请求过多，请稍后重试", "Too many logins at once, retry shortly"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

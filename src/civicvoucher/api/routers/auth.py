@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
+from civicvoucher.api.clientip import client_ip
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx, state
 from civicvoucher.api.schemas import (
@@ -194,7 +195,7 @@ def activate_member(body: ActivateIn, request: Request,
     Limited per IP (10 wrong codes lock the IP for 15 minutes) and per member (10 tries a
     minute); wrong, used, expired or unknown all answer 401 ``activation_failed``. Sending the
     same code and password again after success answers the same. Then log in."""
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     rid = request.state.request_id
     who = body.username or f"member:{body.member_id}"
 

@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from civicvoucher.api.clientip import client_ip
 from civicvoucher.api.problems import MEDIA_TYPE
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import state
@@ -140,8 +141,8 @@ def _refused(st: AppState, request: Request, action: str, detail: dict) -> None:
 
 
 def _bucket(request: Request) -> tuple[str, str]:
-    ip = request.client.host if request.client else "unknown"
-    return ip, f"callback:ip:{ip}"
+    ip = client_ip(request)
+    return ip, ratelimit.bucket_key("callback:ip", ratelimit.address_key(ip))
 
 
 def _count(st: AppState, request: Request) -> ratelimit.Count:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from civicvoucher.api import qr
+from civicvoucher.api.clientip import client_ip
 from civicvoucher.api.pagination import Page, PageParams, page_params, paginate
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
@@ -22,6 +23,7 @@ from civicvoucher.api.schemas import (
     VoucherRef,
 )
 from civicvoucher.auth import ratelimit, scope
+from civicvoucher.auth.ratelimit import bucket_key
 from civicvoucher.errors import NotFound, ValidationError
 from civicvoucher.merchants.service import find_merchant
 from civicvoucher.orgs.models import Org
@@ -53,16 +55,19 @@ def receipt(r: Redemption) -> Receipt:
 
 
 def _code_buckets(c: Ctx) -> list[str]:
-    """Count a typed code against the cashier, the terminal and the IP; the buckets that a
-    wrong code counts a failure against are returned."""
+    """Count a typed code against the cashier and the terminal, which carry the load, and
+    against the client's address, a backstop sized for a whole shop behind one NAT address
+    (``code_per_ip``, ``CIVICVOUCHER_LIMIT_CODE_PER_IP``). The buckets that a wrong code
+    counts a failure against are returned: the cashier's and the terminal's, never the
+    address's, so one till's typos cannot lock its colleagues out."""
     lim, db = c.st.limits, c.db
-    ip = c.request.client.host if c.request.client else "unknown"
-    ratelimit.hit(db, f"code:ip:{ip}", limit=lim.code_per_ip, window=lim.window)
-    buckets = [f"code:user:{c.principal.user_id}"]
+    addr = ratelimit.address_key(client_ip(c.request))
+    ratelimit.hit(db, bucket_key("code:ip", addr), limit=lim.code_per_ip, window=lim.window)
+    buckets = [bucket_key("code:user", c.principal.user_id)]
     ratelimit.hit(db, buckets[0], limit=lim.code_per_user, window=lim.window)
     terminal = c.request.headers.get("x-terminal-id")
     if terminal:
-        bucket = f"code:terminal:{c.principal.merchant_id}:{terminal[:64]}"
+        bucket = bucket_key("code:terminal", c.principal.merchant_id, terminal)
         ratelimit.hit(db, bucket, limit=lim.code_per_terminal, window=lim.window)
         buckets.append(bucket)
     return buckets
