@@ -113,6 +113,9 @@ TITLES: dict[str, tuple[str, str]] = {
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",
                            "Merchant's county is outside this deployment's map"),
+    # bounded request bodies (issue 9, door): api.bodies
+    "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON"),
+    "json_too_deep": ("请求体 JSON 嵌套过深", "The request body's JSON nests too deep"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
