@@ -34,6 +34,7 @@ from civicvoucher.api import bodies
 from civicvoucher.api import idempotency as idem
 from civicvoucher.api.problems import problem_for
 from civicvoucher.api.state import AppState
+from civicvoucher.audit.models import AuditEntry
 from civicvoucher.audit.service import Actor, append
 from civicvoucher.auth import tokens
 from civicvoucher.auth.errors import IdempotencyInFlight, RoleForbidden, Unauthenticated
@@ -179,13 +180,17 @@ def _prepare(st: AppState, token: str, rule: Rule) -> Principal:
     return p
 
 
+TARGET_MAX = AuditEntry.__table__.c.target.type.length  # a varchar(200)
+
+
 def _audit_refusal(st: AppState, request: Request, exc: Exception) -> None:
     p: Principal | None = request.state.principal or getattr(exc, "details", {}).get("principal")
     if p is None:
         return
     actor = actor_of(p, request)
+    target = f"{request.method} {request.url.path}"[:TARGET_MAX]  # a 10 KB path fits too
     st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="access.refused",
-                               target=f"{request.method} {request.url.path}", outcome="refused",
+                               target=target, outcome="refused",
                                detail={"code": getattr(exc, "code", "forbidden")}))
 
 
