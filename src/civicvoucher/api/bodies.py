@@ -2,10 +2,10 @@
 before anything else reads it.
 
 The route class (``api.routing``) authenticates the caller first (token, then role) and only
-then reads the body, through ``read_body``: a declared ``Content-Length`` over the route's cap
-is refused at once, and a body sent without one (chunked) is refused as soon as the bytes
-received pass the cap, so an unauthenticated caller costs one token lookup whatever it sends,
-and an authenticated one at most the cap. Every refusal is 413 problem+json
+then reads the body (``capped``, ``read_body``): a declared ``Content-Length`` over the
+route's cap is refused at once, and a body sent without one (chunked) is refused as soon as
+the bytes received pass the cap, so an unauthenticated caller costs one token lookup whatever
+it sends, and an authenticated one at most the cap. Every refusal is 413 problem+json
 ``request_too_large``. The caps, by route kind:
 
 * an upload (multipart): ``CIVICVOUCHER_UPLOAD_MAX_BYTES`` plus the multipart framing (the
