@@ -2,8 +2,9 @@
 
 OpenAPI at /api/v1/openapi.json, interactive docs at /api/v1/docs. Every route is a CVRoute:
 authenticated and ruled by ``auth.policy``, Idempotency-Key on mutating calls, problem+json
-errors. The OpenAPI document is completed here from the same rules: security, the
-Idempotency-Key header and the problem responses of every operation.
+errors, every body within its route's cap (``api.bodies``). The OpenAPI document is
+completed here from the same rules: security, the Idempotency-Key header, the body cap
+(``x-max-body-bytes``, 413 past it) and the problem responses of every operation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
-from civicvoucher.api.problems import PROBLEM_RESPONSES, Problem, problem_for
+from civicvoucher.api import bodies
+from civicvoucher.api.problems import MEDIA_TYPE, PROBLEM_RESPONSES, Problem, problem_for
 from civicvoucher.api.routers import (
     audit,
     auth,
@@ -142,13 +144,18 @@ def _openapi(app: FastAPI) -> dict:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     comps["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    kinds = {rc.name: bodies.body_kind(rc.original_route) for rc in api_routes(app)}
     for path_item in doc.get("paths", {}).values():
         for method, op in path_item.items():
-            rule = rule_for(op.get("operationId", ""))
+            name = op.get("operationId", "")
+            rule = rule_for(name)
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
             for status, resp in PROBLEM_RESPONSES.items():
                 responses.setdefault(status, resp)
+            if name in kinds:
+                op["x-max-body-bytes"] = bodies.cap_for(name, kinds[name])
+                responses.setdefault("413", TOO_LARGE)
             if isinstance(rule, Rule):
                 op["security"] = [{"bearerAuth": []}]
                 if needs_key(rule, {method.upper()}):
@@ -161,10 +168,17 @@ def _openapi(app: FastAPI) -> dict:
             else:
                 op["security"] = []
                 if op.get("operationId") == "health":
-                    for status in ("400", "401", "403", "404", "409", "422", "429", "503"):
+                    for status in ("400", "401", "403", "404", "409", "413", "422", "429",
+                                   "503"):
                         responses.pop(status, None)
     app.openapi_schema = doc
     return doc
+
+
+TOO_LARGE = {
+    "description": "Request body larger than the operation's cap (x-max-body-bytes)",
+    "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
 def check_rules(app: FastAPI) -> list[str]:

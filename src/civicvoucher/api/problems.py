@@ -125,6 +125,9 @@ TITLES: dict[str, tuple[str, str]] = {
     "login_slowed": ("该账号登录失败次数过多，请稍后再试",
                      "Too many failed logins for this account, retry later"),
     "login_busy": ("登录请求过多，请稍后重试", "Too many logins at once, retry shortly"),
+    # bounded request bodies (issue 9, door): api.bodies
+    "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON"),
+    "json_too_deep": ("请求体 JSON 嵌套过深", "The request body's JSON nests too deep"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

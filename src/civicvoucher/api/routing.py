@@ -1,10 +1,16 @@
-"""The route class every API route uses: authenticate, check the route's rule, claim the
-Idempotency-Key (and hold its lock while running, see ``api.idempotency``), run, turn any error
-into problem+json (503 ``database_unavailable`` when the database cannot be reached, also while
-claiming, completing or releasing the key), store the answer for replays.
+"""The route class every API route uses: authenticate, check the route's rule, read the body
+within the route's cap and check it (``api.bodies``), claim the Idempotency-Key (and hold its
+lock while running, see ``api.idempotency``), run, turn any error into problem+json (503
+``database_unavailable`` when the database cannot be reached, also while claiming,
+completing or releasing the key), store the answer for replays.
 
-Doing this in the route class (not per route) is what makes "a route without a rule" and
-"a mutating call without a key" impossible to forget.
+The order is the defence: nothing reads a body before its caller is known (token, then role),
+so a stranger's 50 MB body costs one token lookup and is never received; a public route
+(login, the channel callbacks) reads at most its small cap. A response sent while the body is
+still unread closes the connection, so the server does not drain it either.
+
+Doing this in the route class (not per route) is what makes "a route without a rule",
+"a mutating call without a key" and "a body without a cap" impossible to forget.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from civicvoucher.api import bodies
 from civicvoucher.api import idempotency as idem
 from civicvoucher.api.problems import problem_for
 from civicvoucher.api.state import AppState
+from civicvoucher.audit.models import AuditEntry
 from civicvoucher.audit.service import Actor, append
 from civicvoucher.auth import tokens
 from civicvoucher.auth.errors import IdempotencyInFlight, RoleForbidden, Unauthenticated
@@ -58,6 +66,9 @@ class CVRoute(APIRoute):
         rule = rule_for(name)
         if rule is None:
             raise RuntimeError(f"route {name} has no rule in civicvoucher.auth.policy")
+        kind = bodies.body_kind(self)
+        # an upload's body is read here only to fingerprint its key; FastAPI streams it
+        read_here = kind != bodies.FORM or (isinstance(rule, Rule) and needs_key(rule, methods))
 
         async def handler(request: Request) -> Response:
             rid = request.headers.get("x-request-id", "")
@@ -65,27 +76,31 @@ class CVRoute(APIRoute):
             st: AppState = request.app.state.cv
             request.state.principal = None
             claim: idem.Claim | None = None
+            counted: bodies.CountedReceive | None = None
             try:
+                key = None
                 if isinstance(rule, Rule):
                     token = bearer(request)
-                    key = rh = None
                     if needs_key(rule, methods):
                         key = idem.check_key(request.headers.get(idem.HEADER))
-                        body = await request.body()
-                        rh = idem.request_fingerprint(request.method, request.url.path,
-                                                      request.url.query, body)
                     principal = await run_in_threadpool(_prepare, st, token, rule)
                     request.state.principal = principal
-                    if key is not None:
-                        claim = await run_in_threadpool(
-                            idem.claim, st.db, user_id=principal.user_id, key=key, rh=rh)
-                        if claim.replay is not None:
-                            claim.replay.headers["X-Request-Id"] = request.state.request_id
-                            return claim.replay
-                        if claim.record_id is None:  # never run a mutating call without its key
-                            raise IdempotencyInFlight("a request with this Idempotency-Key is "
-                                                      "still being processed; retry shortly",
-                                                      retry_after=1)
+                # only now, the caller known: the body, within the route's cap
+                request, counted = bodies.capped(request, bodies.cap_for(name, kind))
+                body = await bodies.read_body(request, kind) if read_here else b""
+                if key is not None:
+                    rh = idem.request_fingerprint(request.method, request.url.path,
+                                                  request.url.query, body)
+                    claim = await run_in_threadpool(
+                        idem.claim, st.db, user_id=request.state.principal.user_id, key=key,
+                        rh=rh)
+                    if claim.replay is not None:
+                        claim.replay.headers["X-Request-Id"] = request.state.request_id
+                        return claim.replay
+                    if claim.record_id is None:  # never run a mutating call without its key
+                        raise IdempotencyInFlight("a request with this Idempotency-Key is "
+                                                  "still being processed; retry shortly",
+                                                  retry_after=1)
                     request.state.idempotency_key = key
                 try:
                     response = await inner(request)
@@ -110,6 +125,8 @@ class CVRoute(APIRoute):
                 if claim is not None and claim.lock is not None:
                     with anyio.CancelScope(shield=True):  # the key's lock is never left behind
                         await run_in_threadpool(claim.unlock)
+            if bodies.has_body(request) and (counted is None or not counted.complete):
+                response.headers["Connection"] = "close"  # the rest is not read, nor drained
             response.headers["X-Request-Id"] = request.state.request_id
             return response
 
@@ -163,13 +180,17 @@ def _prepare(st: AppState, token: str, rule: Rule) -> Principal:
     return p
 
 
+TARGET_MAX = AuditEntry.__table__.c.target.type.length  # a varchar(200)
+
+
 def _audit_refusal(st: AppState, request: Request, exc: Exception) -> None:
     p: Principal | None = request.state.principal or getattr(exc, "details", {}).get("principal")
     if p is None:
         return
     actor = actor_of(p, request)
+    target = f"{request.method} {request.url.path}"[:TARGET_MAX]  # a 10 KB path fits too
     st.db.run(lambda s: append(s, key=st.audit_key, actor=actor, action="access.refused",
-                               target=f"{request.method} {request.url.path}", outcome="refused",
+                               target=target, outcome="refused",
                                detail={"code": getattr(exc, "code", "forbidden")}))
 
 

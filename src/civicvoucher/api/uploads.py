@@ -1,10 +1,12 @@
 """Spreadsheet uploads (CSV in UTF-8, UTF-8 with BOM or GBK; XLSX): size and type checked,
 read into a table the registries' validators take.
 
-An upload is bounded twice. ``UploadLimit`` (an ASGI middleware on the app) refuses a
-request body over the limit with 413 problem+json: at once when its Content-Length says so,
-and otherwise as soon as the bytes received pass it, so a 200 MB upload is never received
-whole. ``saved_upload`` then copies the part to a temporary file in chunks, counting again.
+An upload is bounded three times. ``UploadLimit`` (an ASGI middleware on the app) holds the
+app-wide ceiling for every request body: over it, 413 problem+json at once when the
+Content-Length says so, and otherwise as soon as the bytes received pass it, so a 200 MB
+upload is never received whole. The route class then caps each route's body after
+authenticating the caller (``api.bodies``: an upload's cap is this same limit, a JSON body's
+a few KB). ``saved_upload`` copies the part to a temporary file in chunks, counting again.
 The limit is ``CIVICVOUCHER_UPLOAD_MAX_BYTES`` (default 50 MB), never more than the import
 file limit (``CIVICVOUCHER_IMPORT_MAX_BYTES``); the table itself is bounded by ``read_table``.
 """
@@ -21,13 +23,14 @@ from fastapi import UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from civicvoucher.api.bodies import RequestTooLarge
 from civicvoucher.core.tabular import ImportLimits, ImportTooLarge, Table, read_table
 from civicvoucher.errors import ValidationError
 
 ENV_UPLOAD_MAX = "CIVICVOUCHER_UPLOAD_MAX_BYTES"
 MAX_UPLOAD = 50 * 1024 * 1024
 # multipart framing around the file: boundaries, part headers, a few small form fields
-_FRAMING = 64 * 1024
+FRAMING = 64 * 1024
 _CHUNK = 1024 * 1024
 
 
@@ -54,22 +57,11 @@ class UploadTooLarge(ImportTooLarge):
                          field="file")
 
 
-class RequestTooLarge(ValidationError):
-    """A request body (not an upload) over the same limit: 413, code request_too_large."""
-
-    code = "request_too_large"
-    http_status = 413
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"请求体超过 {_mb(limit)} 上限（the request body is larger than "
-                         f"{_mb(limit)}）")
-
-
 class UploadLimit:
-    """ASGI middleware: a request body over the upload limit is answered 413 problem+json
-    before it is buffered (Content-Length), or as soon as the bytes received pass the limit.
-    Every body is bounded (the route class reads a mutating call's body whole to fingerprint
-    its Idempotency-Key, so a big body sent with another content type would be held too)."""
+    """ASGI middleware, the app-wide ceiling: a request body over the upload limit is
+    answered 413 problem+json before it is buffered (Content-Length), or as soon as the bytes
+    received pass the limit. Every body is bounded here, also one that no route reads; each
+    route's own, smaller cap is applied by the route class (``api.bodies``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -80,7 +72,7 @@ class UploadLimit:
             return
         limit = upload_limit()
         multipart = _is_multipart(scope)
-        allowed = limit + _FRAMING if multipart else limit
+        allowed = limit + FRAMING if multipart else limit
         length = _content_length(scope)
         if length is not None and length > allowed:
             await _refuse(scope, send, limit, multipart)
