@@ -45,3 +45,20 @@ def test_merchant_status_from_the_cli_is_audited(db, monkeypatch):
                          .where(AuditEntry.action == "merchant.status")).all()
     assert [(a, t, actor.startswith("cli:"), d["to"]) for a, t, actor, d in rows] == [
         ("merchant.status", f"merchant:{shop}", True, "suspended")]
+
+
+def test_lookups_by_id_take_only_ascii_digits_in_range(db):
+    """'²³' passes str.isdigit() and then broke int(); 2^63 broke PostgreSQL's integer."""
+    import pytest
+
+    from civicvoucher.errors import NotFound
+    from civicvoucher.merchants.service import find_merchant
+    from civicvoucher.orgs.service import find_org
+    from civicvoucher.programs.service import get_program
+
+    build_world(db)
+    with db.session() as s:
+        for ref in ("²³", "١٢٣", str(2**63)):
+            for find in (find_merchant, find_org, get_program):
+                with pytest.raises(NotFound):
+                    find(s, ref)

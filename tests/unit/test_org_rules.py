@@ -178,3 +178,12 @@ def test_file_with_chinese_headers_and_duplicates(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_level_words(word: str, level: str | None) -> None:
     assert parse_level(word) == (OrgLevel(level) if level else None)
+
+
+@pytest.mark.parametrize("text,want", [("17", 17), (" 17 ", 17), ("²³", None), ("١٢٣", None),
+                                       ("0", None), ("-1", None), ("2147483648", None),
+                                       ("9" * 40, None), ("", None), ("1e3", None)])
+def test_ids_are_ascii_digits_in_range(text, want):
+    from civicvoucher.core.ids import as_id
+
+    assert as_id(text) == want

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from civicvoucher.core import clock
+from civicvoucher.core import clock, ids
 from civicvoucher.errors import ValidationError
 from civicvoucher.vouchers.models import Voucher
 
@@ -64,10 +64,11 @@ def read_payload(session: Session, key: bytes, payload: str, *,
                               " (a hand-out QR, not a payment: the member opens the voucher in "
                               "the app and shows its payment QR)", field="payload",
                               code="qr_not_for_payment")
-    if len(parts) != 4 or parts[0] != PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+    voucher_id = ids.as_id(parts[1], max_value=2**62) if len(parts) == 4 else None
+    exp = ids.as_id(parts[2], max_value=2**62) if len(parts) == 4 else None
+    if parts[0] != PREFIX or voucher_id is None or exp is None:
         raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
-    voucher_id, exp = int(parts[1]), int(parts[2])
-    v = session.get(Voucher, voucher_id) if voucher_id < 2**62 else None
+    v = session.get(Voucher, voucher_id)
     if v is None or not hmac.compare_digest(_sig(key, voucher_id, exp, v.code), parts[3]):
         raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
     if exp < _epoch(clock.now()) and not (replaying is not None and replaying(v)):
@@ -103,10 +104,10 @@ def read_handout(session: Session, key: bytes, payload: str) -> Voucher:
     """The voucher a hand-out claim names, if it is genuine and still the member's it names;
     else ``qr_invalid``."""
     parts = payload.split(".")
-    if (len(parts) == 4 and parts[0] == HANDOUT_PREFIX and parts[1].isdigit()
-            and parts[2].isdigit() and int(parts[1]) < 2**62):
-        v = session.get(Voucher, int(parts[1]))
-        member_id = int(parts[2])
+    voucher_id = ids.as_id(parts[1], max_value=2**62) if len(parts) == 4 else None
+    member_id = ids.as_id(parts[2], max_value=2**62) if len(parts) == 4 else None
+    if parts[0] == HANDOUT_PREFIX and voucher_id is not None and member_id is not None:
+        v = session.get(Voucher, voucher_id)
         if (v is not None and v.member_id == member_id and hmac.compare_digest(
                 _handout_sig(key, v.id, member_id, v.code), parts[3])):
             return v

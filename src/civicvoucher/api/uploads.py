@@ -37,7 +37,7 @@ _CHUNK = 1024 * 1024
 def upload_limit() -> int:
     """The largest file an upload may carry, in bytes."""
     raw = os.environ.get(ENV_UPLOAD_MAX, "").strip().replace("_", "")
-    limit = int(raw) if raw.isdigit() and int(raw) > 0 else MAX_UPLOAD
+    limit = int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else MAX_UPLOAD
     try:
         return min(limit, ImportLimits.from_env().max_bytes)
     except ValidationError:  # a bad setting: the import itself says so, clearly

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table as RichTable
 
 from civicvoucher.cli.common import audit, console, database, progress, settings
+from civicvoucher.core import ids
 from civicvoucher.core.tabular import read_table, write_table
 from civicvoucher.errors import ImportRejected
 from civicvoucher.merchants.rules import MERCHANT_ALIASES
@@ -321,8 +322,8 @@ def _find_member(s, ref: str, union: str | None):
     from civicvoucher.orgs.service import find_org
 
     ref = ref.strip()
-    if ref.isdigit() and len(ref) < 18:
-        m = s.get(Member, int(ref))
+    if len(ref) < 18 and (mid := ids.as_id(ref)) is not None:
+        m = s.get(Member, mid)
         if m is None:
             raise NotFound(f"会员 {ref} 不存在 (no member {ref})", code="member_not_found")
         return m

@@ -11,6 +11,18 @@ import secrets
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+MAX_ROW_ID = 2**31 - 1  # an integer primary key on PostgreSQL
+
+
+def as_id(text: object, *, max_value: int = MAX_ROW_ID) -> int | None:
+    """``text`` as a row id if it is one: ASCII digits (``str.isdigit`` also takes '²³' and
+    '١٢٣', which ``int`` then refuses or reads as another number), 1 to ``max_value``.
+    Anything else is None, so a lookup by id answers "not found" instead of failing."""
+    s = str(text).strip()
+    if not s or len(s) > 19 or not (s.isascii() and s.isdigit()):
+        return None
+    n = int(s)
+    return n if 1 <= n <= max_value else None
 
 
 def _b32(n: int, length: int) -> str:

@@ -99,7 +99,7 @@ class ImportLimits:
             raw = env.get(var, "").strip().replace("_", "")
             if not raw:
                 continue
-            if not raw.isdigit() or int(raw) < 1:
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
                 raise ValidationError(f"{var} must be a positive whole number, got {raw!r}",
                                       field=var)
             values[attr] = int(raw)

@@ -189,7 +189,7 @@ def min_member_age() -> int:
     raw = os.environ.get(MIN_AGE_ENV, "").strip()
     if not raw:
         return DEFAULT_MIN_MEMBER_AGE
-    if not raw.isdigit() or not 0 <= int(raw) <= MAX_MEMBER_AGE:
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= MAX_MEMBER_AGE:
         raise ValueError(f"{MIN_AGE_ENV} must be a whole number of years from 0 to "
                          f"{MAX_MEMBER_AGE}, got {raw!r}")
     return int(raw)

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
-from civicvoucher.core import clock
+from civicvoucher.core import clock, ids
 from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.regions import MerchantMap
@@ -93,8 +93,8 @@ def set_status(session: Session, *, merchant_id: int, status: str) -> Merchant:
 def find_merchant(session: Session, ref: str | int) -> Merchant:
     s = str(ref).strip()
     m = session.execute(select(Merchant).where(Merchant.uscc == s.upper())).scalar()
-    if m is None and s.isdigit():
-        m = session.get(Merchant, int(s))
+    if m is None and (mid := ids.as_id(s)) is not None:
+        m = session.get(Merchant, mid)
     if m is None:
         raise NotFound(f"no merchant {s}", code="merchant_not_found")
     return m

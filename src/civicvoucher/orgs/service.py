@@ -8,7 +8,7 @@ from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.bulk import bulk_insert, db_datetime
-from civicvoucher.core import clock
+from civicvoucher.core import clock, ids
 from civicvoucher.core.regions import region_prefix
 from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError, ValidationError
 from civicvoucher.orgs.models import Org
@@ -148,8 +148,8 @@ def find_org(session: Session, ref: str | int) -> Org:
     s = str(ref).strip()
     q = select(Org).where((Org.division_code == s) | (Org.uscc == s.upper()))
     org = session.execute(q).scalar_one_or_none()
-    if org is None and s.isdigit() and len(s) != 6:
-        org = session.get(Org, int(s))
+    if org is None and len(s) != 6 and (oid := ids.as_id(s)) is not None:
+        org = session.get(Org, oid)
     if org is None:
         raise NotFound(f"no organisation {s}", code="org_not_found")
     return org

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from civicvoucher.core import clock
+from civicvoucher.core import clock, ids
 from civicvoucher.errors import Conflict, NotFound
 from civicvoucher.programs.models import Product, Program
 from civicvoucher.programs.spec import ProgramSpec
@@ -67,8 +67,8 @@ def _fingerprint_program(session: Session, program: Program) -> tuple:
 def get_program(session: Session, ref: str | int) -> Program:
     q = select(Program).where(Program.key == str(ref))
     program = session.execute(q).scalar_one_or_none()
-    if program is None and str(ref).isdigit():
-        program = session.get(Program, int(ref))
+    if program is None and (pid := ids.as_id(ref)) is not None:
+        program = session.get(Program, pid)
     if program is None:
         raise NotFound(f"no program {ref}", code="program_not_found")
     return program
