@@ -435,7 +435,7 @@ class LedgerMachine(RuleBasedStateMachine):
         new = self.now + timedelta(days=days)
         pid = self.program_id[program]
         unions = None if u is None else [self.unions[u]]
-        current = max(max(p.expires_at, self.wide_deadline.get(pid, p.expires_at))
+        current = min(max(p.expires_at, self.wide_deadline.get(pid, p.expires_at))
                       for p in self.products.values() if p.program == pid)
         if new <= current:  # deadlines only move later: an earlier one is refused
             self.call("extend", "extension_not_later", extend, program=program,

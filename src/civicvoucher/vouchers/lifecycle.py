@@ -145,15 +145,16 @@ def _extend(session: Session, *, prog, new_expires_at: datetime, actor: str, rea
         if product not in by_key:
             raise ValidationError(f"no product {product} in {prog.key}", field="product")
         product_id = by_key[product]
-    # Deadlines only move later: a date not after the current one would extend nothing.
-    for p in products:
-        current = deadline_of(session, p)
-        if (product_id is None or p.id == product_id) and new_expires_at <= current:
-            shown = clock.format_local(current)
-            raise ValidationError(
-                f"新截止时间必须晚于当前截止时间 {shown}（the new deadline must be later than "
-                f"the current one, {shown}: deadlines only move later）",
-                field="new_expires_at", code="extension_not_later")
+    # Deadlines only move later: a date not after any targeted product's current deadline
+    # would extend nothing (a product whose deadline is later already is simply left alone).
+    current = min(deadline_of(session, p) for p in products
+                  if product_id is None or p.id == product_id)
+    if new_expires_at <= current:
+        shown = clock.format_local(current)
+        raise ValidationError(
+            f"新截止时间必须晚于当前截止时间 {shown}（the new deadline must be later than "
+            f"the current one, {shown}: deadlines only move later）",
+            field="new_expires_at", code="extension_not_later")
     # Only vouchers still running: one whose deadline has passed is expired, whether or not
     # the expiry run has marked it yet (so the outcome never depends on when that ran).
     cond = [V.c.program_id == prog.id,
