@@ -67,6 +67,11 @@ def _register_more() -> None:
 
 _register_more()
 
+# issue 10 (report): `civicvoucher report PROGRAM`
+from civicvoucher.cli.report import register as _register_report  # noqa: E402
+
+_register_report(app)
+
 
 def run() -> None:
     try:
