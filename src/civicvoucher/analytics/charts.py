@@ -209,9 +209,10 @@ CHARTS = (
 
 # the table a chart needs: without it (no guarantee shares for a real program), no chart
 NEEDS = {"chart-guarantee": "guarantee_groups"}
+MONEY = {"chart-issued", "chart-daily"}  # charts of amounts (at full size for a sample)
 
 
 def all_charts(report: Report) -> list[dict[str, Any]]:
-    """[{id, title_zh, title_en, option}] in page order."""
-    return [dict(id=cid, title_zh=zh, title_en=en, option=fn(report))
+    """[{id, title_zh, title_en, money, option}] in page order."""
+    return [dict(id=cid, title_zh=zh, title_en=en, money=cid in MONEY, option=fn(report))
             for cid, zh, en, fn in CHARTS if NEEDS.get(cid, "") in ("", *report.tables)]

@@ -208,9 +208,11 @@ def _print_rows(console: Console, table: Table, label: str, *, limit: int | None
     cols = {c.key: c for c in table.columns}
     mark = "[bold red]（样本值）[/]" if sample else ""
     t = RichTable(title=f"{table.title_zh}{mark} [dim]{table.title_en}[/]")
-    t.add_column(cols[label].label_zh)
+    # Chinese headers only (the English is in the files), so the numbers keep their width
+    # on an 80-column terminal and a long name wraps instead of ending in "…"
+    t.add_column(cols[label].label_zh, overflow="fold", min_width=10)
     for k in keys:
-        t.add_column(f"{cols[k].label_zh} [dim]{cols[k].label_en}[/]", justify="right")
+        t.add_column(cols[k].label_zh, justify="right", no_wrap=True)
     rows = table.rows
     shown = rows if limit is None or len(rows) <= limit else rows[:limit - 1] + rows[-1:]
     for r in shown:
@@ -228,7 +230,8 @@ def _print_comparison(report: Report, console: Console) -> None:
     for head, justify in (("指标 figure", "left"), ("本系统 ours", "right"),
                           ("文章 article", "right"), ("偏差 deviation", "right"),
                           ("偏差% dev %", "right")):
-        t.add_column(head, justify=justify)  # type: ignore[arg-type]
+        t.add_column(head, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                     no_wrap=justify == "right")
     cols = {c.key: c for c in comp.columns}
     for r in comp.rows:
         style = _STYLE[fmt.deviation_class(r["deviation_pct"])]

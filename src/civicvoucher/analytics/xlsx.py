@@ -215,6 +215,8 @@ def _table_sheet(wb: Any, report: Report, table: Table, title: str, st: _Styles)
 
 def _contents_sheet(wb: Any, report: Report, tables: list[Table], title: str,
                     st: _Styles) -> None:
+    from openpyxl.worksheet.hyperlink import Hyperlink
+
     ws = wb.create_sheet(CONTENTS)
     first = _preamble(ws, report, title, "Contents", 4, st)
     ws.append(["工作表", "内容", "Contents", "说明"])
@@ -228,7 +230,7 @@ def _contents_sheet(wb: Any, report: Report, tables: list[Table], title: str,
         name = sheet_name(t)
         ws.append([name, t.title_zh, t.title_en, t.note_zh])
         cell = ws.cell(row=ws.max_row, column=1)
-        cell.hyperlink = f"#'{name}'!A1"
+        cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{name}'!A1")
         cell.font = st.link
         ws.cell(row=ws.max_row, column=4).alignment = st.wrap
     for letter, width in zip("ABCD", (16, 40, 44, 70), strict=True):

@@ -113,6 +113,9 @@ TITLES: dict[str, tuple[str, str]] = {
     "request_too_large": ("请求体过大", "Request body too large"),
     "county_outside_map": ("商户所在区县不在本系统的行政区划内",
                            "Merchant's county is outside this deployment's map"),
+    # issue 10 (report): GET /reports/programs/{program}
+    "program_not_found": ("活动不存在", "No such program"),
+    "org_not_found": ("单位不存在", "No such organisation"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
