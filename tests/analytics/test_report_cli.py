@@ -18,7 +18,6 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from civicvoucher.analytics import compute_report
-from civicvoucher.analytics.xlsx import SHEETS
 from civicvoucher.errors import CivicVoucherError
 from tests.analytics.world import build_report_world
 from tests.conftest import PG_ADMIN_URL, REQUIRE_PG, _pg_available
@@ -93,7 +92,7 @@ def test_report_on_any_database(db, monkeypatch, tmp_path):
         assert tables[name][1:] == [[row.get(c.key) for c in table.columns]
                                     for row in table.rows], name
     wb = load_workbook(out / "report.xlsx")
-    assert SHEETS["expected_issued"] in wb.sheetnames
+    assert "应发与实发" in wb.sheetnames
 
 
 def test_report_of_a_subtree_with_rows_per_county(db, monkeypatch, tmp_path):
@@ -199,7 +198,7 @@ def test_report_on_the_demos_database_writes_the_demos_tables(demo_run, monkeypa
     assert "与文章对照" in flat and "文章数字的自身矛盾" in flat
     assert csv_tables(out) == csv_tables(folder / "civicvoucher-report")
     wb = load_workbook(out / "report.xlsx")
-    ws = wb[SHEETS["expected_issued"]]
+    ws = wb["应发与实发"]
     assert any("少报 1,000 倍" in str(c.value) for c in ws["A"][:6])
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="sample-warning"' in html and "样本比例 0.1%" in html
