@@ -42,8 +42,10 @@ def report(
 ) -> None:
     """统计报告：任一活动的发放、核销与拉动效应（HTML、XLSX、CSV） · the policy report of a
     program: HTML page, workbook and CSV tables."""
+    from civicvoucher.cli.common import zone_or_fail
     from civicvoucher.config import normalise_url
 
+    zone_or_fail()  # the report's days and times are local: an unknown zone is named, not traced
     if level is not None and level not in ("city", "county", "union"):
         raise ValidationError(f"--level takes city, county or union, not {level!r}",
                               field="level")
