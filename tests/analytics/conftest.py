@@ -40,3 +40,21 @@ def make_report(published):
                               **kw)
 
     return make
+
+
+DEMO_SCALE = 0.001
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(tmp_path_factory) -> str:
+    """The demo's Shanxi program at a tiny scale on SQLite (``DEMO_SCALE``, seed 2020)."""
+    from civicvoucher.db import Database
+    from civicvoucher.scenarios.model import load_scenario
+    from civicvoucher.scenarios.simulate import simulate
+    from civicvoucher.schema import upgrade
+
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('demo-db') / 'demo.db'}")
+    upgrade(db.engine)
+    simulate(db, load_scenario(), scale=DEMO_SCALE, seed=2020, key=b"demo-test")
+    db.dispose()
+    return db.url

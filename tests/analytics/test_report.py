@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from civicvoucher.analytics import compare_reports, compute_report
+from civicvoucher.errors import NotFound
 from civicvoucher.vouchers.issuance import issue
 from tests.analytics.world import T0, build_report_world
 from tests.world import fund
@@ -147,14 +148,16 @@ def test_program_must_be_named_when_there_are_several(sqlite_db, make_report):
     build_report_world(sqlite_db)
     with sqlite_db.session() as s:
         create_program(s, spec=parse_program_spec(program_spec("other")))
-    with pytest.raises(LookupError, match="holds: p2020, other"):
+    with pytest.raises(NotFound, match="holds: p2020, other"):
         make_report(sqlite_db.url)
     assert make_report(sqlite_db.url, program_key="p2020").program_key == "p2020"
     empty = make_report(sqlite_db.url, program_key="other")
     assert empty.headline["issued_fen_total"].value == 0
     assert empty.headline["leverage_digital"].value is None
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound, match="no program 'nope'"):
         make_report(sqlite_db.url, program_key="nope")
+    by_id = make_report(sqlite_db.url, program_key=str(empty.program_id))
+    assert by_id.program_key == "other"
 
 
 def test_bad_arguments_are_refused(sqlite_db, published):

@@ -149,6 +149,7 @@ def requests_for(aw, role: Role, side: str) -> dict:
                                     else f"/settlement-batches?merchant_id={merchant}", {}, empty),
         "verify_ledger": ("GET", "/ledger/verify", {}, "ok"),
         "summary_report": ("GET", f"/reports/summary?org_id={org}", {}, refuse),
+        "program_report": ("GET", f"/reports/programs/{w.program}?org_id={org}", {}, refuse),
         "list_audit": ("GET", "/audit", {}, "ok"),
         "verify_audit": ("GET", "/audit/verify", {}, "ok"),
         "my_vouchers": ("GET", "/me/vouchers", {}, "ok"),

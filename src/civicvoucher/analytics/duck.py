@@ -15,13 +15,15 @@ import importlib.util
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 from sqlalchemy.engine import make_url
+
+from civicvoucher.errors import NotFound
 
 
 def extension_directory() -> Path:
@@ -151,76 +153,137 @@ class ProgramInfo:
     name: str
 
 
-def find_program(src: Source, program_key: str | None) -> ProgramInfo:
-    """The program to report on: ``program_key``, or the only program in the database."""
+@dataclass(frozen=True)
+class OrgInfo:
+    """The root of the subtree a report covers (None in ``Report.org``: the whole program)."""
+
+    id: int
+    name: str
+    level: str
+    code: str | None  # division code of a federation, USCC of a union
+    path: str
+
+
+def find_program(src: Source, program: str | int | None) -> ProgramInfo:
+    """The program to report on, by key or id; or the only program in the database."""
     rows = src.con.execute(
         f"SELECT CAST(id AS BIGINT), CAST(key AS VARCHAR), CAST(name AS VARCHAR)"
         f" FROM {src.alias}.program ORDER BY 1"
     ).fetchall()
-    if program_key is not None:
-        rows = [r for r in rows if r[1] == program_key]
-        if not rows:
-            raise LookupError(f"no program {program_key!r} in the database")
-    elif len(rows) != 1:
+    if program is not None:
+        ref = str(program).strip()
+        found = [r for r in rows if r[1] == ref] or [
+            r for r in rows if ref.isdigit() and r[0] == int(ref)]
+        if not found:
+            keys = ", ".join(r[1] for r in rows) or "(none)"
+            raise NotFound(f"no program {ref!r} in the database (it holds: {keys})",
+                           code="program_not_found")
+        return ProgramInfo(*found[0])
+    if len(rows) != 1:
         keys = ", ".join(r[1] for r in rows) or "(none)"
-        raise LookupError(f"say which program to report on; the database holds: {keys}")
+        raise NotFound(f"say which program to report on; the database holds: {keys}",
+                       code="program_not_found")
     return ProgramInfo(*rows[0])
 
 
-# Typed local copies of one program's rows. ``$p`` is the program id. Unions get the level of
-# their parent federation (province / city / county) and, for county unions, the county code.
+def find_org(src: Source, ref: str | int) -> OrgInfo:
+    """An organisation by id, division code or USCC (as ``orgs.service.find_org`` reads what a
+    person types: a six-digit number is a division code, other digits an id)."""
+    text = str(ref).strip()
+    cols = (f"SELECT CAST(id AS BIGINT), CAST(name AS VARCHAR), CAST(level AS VARCHAR),"
+            f" CAST(COALESCE(division_code, uscc) AS VARCHAR), CAST(path AS VARCHAR)"
+            f" FROM {src.alias}.org")
+    row = None
+    if not isinstance(ref, int):
+        row = src.con.execute(f"{cols} WHERE CAST(division_code AS VARCHAR) = $r"
+                              f" OR CAST(uscc AS VARCHAR) = upper($r)", {"r": text}).fetchone()
+    if row is None and text.isdigit() and (isinstance(ref, int) or len(text) != 6):
+        row = src.con.execute(f"{cols} WHERE CAST(id AS BIGINT) = $i",
+                              {"i": int(text)}).fetchone()
+    if row is None:
+        raise NotFound(f"no organisation {text}", code="org_not_found")
+    return OrgInfo(*row)
+
+
+def read_setting(src: Source, name: str) -> str | None:
+    """A ``deployment_setting`` value (facts recorded in the database itself)."""
+    row = src.con.execute(f"SELECT CAST(value AS VARCHAR) FROM {src.alias}.deployment_setting"
+                          f" WHERE CAST(name AS VARCHAR) = $n", {"n": name}).fetchone()
+    return row[0] if row else None
+
+
+# Typed local copies of one program's rows, restricted to the report's subtree. ``$p`` is the
+# program id. ``orgs`` is staged first (every organisation, with its path); ``unions`` are the
+# grassroots unions inside the subtree (``$root`` is its path, '/' for everything), each with
+# the level of its parent federation (province / city / county) and, for county unions, the
+# county code; every other table keeps only rows of those unions.
 _STAGE = {
+    "orgs": """
+        SELECT CAST(id AS BIGINT) AS id, CAST(parent_id AS BIGINT) AS parent_id,
+               CAST(level AS VARCHAR) AS level, CAST(name AS VARCHAR) AS name,
+               CAST(COALESCE(division_code, uscc) AS VARCHAR) AS code,
+               CAST(path AS VARCHAR) AS path
+        FROM {src}.org""",
+    "unions": """
+        SELECT u.id, p.level AS level, p.code AS parent_code, u.path
+        FROM orgs u JOIN orgs p ON p.id = u.parent_id
+        WHERE u.level = 'union' AND starts_with(u.path, $root)""",
     "products": """
         SELECT CAST(id AS BIGINT) AS id, CAST(key AS VARCHAR) AS key,
                CAST(kind AS VARCHAR) AS kind, CAST(face_value_fen AS BIGINT) AS face_value_fen
         FROM {src}.product WHERE CAST(program_id AS BIGINT) = $p""",
-    "unions": """
-        SELECT CAST(u.id AS BIGINT) AS id, CAST(p.level AS VARCHAR) AS level,
-               CAST(p.division_code AS VARCHAR) AS parent_code
-        FROM {src}.org u JOIN {src}.org p ON CAST(p.id AS BIGINT) = CAST(u.parent_id AS BIGINT)
-        WHERE CAST(u.level AS VARCHAR) = 'union'""",
     "members": """
         SELECT CAST(union_id AS BIGINT) AS union_id, count(*) AS active
-        FROM {src}.member WHERE CAST(status AS VARCHAR) = 'active' GROUP BY 1""",
+        FROM {src}.member WHERE CAST(status AS VARCHAR) = 'active'
+          AND CAST(union_id AS BIGINT) IN (SELECT id FROM unions) GROUP BY 1""",
     "vouchers": """
         SELECT CAST(v.id AS BIGINT) AS id, CAST(v.product_id AS BIGINT) AS product_id,
                CAST(v.union_id AS BIGINT) AS union_id, CAST(v.member_id AS BIGINT) AS member_id,
                CAST(v.amount_fen AS BIGINT) AS amount_fen, CAST(v.form AS VARCHAR) AS form,
                CAST(v.status AS VARCHAR) AS status
-        FROM {src}.voucher v WHERE CAST(v.program_id AS BIGINT) = $p""",
+        FROM {src}.voucher v WHERE CAST(v.program_id AS BIGINT) = $p
+          AND CAST(v.union_id AS BIGINT) IN (SELECT id FROM unions)""",
     "redemptions": """
         SELECT CAST(id AS BIGINT) AS id, CAST(voucher_id AS BIGINT) AS voucher_id,
+               CAST(union_id AS BIGINT) AS union_id,
                CAST(merchant_id AS BIGINT) AS merchant_id, CAST(channel AS VARCHAR) AS channel,
                CAST(order_amount_fen AS BIGINT) AS order_amount_fen,
                CAST(amount_fen AS BIGINT) AS amount_fen, CAST(status AS VARCHAR) AS status,
                TRY_CAST(COALESCE(posted_at, created_at) AS TIMESTAMP) AS spent_at
-        FROM {src}.redemption WHERE CAST(program_id AS BIGINT) = $p""",
+        FROM {src}.redemption WHERE CAST(program_id AS BIGINT) = $p
+          AND CAST(union_id AS BIGINT) IN (SELECT id FROM unions)""",
     "merchants": """
         SELECT CAST(id AS BIGINT) AS id, CAST(category AS VARCHAR) AS category
         FROM {src}.merchant""",
-    # Breakage as the ledger saw it: expiry transfers out of this program's outstanding
-    # accounts, and refunds that went to the union fund because the voucher had expired.
+    # Breakage as the ledger saw it: expiry transfers out of the subtree's unions' outstanding
+    # accounts of this program, and refunds that went to the union fund because the voucher
+    # had expired.
     "ledger_breakage": """
         SELECT 'expire' AS source, count(*) AS transfers,
                COALESCE(sum(CAST(t.amount AS BIGINT)), 0) AS amount_fen
         FROM {src}.transfer t JOIN {src}.account a
           ON CAST(a.id AS BIGINT) = CAST(t.debit_account_id AS BIGINT)
         WHERE CAST(t.code AS VARCHAR) = 'expire' AND CAST(a.program_id AS BIGINT) = $p
+          AND CAST(a.org_id AS BIGINT) IN (SELECT id FROM unions)
         UNION ALL
         SELECT 'refund_to_fund', count(*), COALESCE(sum(CAST(f.amount_fen AS BIGINT)), 0)
         FROM {src}.refund f JOIN {src}.redemption r
           ON CAST(r.id AS BIGINT) = CAST(f.redemption_id AS BIGINT)
-        WHERE CAST(f.outcome AS VARCHAR) = 'to_fund' AND CAST(r.program_id AS BIGINT) = $p""",
+        WHERE CAST(f.outcome AS VARCHAR) = 'to_fund' AND CAST(r.program_id AS BIGINT) = $p
+          AND CAST(r.union_id AS BIGINT) IN (SELECT id FROM unions)""",
 }
 
 
-def stage(src: Source, program: ProgramInfo) -> None:
-    """Copy the program's rows into TEMP tables (see ``_STAGE``), then detach the source so
-    a PostgreSQL connection is not held while the report is computed."""
+def stage(src: Source, program: ProgramInfo, *, root_path: str = "/",
+          tick: Callable[[], None] = lambda: None) -> None:
+    """Copy the program's rows of the subtree at ``root_path`` into TEMP tables (see
+    ``_STAGE``), then detach the source so a PostgreSQL connection is not held while the
+    report is computed. ``tick`` is called once per table (a progress bar)."""
     for name, sql in _STAGE.items():
-        params = {"p": program.id} if "$p" in sql else None
+        params = {k: v for k, v in (("p", program.id), ("root", root_path)) if f"${k}" in sql}
         sql = sql.replace("{src}", src.alias)
-        src.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+        src.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or None)
+        tick()
     src.con.execute(f"DETACH DATABASE IF EXISTS {src.alias}")
 
 

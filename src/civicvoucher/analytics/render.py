@@ -1,7 +1,10 @@
 """Report outputs: one offline HTML page, a CSV per table, one XLSX workbook; a Rich summary.
 
-The HTML inlines the vendored ECharts so it opens from a file or an e-mail with no network.
-CSV is UTF-8 with BOM (Excel shows Chinese), written by ``core.tabular.write_table``.
+The HTML inlines the vendored ECharts so it opens from a file or an e-mail with no network; it
+reads on a phone (charts fit the screen, tables become one card per row), and prints on A4
+(no chart split across pages). Each column of amounts is in one unit (元, 万元 or 亿元, named
+in its header). CSV is UTF-8 with BOM (Excel shows Chinese), money in exact integer fen,
+written by ``core.tabular.write_table``; the workbook is for people (``xlsx``).
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
-from civicvoucher.analytics import charts, fmt
+from civicvoucher.analytics import charts, describe, fmt
 from civicvoucher.analytics.report import compare_reports
 from civicvoucher.analytics.tables import Column, Report, Table, headline_table
+from civicvoucher.analytics.xlsx import write_xlsx
 from civicvoucher.core.tabular import write_table
 
 # The figures shown as cards at the top of the page and in the terminal summary.
 KEY_FIGURES = (
     "issued_fen_total", "shortfall_fen_total", "digital_share", "leverage_digital",
-    "redemption_rate_digital", "tourism_cards",
+    "redemption_rate_digital", "breakage_fen", "tourism_cards",
 )
+# Tables at the top of the page, in this order (when present); the rest follow.
+FIRST = ("comparison", "inconsistencies")
 
 
 def echarts_js() -> str:
@@ -45,38 +52,52 @@ def whatif_table(baseline: Report, variant: Report) -> Table:
         Column("delta", "变化", "change", "unit"),
         Column("delta_pct", "变化%", "change %", "share"),
     )
-    return Table("whatif", "情景对比（全省规模）", "What-if vs baseline (full size)", cols,
+    return Table("whatif", "情景与基准对比（全规模）", "What-if vs baseline (full size)", cols,
                  compare_reports(baseline, variant))
 
 
-def _all_tables(report: Report, baseline: Report | None) -> list[Table]:
-    tables = [headline_table(report), *report.tables.values()]
-    if baseline is not None:
-        tables.append(whatif_table(baseline, report))
+def all_tables(report: Report, baseline: Report | None = None) -> list[Table]:
+    """Every table of the report in reading order: the what-if comparison, the comparison
+    with the article, the headline figures, then the rest."""
+    tables = [whatif_table(baseline, report)] if baseline is not None else []
+    tables += [report.table(n) for n in FIRST if n in report.tables]
+    tables.append(headline_table(report))
+    tables += [t for n, t in report.tables.items() if n not in FIRST]
     return tables
 
 
 def _view(table: Table) -> dict[str, Any]:
-    """A table as the template needs it: visible columns and formatted cells."""
+    """A table as the template needs it: visible columns (a column of amounts in one unit,
+    named in its header) and formatted cells."""
     cols = [c for c in table.columns if not c.code]
+    units = {c.key: fmt.money_unit(r.get(c.key) for r in table.rows)
+             for c in cols if c.kind == "fen"}
+    heads = []
+    for c in cols:
+        unit = units.get(c.key)
+        heads.append(dict(label_zh=f"{c.label_zh}（{unit.zh}）" if unit else c.label_zh,
+                          label_en=f"{c.label_en} ({unit.en})" if unit else c.label_en,
+                          num=c.kind not in ("text", "bool")))
     rows = []
     for r in table.rows:
         cells = []
-        for c in cols:
+        for c, head in zip(cols, heads, strict=True):
             en = ""
             if c.key.endswith("_zh"):
                 base = c.key[:-3]
                 en = r.get(f"{base}_en") or (r.get(base) if base != "label" else "") or ""
-            css = "num" if c.kind != "text" else ""
+            css = "num" if head["num"] else ""
             if c.key in ("deviation_pct", "delta_pct"):
                 css += " dev-" + fmt.deviation_class(r.get(c.key))
             if c.key == "verdict_zh":
                 css += " verdict-" + str(r.get("verdict"))
-            cells.append(dict(text=fmt.cell(c, r), en=str(en) if en != "" else "", css=css))
+            text = fmt.in_unit(r.get(c.key), units[c.key]) if c.key in units else fmt.cell(c, r)
+            cells.append(dict(text=text, en=str(en) if en != "" else "", css=css,
+                              label=head["label_zh"]))
         total = any(r.get(k) == "total" for k in ("level", "form", "group"))
         rows.append(dict(cells=cells, total=total))
     return dict(name=table.name, title_zh=table.title_zh, title_en=table.title_en,
-                note_zh=table.note_zh, note_en=table.note_en, columns=cols, rows=rows)
+                note_zh=table.note_zh, note_en=table.note_en, columns=heads, rows=rows)
 
 
 def _json_for_script(data: Any) -> str:
@@ -85,7 +106,8 @@ def _json_for_script(data: Any) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def render_html(report: Report, *, baseline: Report | None = None, title: str) -> str:
+def render_html(report: Report, *, baseline: Report | None = None,
+                title: str | None = None) -> str:
     env = Environment(loader=PackageLoader("civicvoucher.analytics", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
     cards = [
@@ -93,78 +115,42 @@ def render_html(report: Report, *, baseline: Report | None = None, title: str) -
         for key in KEY_FIGURES if (h := report.headline.get(key)) is not None
     ]
     chart_list = charts.all_charts(report)
-    order = ["comparison", "inconsistencies"]
-    main = [report.table(n) for n in order if n in report.tables]
-    rest = [headline_table(report)] + [t for n, t in report.tables.items() if n not in order]
+    tables = [_view(t) for t in all_tables(report, baseline)]
     return env.get_template("report.html.j2").render(
-        title=title, report=report, cards=cards, charts=chart_list,
+        title=title or describe.default_title(report), report=report, cards=cards,
+        charts=chart_list,
         charts_json=_json_for_script({c["id"]: c["option"] for c in chart_list}),
-        main_tables=[_view(t) for t in main], other_tables=[_view(t) for t in rest],
-        whatif=_view(whatif_table(baseline, report)) if baseline is not None else None,
-        scale_pct=f"{report.scale * 100:g}%", echarts=echarts_js(),
+        tables=tables, d=describe, echarts=echarts_js(),
     )
 
 
-def _header(c: Column) -> str:
+def _csv_header(c: Column) -> str:
     return f"{c.label_zh} ({c.key})"
 
 
-def _xlsx_value(ws: Any, v: Any) -> Any:
-    """Text starting with '=' stays text: a cell must never become a formula."""
-    if isinstance(v, str) and v.startswith("="):
-        from openpyxl.cell import Cell
-
-        cell = Cell(ws, value=v)
-        cell.data_type = "s"
-        return cell
-    return v
-
-
-def _write_xlsx(path: Path, tables: list[Table]) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    wb.remove(wb.active)
-    bold = Font(bold=True)
-    for t in tables:
-        ws = wb.create_sheet(t.name[:31])
-        ws.append([_header(c) for c in t.columns])
-        for cell in ws[1]:
-            cell.font = bold
-        for r in t.rows:
-            ws.append([_xlsx_value(ws, r.get(c.key)) for c in t.columns])
-        for i, c in enumerate(t.columns, start=1):
-            letter = ws.cell(row=1, column=i).column_letter
-            ws.column_dimensions[letter].width = max(12, len(_header(c)) + 4)
-            if c.kind == "fen":
-                for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
-                    cell.number_format = "#,##0"
-        ws.freeze_panes = "A2"
-    wb.save(path)
-
-
 def write_outputs(report: Report, out_dir: Path, *, baseline: Report | None = None,
-                  title: str) -> dict[str, Path]:
+                  title: str | None = None) -> dict[str, Path]:
     """Write report.html, <table>.csv for every table, and report.xlsx into ``out_dir``.
 
-    Returns {"html": path, "xlsx": path, "csv:<table>": path, ...}. Money in the files is
-    integer fen (exact); the page shows it as 8.7亿 / 4,800万.
+    Returns {"html": path, "xlsx": path, "csv:<table>": path, ...}. Money in the CSV files is
+    integer fen (exact); the workbook has yuan with number formats; the page shows one unit
+    per column.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    title = title or describe.default_title(report)
     paths: dict[str, Path] = {}
     html = out_dir / "report.html"
     html.write_text(render_html(report, baseline=baseline, title=title), encoding="utf-8")
     paths["html"] = html
-    tables = _all_tables(report, baseline)
+    tables = all_tables(report, baseline)
     for t in tables:
         p = out_dir / f"{t.name}.csv"
-        write_table(p, [_header(c) for c in t.columns],
+        write_table(p, [_csv_header(c) for c in t.columns],
                     ([r.get(c.key) for c in t.columns] for r in t.rows))
         paths[f"csv:{t.name}"] = p
     xlsx = out_dir / "report.xlsx"
-    _write_xlsx(xlsx, tables)
+    write_xlsx(xlsx, report, tables, title=title)
     paths["xlsx"] = xlsx
     return paths
 
@@ -172,26 +158,80 @@ def write_outputs(report: Report, out_dir: Path, *, baseline: Report | None = No
 _STYLE = {"ok": "green", "warn": "yellow", "bad": "red", "none": "dim"}
 
 
-def print_summary(report: Report, console: Console) -> None:
-    """Headline numbers, the comparison with the article (deviations coloured), and where the
-    article disagrees with itself."""
-    console.rule(f"[bold]{report.program_name}[/] ({report.program_key}) · "
-                 f"sample scale {report.scale:g}")
-    heads = RichTable(title="主要指标 Headline (全省规模 full size)", show_lines=False)
-    heads.add_column("指标 figure")
-    heads.add_column("值 value", justify="right")
-    for key in KEY_FIGURES:
-        h = report.headline.get(key)
-        if h is not None:
-            heads.add_row(f"{h.label_zh} [dim]{h.label_en}[/]", fmt.value(h.full, h.unit))
-    console.print(heads)
+SUMMARY_FIGURES = (
+    "members_total", "expected_fen_total", "issued_fen_total", "shortfall_fen_total",
+    "issue_rate_total", "digital_share", "digital_redeemed_fen", "leverage_digital",
+    "redemption_rate_digital", "redemption_rate_paper", "breakage_fen", "tourism_cards",
+)
+BY_ORG_ROWS = 30  # more rows than this are in the files, not the terminal
 
+
+def print_summary(report: Report, console: Console) -> None:
+    """A short Chinese summary: what the report covers, the sample warning, notices, the key
+    figures (amounts as officials read them: ¥1,234.56, 1.5万, 8.7亿), issuance by level,
+    the per-organisation rows, and, when there is an article to compare with, the comparison
+    (deviations coloured) and where the article disagrees with itself."""
+    console.rule(f"[bold]{escape(report.program_name)}[/]（{escape(report.program_key)}）· "
+                 f"{escape(describe.scope_zh(report))} · {escape(describe.data_zh(report))}")
+    if report.sample:
+        console.print(f"[bold red]{escape(describe.sample_warning_zh(report))}[/]")
+    for n in report.notices:
+        console.print(f"[bold yellow]注意：{escape(n.zh)}[/] [dim]{escape(n.en)}[/]")
+    heads = RichTable(title="主要指标 [dim]Headline figures[/]")
+    heads.add_column("指标 [dim]figure[/]")
+    if report.sample:
+        heads.add_column("样本值 [dim]sample[/]", justify="right")
+    heads.add_column("全规模 [dim]full size[/]" if report.sample else "数值 [dim]value[/]",
+                     justify="right")
+    for key in SUMMARY_FIGURES:
+        h = report.headline.get(key)
+        if h is None:
+            continue
+        cells = [f"{h.label_zh} [dim]{h.label_en}[/]"]
+        if report.sample:
+            cells.append(fmt.value(h.value, h.unit))
+        cells.append(fmt.value(h.full, h.unit))
+        heads.add_row(*cells)
+    console.print(heads)
+    _print_rows(console, report.table("expected_issued"), "level_zh", sample=report.sample)
+    if "by_org" in report.tables:
+        _print_rows(console, report.table("by_org"), "name", limit=BY_ORG_ROWS,
+                    sample=report.sample)
+    if report.has_comparison:
+        _print_comparison(report, console)
+
+
+def _print_rows(console: Console, table: Table, label: str, *, limit: int | None = None,
+                sample: bool = False) -> None:
+    """Issuance columns of a table by level or by organisation."""
+    keys = ("members", "expected_fen", "issued_fen", "shortfall_fen", "issue_rate")
+    cols = {c.key: c for c in table.columns}
+    mark = "[bold red]（样本值）[/]" if sample else ""
+    t = RichTable(title=f"{table.title_zh}{mark} [dim]{table.title_en}[/]")
+    # Chinese headers only (the English is in the files), so the numbers keep their width
+    # on an 80-column terminal and a long name wraps instead of ending in "…"
+    t.add_column(cols[label].label_zh, overflow="fold", min_width=10)
+    for k in keys:
+        t.add_column(cols[k].label_zh, justify="right", no_wrap=True)
+    rows = table.rows
+    shown = rows if limit is None or len(rows) <= limit else rows[:limit - 1] + rows[-1:]
+    for r in shown:
+        style = "bold" if r.get("group") == "total" or r.get("level") == "total" else None
+        t.add_row(escape(str(r[label])), *(fmt.cell(cols[k], r) for k in keys), style=style)
+    console.print(t)
+    if len(shown) < len(rows):
+        console.print(f"[dim]（另有 {len(rows) - len(shown)} 行，见 report.xlsx / "
+                      f"{len(rows) - len(shown)} more rows in report.xlsx）[/]")
+
+
+def _print_comparison(report: Report, console: Console) -> None:
     comp = report.table("comparison")
-    t = RichTable(title="与文章对照 Ours vs the article")
+    t = RichTable(title="与文章对照（全规模） [dim]Ours at full size vs the article[/]")
     for head, justify in (("指标 figure", "left"), ("本系统 ours", "right"),
                           ("文章 article", "right"), ("偏差 deviation", "right"),
                           ("偏差% dev %", "right")):
-        t.add_column(head, justify=justify)  # type: ignore[arg-type]
+        t.add_column(head, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                     no_wrap=justify == "right")
     cols = {c.key: c for c in comp.columns}
     for r in comp.rows:
         style = _STYLE[fmt.deviation_class(r["deviation_pct"])]

@@ -22,7 +22,8 @@ from civicvoucher.merchants.rules import CATEGORY_LABEL_ZH, CHANNEL_LABEL_ZH, Ca
 # Posted redemptions of consumption vouchers, with what each is grouped by.
 _SPEND = """
 CREATE OR REPLACE TEMP TABLE spend AS
-SELECT r.id, r.merchant_id, r.channel, r.order_amount_fen, r.amount_fen, r.spent_at, v.form,
+SELECT r.id, r.merchant_id, v.union_id, r.channel, r.order_amount_fen, r.amount_fen, r.spent_at,
+       v.form,
        COALESCE(u.level, 'unknown') AS level, COALESCE(m.category, 'unknown') AS category
 FROM redemptions r
 JOIN vouchers v ON v.id = r.voucher_id

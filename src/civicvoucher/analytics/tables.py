@@ -7,6 +7,7 @@ tests compare exact numbers; formatting for people happens only when rendering.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -80,15 +81,56 @@ class Headline:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a report covers: the whole program, or one organisation's subtree."""
+
+    org_id: int | None = None  # None: every union of the program
+    name_zh: str = "全部单位"
+    name_en: str = "all organisations"
+    level: str | None = None  # the root's level: province | city | county | union
+    code: str | None = None  # its division code or USCC
+    word_zh: str = "合计"  # the total's label: 全省, 全市, 全县, 本单位, 合计
+    word_en: str = "all levels"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a reader must know before reading the numbers (no issuance yet, ...)."""
+
+    code: str
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
 class Report:
+    """A program's report. ``scale`` < 1 means the rows are a simulated sample: every table
+    holds sample values, and ``Headline.full`` is the value at full size (value / scale)."""
+
     program_key: str
     program_name: str
     scale: float
     tables: dict[str, Table]
     headline: dict[str, Headline] = field(default_factory=dict)
+    program_id: int = 0
+    scope: Scope = field(default_factory=Scope)
+    notices: tuple[Notice, ...] = ()
+    scenario: str | None = None  # the simulated scenario, for a sample
+    overrides: dict[str, str] = field(default_factory=dict)  # its what-if settings
+    # when it was computed (naive UTC); not part of what the report *is*
+    generated_at: datetime | None = field(default=None, compare=False)
 
     def table(self, name: str) -> Table:
         return self.tables[name]
+
+    @property
+    def sample(self) -> bool:
+        """True for a simulated sample: its tables must never be read as real figures."""
+        return self.scale < 1
+
+    @property
+    def has_comparison(self) -> bool:
+        return "comparison" in self.tables
 
 
 def ratio(num: float | None, den: float | None) -> float | None:
@@ -108,18 +150,21 @@ def scale_up(value: int, scale: float) -> int:
 
 
 def headline_table(report: Report) -> Table:
-    """The headline figures as a table (for CSV/XLSX and the page)."""
-    cols = (
+    """The headline figures as a table (for CSV/XLSX and the page). A sample has two value
+    columns: the sample's own, and at full size (value / scale)."""
+    cols = [
         Column("key", "指标代码", "key", code=True),
         Column("label_zh", "指标", "figure (zh)"),
         Column("label_en", "Figure", "figure (en)", code=True),
         Column("unit", "单位", "unit", code=True),
-        Column("value", "样本值", "sample value", "unit"),
-        Column("full", "全省规模", "at full size", "unit"),
-    )
+        Column("value", "样本值" if report.sample else "数值",
+               "sample value" if report.sample else "value", "unit"),
+    ]
+    if report.sample:
+        cols.append(Column("full", "全规模", "at full size", "unit"))
     rows = [
         dict(key=h.key, label_zh=h.label_zh, label_en=h.label_en, unit=h.unit, value=h.value,
              full=h.full)
         for h in report.headline.values()
     ]
-    return Table("headline", "主要指标", "Headline figures", cols, rows)
+    return Table("headline", "主要指标", "Headline figures", tuple(cols), rows)

@@ -128,6 +128,9 @@ TITLES: dict[str, tuple[str, str]] = {
     # bounded request bodies (issue 9, door): api.bodies
     "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON"),
     "json_too_deep": ("请求体 JSON 嵌套过深", "The request body's JSON nests too deep"),
+    # issue 10 (report): GET /reports/programs/{program}
+    "program_not_found": ("活动不存在", "No such program"),
+    "org_not_found": ("单位不存在", "No such organisation"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",

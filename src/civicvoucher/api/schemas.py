@@ -655,3 +655,66 @@ class DepositRequestOut(BaseModel):
 
 class RejectIn(In):
     reason: Text | None = None
+# --- issue 10 (report): a program's policy report as JSON (GET /reports/programs/{program}) --
+
+class ReportColumnOut(BaseModel):
+    key: str
+    label_zh: str
+    label_en: str
+    kind: Literal["text", "fen", "count", "ratio", "share", "unit", "bool"] = Field(
+        description="fen: integer fen; count: an integer; share: a fraction (0.172 is 17.2%); "
+                    "ratio: a plain ratio (leverage 1.27); unit: the row's `unit` cell says "
+                    "which of these the value is")
+    code: bool = Field(description="a machine key (e.g. level = 'province'), not for people")
+
+
+class ReportTableOut(BaseModel):
+    name: str
+    title_zh: str
+    title_en: str
+    note_zh: str
+    note_en: str
+    columns: list[ReportColumnOut]
+    rows: list[dict[str, str | int | float | bool | None]] = Field(
+        description="one object per row, keyed by column key; money in integer fen, null "
+                    "where there is nothing to divide by")
+
+
+class ReportHeadlineOut(BaseModel):
+    key: str
+    label_zh: str
+    label_en: str
+    unit: Literal["fen", "count", "share", "ratio"]
+    value: int | float | None = Field(description="as measured (a sample's own value)")
+    full: int | float | None = Field(description="at full size: value / scale")
+
+
+class ReportNoticeOut(BaseModel):
+    code: str
+    zh: str
+    en: str
+
+
+class ReportScopeOut(BaseModel):
+    org_id: int | None = Field(description="the subtree's root; null: the whole program")
+    name_zh: str
+    level: str | None
+    code: str | None = Field(description="its division code or USCC")
+
+
+class ProgramReportOut(BaseModel):
+    """The same tables as ``civicvoucher report`` writes, over the caller's subtree."""
+
+    program_id: int
+    program_key: str
+    program_name: str
+    scope: ReportScopeOut
+    scale: float = Field(description="1 for a real program; a simulated sample's fraction")
+    sample: bool = Field(description="true: every table holds sample values, not real figures")
+    sample_warning_zh: str | None
+    sample_warning_en: str | None
+    scenario: str | None
+    generated_at: Instant
+    notices: list[ReportNoticeOut]
+    headline: list[ReportHeadlineOut]
+    tables: list[ReportTableOut]

@@ -95,6 +95,8 @@ RULES: dict[str, Rule] = {
     "verify_ledger": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
     # reports: aggregates only
     "summary_report": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    # issue 10 (report): a program's policy report over the caller's subtree
+    "program_report": Rule(ORG_READERS | {R.ANALYST}, "org"),
     # audit log
     "list_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "org"),
     "verify_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),

@@ -1,21 +1,24 @@
-"""``civicvoucher demo``: the Shanxi 2020 scenario through the real engine, and its report."""
+"""``civicvoucher demo``: the Shanxi 2020 scenario through the real engine, and its report.
+
+The simulation records in the database that its rows are a sample (``analytics.provenance``);
+the report is then made exactly as ``civicvoucher report`` makes it (``cli.report.produce``).
+A what-if run writes the baseline's report to ``--out`` and its own, with the differences, to
+a folder of its own beside it (``<out>-whatif-<setting>-<value>``), titled in words.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.cli.common import console, err_console
+from civicvoucher.cli.report import print_paths, produce, stage_progress
 from civicvoucher.config import normalise_url, sqlite_url
 from civicvoucher.errors import ValidationError
-
-STAGES = {"members": "会员登记 members", "deposits": "经费入账 deposits",
-          "issuance": "发放 issuance", "spending": "消费 spending"}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,54 +50,63 @@ def demo(
         changes[key.strip()] = value.strip()
     variant = apply_overrides(base, changes) if changes else None
 
-    out.mkdir(parents=True, exist_ok=True)
     url = normalise_url(database_url) if database_url else sqlite_url("civicvoucher-demo.db")
     started = time.perf_counter()
-    base_report = _run(base, url, scale=scale, seed=seed, reset=reset, label="baseline 基准")
-    final, baseline = base_report, None
+    base_report, _ = _run(base, url, out, scenario=scenario, scale=scale, seed=seed,
+                          reset=reset, label="baseline 基准", summary=variant is None)
+    _record(out, scale=scale, seed=seed, scenario=scenario, changes={}, url=url,
+            seconds=time.perf_counter() - started)
+    final_out = out
     if variant is not None:
         vurl = url.replace("civicvoucher-demo.db", "civicvoucher-demo-whatif.db") \
             if database_url is None else url
         if database_url is not None:
             err_console.print("[yellow]the what-if run reuses --database-url after the baseline "
                               "(its data is replaced)[/yellow]")
-        # Counties keep their baseline guarantee groups, so the what-if shows how the same
-        # counties fare, not a regrouping.
-        final = _run(variant, vurl, scale=scale, seed=seed, reset=True, label="what-if 情景",
-                     groups_from=base)
-        baseline = base_report
-    _write(final, baseline, out, base["scenario"]["name"], changes)
-    _record(out, scale=scale, seed=seed, scenario=scenario, changes=changes, url=url,
-            seconds=time.perf_counter() - started)
-    from civicvoucher.analytics.render import print_summary
-
-    print_summary(final, console)
-    console.print(f"\n[bold green]report:[/bold green] {(out / 'report.html').resolve()}")
-    console.print(f"tables (CSV, XLSX): {out.resolve()}/  ·  data: {url}")
+        final_out = whatif_folder(out, changes)
+        _run(variant, vurl, final_out, scenario=scenario, scale=scale, seed=seed, reset=True,
+             label="what-if 情景", changes=changes, baseline=base_report)
+        _record(final_out, scale=scale, seed=seed, scenario=scenario, changes=changes, url=vurl,
+                seconds=time.perf_counter() - started)
+        console.print(f"\n[bold]基准 baseline:[/bold] {(out / 'report.html').resolve()}")
+        url = vurl
+    print_paths(final_out, url)
     console.print(f"{time.perf_counter() - started:.1f} s")
 
 
-def _run(scn: dict, url: str, *, scale: float, seed: int, reset: bool, label: str,
-         groups_from: dict | None = None):
-    from civicvoucher.analytics import compute_report
+def whatif_folder(out: Path, changes: dict) -> Path:
+    """The what-if's own folder beside the baseline's: civicvoucher-report-whatif-county_guarantee-1.0."""
+    slug = "-".join(f"{k}-{v}" for k, v in changes.items())
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", slug)[:80].strip("_") or "variant"
+    return out.with_name(f"{out.name}-whatif-{slug}")
+
+
+def _run(scn: dict, url: str, out: Path, *, scenario: str, scale: float, seed: int,
+         reset: bool, label: str, changes: dict | None = None, baseline=None,
+         summary: bool = True):
+    from civicvoucher.analytics import provenance
     from civicvoucher.config import load_settings
-    from civicvoucher.db import Database
     from civicvoucher.keys import bind_key
-    from civicvoucher.scenarios.model import guarantee_by_county
+    from civicvoucher.scenarios.model import scenario_path
     from civicvoucher.scenarios.simulate import simulate
 
     db = _fresh(url, reset=reset)
     console.print(f"[bold]{label}[/bold]: {scn['scenario']['name']}, scale {scale}, seed {seed}")
-    with _progress() as progress:
+    with stage_progress() as progress:
         key = bind_key(db, load_settings(database_url=url))
-        summary = simulate(db, scn, scale=scale, seed=seed, key=key, progress=progress)
-    console.print(f"  {summary.unions:,} unions, {summary.members:,} members, "
-                  f"{summary.vouchers:,} vouchers, {summary.tourism_cards:,} tourism cards, "
-                  f"{summary.redeemed:,} redemptions, {summary.expired:,} expired")
+        summary_ = simulate(db, scn, scale=scale, seed=seed, key=key, progress=progress)
+    console.print(f"  {summary_.unions:,} unions, {summary_.members:,} members, "
+                  f"{summary_.vouchers:,} vouchers, {summary_.tourism_cards:,} tourism cards, "
+                  f"{summary_.redeemed:,} redemptions, {summary_.expired:,} expired")
+    # The base scenario is recorded, with the what-if settings beside it: the report groups
+    # the counties by their baseline guarantees, so the what-if shows how the same counties
+    # fare, not a regrouping.
+    name = scenario if Path(scenario).suffix != ".toml" else str(scenario_path(scenario).resolve())
+    with db.session() as s:
+        provenance.record(s, scn["program"]["key"],
+                          provenance.Sample(name, scale, seed, dict(changes or {})))
     db.dispose()
-    return compute_report(Database(url).url, scale=scale, published=scn["published"],
-                          guarantee_by_county=guarantee_by_county(groups_from or scn),
-                          program_key=scn["program"]["key"])
+    return produce(url, out, program=scn["program"]["key"], baseline=baseline, summary=summary)
 
 
 def _fresh(url: str, *, reset: bool):
@@ -126,37 +138,10 @@ def _fresh(url: str, *, reset: bool):
     return db
 
 
-@contextmanager
-def _progress():
-    if not err_console.is_terminal:  # a log file: one line per stage instead of live bars
-        started = time.perf_counter()
+def _record(out: Path, *, url: str, **run) -> None:
+    """What produced this report, beside it: enough to run it again (no password)."""
+    from sqlalchemy.engine import make_url
 
-        def line(name: str, total: int):
-            err_console.print(f"  {STAGES.get(name, name)}: {total:,} "
-                              f"(at {time.perf_counter() - started:.0f} s)")
-            return lambda n=1: None
-
-        yield line
-        return
-    with Progress(TextColumn("  {task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console) as bar:
-        def stage(name: str, total: int):
-            task = bar.add_task(STAGES.get(name, name), total=total)
-            return lambda n=1: bar.advance(task, n)
-
-        yield stage
-
-
-def _write(report, baseline, out: Path, name: str, changes: dict) -> None:
-    from civicvoucher.analytics.render import write_outputs
-
-    title = "山西省2020年职工消费券：政策报告 · Shanxi 2020 union vouchers: policy report"
-    if changes:
-        title += " · 情景 what-if: " + ", ".join(f"{k}={v}" for k, v in changes.items())
-    write_outputs(report, out, baseline=baseline, title=title)
-
-
-def _record(out: Path, **run) -> None:
-    """What produced this report, beside it: enough to run it again."""
+    run["url"] = make_url(url).render_as_string(hide_password=True)
     (out / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=2, default=str),
                                   encoding="utf-8")

@@ -28,7 +28,7 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(ops.fund_app, name="fund")
 app.add_typer(ops.program_app, name="program")
 app.add_typer(ledger_app, name="ledger")
-app.add_typer(keys_app, name="keys")  # secrets task: sealing keys (cli/keys.py)
+app.add_typer(keys_app, name="keys")  # sealing keys for secrets at rest (cli/keys.py)
 for fn in (ops.issue, ops.redeem, ops.capture, ops.void, ops.refund, ops.expire, ops.extend,
            ops.settle):
     app.command(fn.__name__)(fn)
@@ -61,33 +61,21 @@ def ledger_verify() -> None:
 
 
 def _register_more() -> None:
-    """Commands of the layers built on the core: the demo and the HTTP server."""
-    from civicvoucher.cli import demo, server
+    """Commands of the layers built on the core, each group in its own module: the demo and
+    the report, the HTTP server, maintenance, voucher hand-out and the list commands."""
+    from civicvoucher.cli import demo, lists, maintenance, report, server, vouchers
 
     demo.register(app)
     server.register(app)
-
-
-_register_more()
-
-# upkeep (issue 9, item 7): the maintenance job
-from civicvoucher.cli.maintenance import register as _register_maintenance  # noqa: E402
-
-_register_maintenance(app)
-
-
-# --- handout (issue 10): voucher list/export; program, redemption and settlement lists ------
-def _register_lists() -> None:
-    from civicvoucher.cli import lists, vouchers
-
+    maintenance.register(app)
+    report.register(app)
     app.add_typer(vouchers.voucher_app, name="voucher")
     app.add_typer(lists.redemption_app, name="redemption")
     app.add_typer(lists.settlement_app, name="settlement")
     ops.program_app.command("list")(lists.program_list)
 
 
-_register_lists()
-# --- end handout ----------------------------------------------------------------------------
+_register_more()
 
 
 def run() -> None:

@@ -19,6 +19,7 @@ What an export carries, and why (the hand-out decision):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -109,17 +110,26 @@ def voucher_list(
     program: str = PROGRAM, org: str = ORG, status: str = STATUS, member: str = MEMBER,
     limit: int = typer.Option(50, min=1, max=10_000, help="at most this many (one page)"),
     after: int = typer.Option(None, help="the last id of the previous page: show the next"),
+    codes: bool = typer.Option(False, "--codes", help="only the paper vouchers' codes, one per "
+                               "line, for scripts and tills (digital codes are never shown)"),
 ) -> None:
     """List vouchers, newest issuance last (audited: it shows whose vouchers are where)."""
+    from civicvoucher.core.ids import format_code
     from civicvoucher.vouchers.listing import count_vouchers, list_vouchers
 
     with database().session() as s:
         q, p, o, _m = _query(s, program, org, status, member)
+        if codes:
+            q = dataclasses.replace(q, form="paper")
         total = count_vouchers(s, q)
         lines = list_vouchers(s, q, after_id=after, limit=limit + 1)
         more, lines = len(lines) > limit, lines[:limit]
         audit(s, "voucher.list", f"org:{o.id}" if o is not None else "org:*",
-              {**_filters(p, o, q), "shown": len(lines), "total": total})
+              {**_filters(p, o, q), "shown": len(lines), "total": total, "codes": codes})
+    if codes:  # plain lines, nothing else on stdout
+        for v in lines:
+            print(format_code(v.code))
+        return
     rows = []
     for v in lines:
         first, last, form, state = _labels(v)

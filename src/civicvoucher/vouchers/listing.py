@@ -136,6 +136,7 @@ class VoucherQuery:
     program_id: int | None = None
     status: str | None = None
     member_id: int | None = None
+    form: str | None = None  # digital or paper
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def _voucher_select(q: VoucherQuery, *columns) -> Select:
         stmt = stmt.where(Voucher.status == VoucherStatus(q.status))
     if q.member_id is not None:
         stmt = stmt.where(Voucher.member_id == q.member_id)
+    if q.form is not None:
+        stmt = stmt.where(Voucher.form == q.form)
     return stmt
 
 

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, Query
+from typing import Literal
+
+from fastapi import Depends, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
-from civicvoucher.api.schemas import StatusTotal, SummaryReport
+from civicvoucher.api.schemas import (
+    ProgramReportOut,
+    ReportColumnOut,
+    ReportHeadlineOut,
+    ReportNoticeOut,
+    ReportScopeOut,
+    ReportTableOut,
+    StatusTotal,
+    SummaryReport,
+)
 from civicvoucher.auth import scope
 from civicvoucher.ledger.models import Account
 from civicvoucher.ledger.rules import AccountCode
 from civicvoucher.members.models import Member
 from civicvoucher.orgs.models import Org
+from civicvoucher.programs.service import get_program
 from civicvoucher.vouchers.models import Redemption, Voucher
 from civicvoucher.vouchers.rules import RedemptionStatus
 
@@ -55,3 +67,55 @@ def summary_report(org_id: int | None = Query(None, ge=1, le=2_147_483_647),
             redemptions=n, redeemed_fen=int(paid), order_total_fen=int(orders))
 
     return c.db.run(run)
+
+
+@router.get("/programs/{program}", response_model=ProgramReportOut, name="program_report")
+def program_report(
+    program: str = Path(min_length=1, max_length=80, pattern=r"^[^/\x00-\x1f]+$",
+                        description="the program's key or id"),
+    org_id: int | None = Query(None, ge=1, le=2_147_483_647,
+                               description="subtree root (default: your organisation)"),
+    level: Literal["city", "county", "union"] | None = Query(
+        None, description="add a table with one row per organisation of this level"),
+    c: Ctx = Depends(ctx),
+) -> ProgramReportOut:
+    """The policy report ``civicvoucher report`` writes, as JSON, over the caller's subtree
+    (or a part of it): issuance against plan by level and form, shortfall, digital share,
+    leverage, redemption rate, breakage, the daily curve, merchant concentration. Money is
+    integer fen. Aggregates only: no row about a person."""
+    from civicvoucher.analytics import compute_report
+    from civicvoucher.analytics.render import all_tables
+
+    def where(s: Session) -> tuple[str, int]:
+        p = get_program(s, program)  # 404 before any work
+        return p.key, scope.scoped_root(s, c.principal, org_id).id
+
+    key, root = c.db.run(where)
+    report = compute_report(c.db.url, program_key=key, org=root, level=level)
+    return report_out(report, all_tables(report))
+
+
+def report_out(report, tables) -> ProgramReportOut:
+    from civicvoucher.analytics import describe
+
+    sc = report.scope
+    return ProgramReportOut(
+        program_id=report.program_id, program_key=report.program_key,
+        program_name=report.program_name,
+        scope=ReportScopeOut(org_id=sc.org_id, name_zh=sc.name_zh, level=sc.level,
+                             code=sc.code),
+        scale=report.scale, sample=report.sample,
+        sample_warning_zh=describe.sample_warning_zh(report) or None,
+        sample_warning_en=describe.sample_warning_en(report) or None,
+        scenario=report.scenario, generated_at=report.generated_at,
+        notices=[ReportNoticeOut(code=n.code, zh=n.zh, en=n.en) for n in report.notices],
+        headline=[ReportHeadlineOut(key=h.key, label_zh=h.label_zh, label_en=h.label_en,
+                                    unit=h.unit, value=h.value, full=h.full)
+                  for h in report.headline.values()],
+        tables=[ReportTableOut(
+            name=t.name, title_zh=t.title_zh, title_en=t.title_en, note_zh=t.note_zh,
+            note_en=t.note_en,
+            columns=[ReportColumnOut(key=col.key, label_zh=col.label_zh, label_en=col.label_en,
+                                     kind=col.kind, code=col.code) for col in t.columns],
+            rows=[{col.key: r.get(col.key) for col in t.columns} for r in t.rows])
+            for t in tables])
