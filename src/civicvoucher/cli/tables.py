@@ -115,14 +115,23 @@ def show(sheet: Sheet, *, limit: int | None = None) -> int:
         if c.kind in ("fen", "count", "id"):
             col.justify = "right"
             col.no_wrap = True  # ids and amounts are read whole
-    n = 0
-    for row in sheet.rows:
-        if limit is not None and n >= limit:
-            break
-        t.add_row(*[escape(text(row[i], cols[j].kind)) for j, i in enumerate(keep)])
-        n += 1
+    rows = list(sheet.rows)[:limit] if limit is not None else list(sheet.rows)
+    cells = [[escape(text(row[i], cols[j].kind)) for j, i in enumerate(keep)] for row in rows]
+    if len(cols) * NARROWEST > console.width:  # too narrow for a table: one block per row
+        if sheet.title:
+            console.print(f"[bold]{escape(sheet.title)}[/bold]")
+        for line in cells:
+            console.print("")
+            for c, value in zip(cols, line, strict=True):
+                console.print(f"  {escape(c.zh)} [dim]{escape(c.en)}[/dim]: {value}")
+        return len(cells)
+    for line in cells:
+        t.add_row(*line)
     console.print(t)
-    return n
+    return len(cells)
+
+
+NARROWEST = 7  # a column narrower than this is unreadable: below it, rows print as blocks
 
 
 def check_target(path: Path) -> Path:
