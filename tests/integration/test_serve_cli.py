@@ -22,3 +22,11 @@ def test_serve_on_a_taken_port_says_so_and_stops(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "serving on" not in r.stdout
     assert "port_in_use" in r.stderr and "端口已被占用" in r.stderr
+
+
+def test_version():
+    r = subprocess.run([sys.executable, "-c", "from civicvoucher.cli.main import run; run()",
+                        "--version"], capture_output=True, text=True, timeout=60)
+    from importlib.metadata import version
+
+    assert (r.returncode, r.stdout.strip()) == (0, f"civicvoucher {version('civicvoucher')}")

@@ -18,6 +18,22 @@ app = typer.Typer(
     help="civicvoucher: public consumption-voucher programs (消费券) on a double-entry ledger.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"civicvoucher {version('civicvoucher')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """civicvoucher: public consumption-voucher programs (消费券) on a double-entry ledger."""
+
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 
