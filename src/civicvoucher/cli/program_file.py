@@ -40,3 +40,19 @@ def program_template_cmd(
     file.write_text(text, encoding="utf-8")
     console.print(f"wrote {file}: program {key}, spendable {first} to "
                   f"{first.fromordinal(first.toordinal() + days - 1)}")
+
+
+@program_app.command("update")
+def program_update(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Change a program from its edited file (same key), until its first issuance (audited)."""
+    from civicvoucher.cli.common import audit, database
+    from civicvoucher.programs.spec import load_program_spec
+    from civicvoucher.vouchers.issuance import revise_program
+
+    spec = load_program_spec(file)
+    with database().session() as s:
+        program, changed = revise_program(s, spec=spec)
+        if changed:
+            audit(s, "program.update", f"program:{program.id}", {"key": program.key})
+    console.print(f"活动 {program.key} 已更新 (program updated)" if changed else
+                  f"活动 {program.key} 未变 (program unchanged)")

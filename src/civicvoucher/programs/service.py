@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock, ids
@@ -43,6 +43,22 @@ def create_program(session: Session, *, spec: ProgramSpec) -> tuple[Program, boo
         session.add(Product(program_id=program.id, **_product_row(p)))
     session.flush()
     return program, True
+
+
+def same_definition(session: Session, program: Program, spec: ProgramSpec) -> bool:
+    return _fingerprint_program(session, program) == _fingerprint_spec(spec)
+
+
+def replace_definition(session: Session, program: Program, spec: ProgramSpec) -> Program:
+    """Give ``program`` the definition ``spec`` (same key): name, documents, products. Only
+    for a program nothing refers to yet; ``vouchers.issuance.revise_program`` checks that."""
+    session.execute(delete(Product).where(Product.program_id == program.id))
+    program.name, program.documents = spec.name, list(spec.documents)
+    program.per_member_fen = sum(sum(p.denominations_fen) for p in spec.products)
+    for p in spec.products:
+        session.add(Product(program_id=program.id, **_product_row(p)))
+    session.flush()
+    return program
 
 
 def _fingerprint_spec(spec: ProgramSpec) -> tuple:

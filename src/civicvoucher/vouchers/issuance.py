@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
 from civicvoucher.db import once
-from civicvoucher.errors import IdempotencyConflict, ValidationError
+from civicvoucher.errors import Conflict, IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, TransferCode
@@ -26,7 +26,13 @@ from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import OrgLevel
 from civicvoucher.orgs.service import get_org, is_within
 from civicvoucher.programs.models import Product, Program
-from civicvoucher.programs.service import get_program, lock_program, products_of
+from civicvoucher.programs.service import (
+    get_program,
+    lock_program,
+    products_of,
+    replace_definition,
+    same_definition,
+)
 from civicvoucher.vouchers.models import Entitlement, Extension, Issuance
 from civicvoucher.vouchers.rules import (
     IssuanceStatus,
@@ -256,3 +262,20 @@ def _shape(session, p, union, form, deadlines, issued_at) -> list[tuple]:
             for d in p.denominations]
 
 
+def revise_program(session: Session, *, spec) -> tuple[Program, bool]:
+    """Change a program's definition (the file edited, the same key) until it is launched:
+    before its first issuance and before any extension. The same definition again changes
+    nothing (False); after launch the answer is ``program_launched`` (extend the deadline
+    instead: an extension is recorded with who and why)."""
+    prog = get_program(session, spec.key)
+    lock_program(session, prog.id, exclusive=True)  # no issuance starts meanwhile
+    if same_definition(session, prog, spec):
+        return prog, False
+    launched = session.execute(select(Issuance.id).where(Issuance.program_id == prog.id)
+                               .limit(1)).first() or session.execute(
+        select(Extension.id).where(Extension.program_id == prog.id).limit(1)).first()
+    if launched:
+        raise Conflict(f"活动 {prog.key} 已开始发放，不能再修改定义（program {prog.key} has been "
+                       "launched: its definition cannot change; extend its deadline instead）",
+                       code="program_launched")
+    return replace_definition(session, prog, spec), True
