@@ -332,7 +332,7 @@ def refund(
         v = session.get(Voucher, red.voucher_id, populate_existing=True)
         # Extensions made while the voucher was spent passed it by: it comes back with the
         # deadline it would have had, had it never been spent.
-        expires_at = current_deadline(session, v)
+        expires_at = current_deadline(session, v, spent_at=red.created_at)
         still_valid = now < expires_at
         frm, to = transition(v.status, "refund" if still_valid else "refund_after_expiry")
         moved = session.execute(
@@ -361,13 +361,15 @@ def refund(
     return RefundResult(rf, replayed)
 
 
-def current_deadline(session: Session, v: Voucher) -> datetime:
-    """The deadline the voucher would have now had it never been spent: each extension that
-    covers it, in the order they were made, moves it if it was still running at the time
-    (an extension never revives a voucher whose deadline had passed, see ``extend``)."""
+def current_deadline(session: Session, v: Voucher, *, spent_at: datetime) -> datetime:
+    """The deadline the voucher would have now had it never been spent: each extension made
+    since it was spent (``spent_at``; earlier ones moved it already, or were made before it
+    existed) that covers it, in the order they were made, moves it if it was still running
+    at the time (an extension never revives a voucher whose deadline had passed)."""
     deadline = v.expires_at
     for e in session.execute(
             select(Extension).where(Extension.program_id == v.program_id,
+                                    Extension.created_at >= spent_at,
                                     Extension.new_expires_at > v.expires_at)
             .order_by(Extension.created_at, Extension.id)).scalars():
         if extension_covers(e, v) and e.created_at < deadline < e.new_expires_at:
