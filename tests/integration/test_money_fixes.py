@@ -186,8 +186,8 @@ def test_an_extension_racing_a_refund_still_reaches_the_restored_voucher(pg_db, 
     read, go = threading.Event(), threading.Event()
     real = redemption.current_deadline
 
-    def paused(session, v):
-        got = real(session, v)
+    def paused(session, v, **kw):
+        got = real(session, v, **kw)
         read.set()
         go.wait(10)
         return got
