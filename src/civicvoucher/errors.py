@@ -18,11 +18,17 @@
 
 The HTTP layer adds its own leaves in ``auth/errors.py`` (401 unauthenticated, 403 role and
 scope refusals, 429 rate limits, 409 idempotency request in flight), all subclasses of these.
+
+A message is English in the code, ``msg("no program {ref}", ref=ref)`` when it has parameters
+(see ``civicvoucher.i18n``); ``str(exc)`` is English (for logs), and each door shows a person
+``exc.localized()``, in their language.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from civicvoucher.i18n import Text, localize, msg
 
 
 class CivicVoucherError(Exception):
@@ -38,6 +44,10 @@ class CivicVoucherError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+    def localized(self, lang: str | None = None) -> str:
+        """The message for a person, in ``lang`` (default: the current language)."""
+        return localize(self.message, lang)
 
 
 class ValidationError(CivicVoucherError):
@@ -66,6 +76,20 @@ class ValidationError(CivicVoucherError):
         prefix = f"{', '.join(where)}: " if where else ""
         return f"{self.code}: {prefix}{self.message}"
 
+    def where(self, lang: str | None = None) -> str:
+        """'row 3, column union' (第 3 行，union 列) when the error names a place, else ''."""
+        return place(self.row, self.field, lang)
+
+
+def place(row: int | None, field: str | None, lang: str | None = None) -> str:
+    if row is not None and field:
+        return localize(msg("row {row}, column {field}", row=row, field=field), lang)
+    if row is not None:
+        return localize(msg("row {row}", row=row), lang)
+    if field:
+        return localize(msg("column {field}", field=field), lang)
+    return ""
+
 
 @dataclass(frozen=True)
 class RowError:
@@ -78,6 +102,13 @@ class RowError:
     def __str__(self) -> str:
         return f"row {self.row}, column {self.field}: {self.reason}"
 
+    def localized_msg(self):
+        return msg("row {row}, column {field}: {reason}", row=self.row, field=self.field,
+                   reason=Text(self.reason))
+
+    def localized(self, lang: str | None = None) -> str:
+        return localize(self.localized_msg(), lang)
+
 
 class ImportRejected(ValidationError):
     code = "import_rejected"
@@ -85,11 +116,12 @@ class ImportRejected(ValidationError):
     def __init__(self, errors: list[RowError], *, total_rows: int) -> None:
         first = errors[0]
         rows = len({e.row for e in errors})
-        more = (f" (and {len(errors) - 1} more errors in {rows} rows)" if len(errors) > 1
-                else "")
-        super().__init__(
-            f"nothing imported: {first}{more}", field=first.field, row=first.row
-        )
+        if len(errors) > 1:
+            text = msg("nothing imported: {first} (and {more} more errors in {rows} rows)",
+                       first=first.localized_msg(), more=len(errors) - 1, rows=rows)
+        else:
+            text = msg("nothing imported: {first}", first=first.localized_msg())
+        super().__init__(text, field=first.field, row=first.row)
         self.errors = errors
         self.total_rows = total_rows
 

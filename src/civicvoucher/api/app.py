@@ -18,7 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from civicvoucher.api import bodies
-from civicvoucher.api.problems import MEDIA_TYPE, PROBLEM_RESPONSES, Problem, problem_for
+from civicvoucher.api.problems import (
+    MEDIA_TYPE,
+    PROBLEM_RESPONSES,
+    Language,
+    Problem,
+    problem_for,
+)
 from civicvoucher.api.routers import (
     audit,
     auth,
@@ -98,6 +104,7 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
     app.add_exception_handler(Exception, _problem)
     from civicvoucher.api.uploads import UploadLimit  # bounds: refuse big uploads before buffering
     app.add_middleware(UploadLimit)
+    app.add_middleware(Language)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _docs_page(app)
     return app

@@ -18,8 +18,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from civicvoucher import i18n
 from civicvoucher.auth.errors import DatabaseUnavailable
 from civicvoucher.errors import CivicVoucherError, ImportRejected, ValidationError
+from civicvoucher.i18n import N_
 
 log = logging.getLogger("civicvoucher.api")
 MEDIA_TYPE = "application/problem+json"
@@ -47,90 +49,84 @@ class Problem(BaseModel):
     retry_after: int | None = None
 
 
-# zh-CN and en titles by code; a code not listed falls back to its HTTP status title.
-TITLES: dict[str, tuple[str, str]] = {
-    "invalid_input": ("输入无效", "Invalid input"),
-    "import_rejected": ("导入被拒绝，未导入任何数据", "Import rejected, nothing imported"),
-    "not_found": ("未找到", "Not found"),
-    "conflict": ("冲突", "Conflict"),
-    "idempotency_key_reused": ("幂等键已用于其他请求", "Idempotency key used for another request"),
-    "idempotency_key_required": ("缺少 Idempotency-Key 请求头", "Idempotency-Key header required"),
-    "idempotency_request_in_progress": ("相同请求正在处理中", "The same request is in progress"),
-    "exists_with_different_amount": ("同一编号的转账金额不同", "Transfer exists with another amount"),
-    "insufficient_funds": ("资金不足", "Insufficient funds"),
-    "voucher_not_redeemable": ("该券不可使用", "Voucher cannot be redeemed"),
-    "voucher_already_redeemed": ("该券已被使用", "Voucher already redeemed"),
-    "voucher_expired": ("该券已过期", "Voucher expired"),
-    "voucher_not_yet_valid": ("该券尚未生效", "Voucher not yet valid"),
-    "voucher_not_found": ("券码不存在", "No voucher with this code"),
-    "category_not_allowed": ("该商户类别不可用券", "Merchant category not allowed"),
-    "channel_not_allowed": ("该渠道不可用券", "Channel not allowed"),
-    "region_not_allowed": ("该地区不可用券", "Merchant outside the voucher's region"),
-    "order_below_threshold": ("订单金额未达到使用门槛", "Order below the voucher's threshold"),
-    "merchant_not_active": ("商户未启用", "Merchant not active"),
-    "invalid_transition": ("状态不允许此操作", "Invalid state transition"),
-    "hold_expired": ("预授权已超时", "Hold expired"),
-    "hold_not_active": ("预授权不在进行中", "Hold not active"),
-    "redemption_not_refundable": ("该笔核销不可退款", "Redemption not refundable"),
-    "redemption_already_refunded": ("该笔核销已退款", "Redemption already refunded"),
-    "forbidden": ("无权操作", "Forbidden"),
-    "out_of_scope": ("超出本单位管辖范围", "Outside your organisation's scope"),
-    "role_forbidden": ("当前角色无权执行此操作", "Your role may not do this"),
-    "unauthenticated": ("未登录或令牌无效", "Not authenticated"),
-    "login_failed": ("用户名或密码错误", "Wrong username or password"),
-    "rate_limited": ("请求过于频繁", "Too many requests"),
-    "locked_out": ("失败次数过多，已暂时锁定", "Locked out after too many failures"),
-    "bad_signature": ("签名无效", "Bad signature"),
-    "stale_timestamp": ("时间戳超出允许范围", "Timestamp outside the allowed window"),
-    "qr_expired": ("二维码已过期，请刷新", "QR code expired, refresh it"),
-    "qr_invalid": ("二维码无效", "Invalid QR code"),
-    "invalid_cursor": ("分页游标无效", "Invalid cursor"),
-    "ledger_invariant_broken": ("账务校验失败", "Ledger invariant broken"),
-    "internal_error": ("服务器内部错误", "Internal server error"),
-    "database_unavailable": ("数据库暂时无法访问，请稍后重试",
-                             "Database temporarily unavailable, retry shortly"),
-    "method_not_allowed": ("方法不允许", "Method not allowed"),
-    "program_closed": ("活动已结束", "Program closed"),
+# Titles by code, English here and zh-CN in the catalogue (i18n/zh_CN/api.po); a code not
+# listed falls back to its HTTP status's title.
+TITLES: dict[str, str] = {
+    "invalid_input": N_("Invalid input"),
+    "import_rejected": N_("Import rejected, nothing imported"),
+    "not_found": N_("Not found"),
+    "conflict": N_("Conflict"),
+    "idempotency_key_reused": N_("Idempotency key used for another request"),
+    "idempotency_key_required": N_("Idempotency-Key header required"),
+    "idempotency_request_in_progress": N_("The same request is in progress"),
+    "exists_with_different_amount": N_("Transfer exists with another amount"),
+    "insufficient_funds": N_("Insufficient funds"),
+    "voucher_not_redeemable": N_("Voucher cannot be redeemed"),
+    "voucher_already_redeemed": N_("Voucher already redeemed"),
+    "voucher_expired": N_("Voucher expired"),
+    "voucher_not_yet_valid": N_("Voucher not yet valid"),
+    "voucher_not_found": N_("No voucher with this code"),
+    "category_not_allowed": N_("Merchant category not allowed"),
+    "channel_not_allowed": N_("Channel not allowed"),
+    "region_not_allowed": N_("Merchant outside the voucher's region"),
+    "order_below_threshold": N_("Order below the voucher's threshold"),
+    "merchant_not_active": N_("Merchant not active"),
+    "invalid_transition": N_("Invalid state transition"),
+    "hold_expired": N_("Hold expired"),
+    "hold_not_active": N_("Hold not active"),
+    "redemption_not_refundable": N_("Redemption not refundable"),
+    "redemption_already_refunded": N_("Redemption already refunded"),
+    "forbidden": N_("Forbidden"),
+    "out_of_scope": N_("Outside your organisation's scope"),
+    "role_forbidden": N_("Your role may not do this"),
+    "unauthenticated": N_("Not authenticated"),
+    "login_failed": N_("Wrong username or password"),
+    "rate_limited": N_("Too many requests"),
+    "locked_out": N_("Locked out after too many failures"),
+    "bad_signature": N_("Bad signature"),
+    "stale_timestamp": N_("Timestamp outside the allowed window"),
+    "qr_expired": N_("QR code expired, refresh it"),
+    "qr_invalid": N_("Invalid QR code"),
+    "invalid_cursor": N_("Invalid cursor"),
+    "ledger_invariant_broken": N_("Ledger invariant broken"),
+    "internal_error": N_("Internal server error"),
+    "database_unavailable": N_("Database temporarily unavailable, retry shortly"),
+    "method_not_allowed": N_("Method not allowed"),
+    "program_closed": N_("Program closed"),
     # the money path (issue 8)
-    "qr_already_used": ("该二维码已使用，请刷新后重试", "QR code already used, refresh it"),
-    "voucher_not_held": ("该券未处于预授权状态", "Voucher is not held"),
-    "pending_transfer_already_posted": ("预授权转账已入账", "Pending transfer already posted"),
-    "pending_transfer_already_voided": ("预授权转账已撤销", "Pending transfer already voided"),
-    "pending_transfer_not_found": ("预授权转账不存在", "No such pending transfer"),
-    "exists_with_different_debit_account_id": ("同一编号的转账借方账户不同",
-                                               "Transfer exists with another debit account"),
-    "exists_with_different_credit_account_id": ("同一编号的转账贷方账户不同",
-                                                "Transfer exists with another credit account"),
-    "exists_with_different_code": ("同一编号的转账类型不同", "Transfer exists with another code"),
-    "exists_with_different_flags": ("同一编号的转账标志不同", "Transfer exists with other flags"),
-    "exists_with_different_pending_id": ("同一编号的转账关联的预授权不同",
-                                         "Transfer exists with another pending transfer"),
-    "secret_key_mismatch": ("身份证号哈希密钥与数据库不符", "Wrong ID-hash key for this database"),
-    "secret_key_missing": ("身份证号哈希密钥缺失", "ID-hash key missing"),
-    "secret_key_unreadable": ("无法读取身份证号哈希密钥", "ID-hash key unreadable"),
-    "secret_key_too_short": ("身份证号哈希密钥太短", "ID-hash key too short"),
-    "import_too_large": ("导入文件过大或行数过多", "Import file too large"),
-    "request_too_large": ("请求体过大", "Request body too large"),
-    "county_outside_map": ("商户所在区县不在本系统的行政区划内",
-                           "Merchant's county is outside this deployment's map"),
+    "qr_already_used": N_("QR code already used, refresh it"),
+    "voucher_not_held": N_("Voucher is not held"),
+    "pending_transfer_already_posted": N_("Pending transfer already posted"),
+    "pending_transfer_already_voided": N_("Pending transfer already voided"),
+    "pending_transfer_not_found": N_("No such pending transfer"),
+    "exists_with_different_debit_account_id": N_("Transfer exists with another debit account"),
+    "exists_with_different_credit_account_id": N_("Transfer exists with another credit account"),
+    "exists_with_different_code": N_("Transfer exists with another code"),
+    "exists_with_different_flags": N_("Transfer exists with other flags"),
+    "exists_with_different_pending_id": N_("Transfer exists with another pending transfer"),
+    "secret_key_mismatch": N_("Wrong ID-hash key for this database"),
+    "secret_key_missing": N_("ID-hash key missing"),
+    "secret_key_unreadable": N_("ID-hash key unreadable"),
+    "secret_key_too_short": N_("ID-hash key too short"),
+    "import_too_large": N_("Import file too large"),
+    "request_too_large": N_("Request body too large"),
+    "county_outside_map": N_("Merchant's county is outside this deployment's map"),
     # handout (issue 10): vouchers handed out, QR images
-    "qr_not_for_payment": ("发放凭证二维码不能用于付款，请出示App中的付款码",
-                           "A hand-out QR code cannot pay: show the app's payment QR"),
-    "not_acceptable": ("无法提供所请求的内容格式", "None of the accepted content types"),
+    "qr_not_for_payment": N_("A hand-out QR code cannot pay: show the app's payment QR"),
+    "not_acceptable": N_("None of the accepted content types"),
     # secrets task (issue 9, item 1): sealed secrets at rest
-    "sealed_secret_unreadable": ("密封的密钥无法解开", "A sealed secret cannot be opened"),
-    "sealing_key_unknown": ("缺少解开密钥所需的封装密钥", "The sealing key for a secret is missing"),
-    "sealing_keys_invalid": ("封装密钥文件无效", "Invalid sealing-keys file"),
+    "sealed_secret_unreadable": N_("A sealed secret cannot be opened"),
+    "sealing_key_unknown": N_("The sealing key for a secret is missing"),
+    "sealing_keys_invalid": N_("Invalid sealing-keys file"),
     # login limits (issue 9, login task)
-    "login_slowed": ("该账号登录失败次数过多，请稍后再试",
-                     "Too many failed logins for this account, retry later"),
-    "login_busy": ("登录请求过多，请稍后重试", "Too many logins at once, retry shortly"),
+    "login_slowed": N_("Too many failed logins for this account, retry later"),
+    "login_busy": N_("Too many logins at once, retry shortly"),
     # bounded request bodies (issue 9, door): api.bodies
-    "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON"),
-    "json_too_deep": ("请求体 JSON 嵌套过深", "The request body's JSON nests too deep"),
+    "invalid_json": N_("The request body is not valid JSON"),
+    "json_too_deep": N_("The request body's JSON nests too deep"),
     # issue 10 (report): GET /reports/programs/{program}
-    "program_not_found": ("活动不存在", "No such program"),
-    "org_not_found": ("单位不存在", "No such organisation"),
+    "program_not_found": N_("No such program"),
+    "org_not_found": N_("No such organisation"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
@@ -164,39 +160,44 @@ def database_unavailable(exc: BaseException) -> bool:
 
 def language(request: Request) -> str:
     """'zh' or 'en' from Accept-Language (highest q first); zh-CN when nothing is said."""
-    header = request.headers.get("accept-language", "")
-    best, best_q = None, -1.0
-    for part in header.split(","):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        base = tag.strip().lower()[:2]
-        if base in ("zh", "en") and q > best_q:
-            best, best_q = base, q
-    return best or "zh"
+    return i18n.language_from_header(request.headers.get("accept-language"))
+
+
+class Language:
+    """ASGI middleware: each request is answered in the language its Accept-Language asks
+    for (``i18n.current()`` inside routes and services), and says so (Content-Language)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                       if k == b"accept-language"), None)
+        with i18n.language(i18n.language_from_header(header)):
+            await self.app(scope, receive, send)
 
 
 def _title(code: str, status: int, lang: str) -> str:
-    zh, en = TITLES.get(code) or TITLES[_STATUS_CODE.get(status, "invalid_input")]
-    return zh if lang == "zh" else en
+    return i18n.gettext(TITLES.get(code) or TITLES[_STATUS_CODE.get(status, "invalid_input")],
+                        lang)
 
 
-def problem(request: Request, *, status: int, code: str, detail: str, field: str | None = None,
+def problem(request: Request, *, status: int, code: str, detail: object,
+            field: str | None = None,
             row: int | None = None, errors: list[RowProblem] | None = None,
             retry_after: int | None = None, headers: dict | None = None) -> JSONResponse:
     lang = language(request)
     title = _title(code, status, lang)
     body = Problem(
         type=f"https://civicvoucher.org/problems/{code}", title=title, status=status,
-        detail=detail if lang == "en" else f"{title}：{detail}", code=code,
+        detail=i18n.localize(detail, lang), code=code,
         instance=request.url.path, field=field, row=row, errors=errors,
         request_id=getattr(request.state, "request_id", None), retry_after=retry_after,
     )
-    h = {"Content-Language": "zh-CN" if lang == "zh" else "en", **(headers or {})}
+    h = {"Content-Language": i18n.TAGS[lang], **(headers or {})}
     if retry_after is not None:
         h["Retry-After"] = str(retry_after)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
@@ -206,15 +207,17 @@ def problem(request: Request, *, status: int, code: str, detail: str, field: str
 def problem_for(request: Request, exc: Exception) -> JSONResponse:
     """The one mapping from any exception to its HTTP answer."""
     if isinstance(exc, ImportRejected):
-        rows = [RowProblem(row=e.row, field=e.field, reason=e.reason) for e in exc.errors[:200]]
+        lang = language(request)
+        rows = [RowProblem(row=e.row, field=e.field, reason=i18n.localize(e.reason, lang))
+                for e in exc.errors[:200]]
         return problem(request, status=422, code=exc.code, detail=exc.message, field=exc.field,
                        row=exc.row, errors=rows)
     if database_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                     exc.__class__.__name__, exc_info=exc)
         return problem(request, status=503, code="database_unavailable",
-                       detail="the database cannot be reached just now; retry the same request "
-                              "(with the same Idempotency-Key) shortly",
+                       detail=N_("the database cannot be reached just now; retry the same "
+                                 "request (with the same Idempotency-Key) shortly"),
                        retry_after=DB_RETRY_AFTER)
     if isinstance(exc, CivicVoucherError):
         retry = exc.details.get("retry_after")
@@ -226,9 +229,10 @@ def problem_for(request: Request, exc: Exception) -> JSONResponse:
         errs = exc.errors()
         rows = [RowProblem(field=".".join(str(p) for p in e.get("loc", ())),
                            reason=str(e.get("msg", "invalid"))) for e in errs[:50]]
-        first = rows[0] if rows else RowProblem(reason="invalid request")
+        first = rows[0] if rows else RowProblem(reason=N_("invalid request"))
         return problem(request, status=422, code="invalid_input",
-                       detail=f"{first.field}: {first.reason}" if first.field else first.reason,
+                       detail=i18n.msg("{field}: {reason}", field=first.field,
+                                       reason=first.reason) if first.field else first.reason,
                        field=first.field, errors=rows)
     if isinstance(exc, HTTPException):
         code = _STATUS_CODE.get(exc.status_code, "invalid_input")
@@ -236,7 +240,7 @@ def problem_for(request: Request, exc: Exception) -> JSONResponse:
                        headers=dict(exc.headers or {}))
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, status=500, code="internal_error",
-                   detail="the server failed; the request id identifies it in the logs")
+                   detail=N_("the server failed; the request id identifies it in the logs"))
 
 
 PROBLEM_RESPONSES = {

@@ -7,9 +7,11 @@ import sys
 import typer
 from rich.markup import escape
 
+from civicvoucher import i18n
 from civicvoucher.cli import operations as ops
 from civicvoucher.cli import program_file  # noqa: F401  (registers `program template`)
 from civicvoucher.cli.common import console, database, err_console
+from civicvoucher.cli.i18n import language_from_argv, localize_tree, strip_lang
 from civicvoucher.cli.keys import keys_app
 from civicvoucher.cli.registry import member_app, merchant_app, org_app
 from civicvoucher.errors import CivicVoucherError, ImportRejected
@@ -28,9 +30,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _lang(value: str | None) -> None:
+    if value is not None:
+        lang = i18n.parse_language(value)
+        if lang is None:
+            raise typer.BadParameter(i18n._("use zh or en"), param_hint="--lang")
+        i18n.set_language(lang)
+
+
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
+                                       help="print the version and exit"),
+          lang: str = typer.Option(None, "--lang", callback=_lang, is_eager=True,
+                                   metavar="zh|en",
+                                   help="language of messages: zh (default) or en; else "
+                                        "CIVICVOUCHER_LANG or LANG")) -> None:
     """civicvoucher: public consumption-voucher programs (消费券) on a double-entry ledger."""
 
 
@@ -94,19 +108,40 @@ def _register_more() -> None:
 _register_more()
 
 
-def run() -> None:
-    try:
-        app()
-    except ImportRejected as exc:
-        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}]')} "
-                          f"{escape(exc.errors[0].__str__())}"
-                          + (f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else "")
-                          + "; nothing was imported")
+def command(lang: str | None = None):
+    """The command tree with its help in ``lang`` (default: the current language)."""
+    return localize_tree(typer.main.get_command(app), lang or i18n.current())
+
+
+def report_error(exc: CivicVoucherError) -> None:
+    """A user's mistake as the operator reads it: the stable code, where, and why."""
+    label = i18n._("error")
+    if isinstance(exc, ImportRejected):
+        first = exc.errors[0].localized()
+        more = len(exc.errors) - 1
+        line = i18n.localize(i18n.nmsg("{first} (and {n} more); nothing was imported",
+                                       "{first} (and {n} more); nothing was imported",
+                                       more, first=first) if more else
+                             i18n.msg("{first}; nothing was imported", first=first))
+        err_console.print(f"[red]{label}[/red] {escape(f'[{exc.code}]')} {escape(line)}")
         for e in exc.errors[1:20]:
-            err_console.print(f"  {escape(str(e))}")
+            err_console.print(f"  {escape(e.localized())}")
         if len(exc.errors) > 20:
-            err_console.print(f"  ... {len(exc.errors) - 20} more")
-        sys.exit(2)
+            err_console.print("  " + escape(i18n.localize(i18n.msg(
+                "... {n} more", n=len(exc.errors) - 20))))
+        return
+    where = exc.where() if hasattr(exc, "where") else ""
+    text = f"{where}: {exc.localized()}" if where else exc.localized()
+    if i18n.current() == i18n.ZH and where:
+        text = f"{where}：{exc.localized()}"
+    err_console.print(f"[red]{label}[/red] {escape(f'[{exc.code}]')} {escape(text)}")
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    i18n.set_language(language_from_argv(args) or i18n.language_from_env())
+    try:
+        command().main(strip_lang(args), prog_name="civicvoucher")
     except CivicVoucherError as exc:
-        err_console.print(f"[red]error[/red] {escape(str(exc))}")
+        report_error(exc)
         sys.exit(2)
