@@ -21,6 +21,23 @@ REQUIRE_PG = os.environ.get("CIVICVOUCHER_REQUIRE_PG") == "1"
 SECRET = b"test-secret-key"
 
 
+@pytest.fixture(autouse=True)
+def _english_by_default(monkeypatch, request):
+    """Most tests read English text (written before the catalogue); a test of the Chinese
+    says so with ``@pytest.mark.zh`` and gets the deployment's default (no language set).
+    The language of a test never leaks into the next one."""
+    from civicvoucher import i18n
+
+    if request.node.get_closest_marker("zh") is None:
+        monkeypatch.setenv(i18n.ENV, "en")
+    else:
+        for var in (i18n.ENV, "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+            monkeypatch.delenv(var, raising=False)
+    token = i18n._current.set(None)
+    yield
+    i18n._current.reset(token)
+
+
 def _pg_available() -> str | None:
     try:
         eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})

@@ -30,12 +30,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_argv_language: str | None = None  # run() reads --lang before Click parses (and strips it)
+
+
 def _lang(value: str | None) -> None:
-    if value is not None:
-        lang = i18n.parse_language(value)
-        if lang is None:
-            raise typer.BadParameter(i18n._("use zh or en"), param_hint="--lang")
-        i18n.set_language(lang)
+    """--lang, else what run() read off the command line, else the environment."""
+    if value is None:
+        i18n.set_language(_argv_language or i18n.language_from_env())
+        return
+    lang = i18n.parse_language(value)
+    if lang is None:
+        raise typer.BadParameter(i18n._("use zh or en"), param_hint="--lang")
+    i18n.set_language(lang)
 
 
 @app.callback()
@@ -138,8 +144,10 @@ def report_error(exc: CivicVoucherError) -> None:
 
 
 def run(argv: list[str] | None = None) -> None:
+    global _argv_language
     args = sys.argv[1:] if argv is None else argv
-    i18n.set_language(language_from_argv(args) or i18n.language_from_env())
+    _argv_language = language_from_argv(args)
+    i18n.set_language(_argv_language or i18n.language_from_env())
     try:
         command().main(strip_lang(args), prog_name="civicvoucher")
     except CivicVoucherError as exc:
