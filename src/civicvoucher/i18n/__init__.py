@@ -231,10 +231,16 @@ class Yuan:
         self.fen, self.compact = fen, compact
 
     def localized(self, lang: str) -> str:
-        from civicvoucher.core.money import format_cn, format_yuan
+        from civicvoucher.core.money import WAN, YI, format_yuan
 
         if self.compact and lang == ZH:
-            return format_cn(self.fen)
+            # 1.5万, 8.7亿: only when that is exact (to two decimals of the unit); a message
+            # about money never rounds it, so ¥12,345.67 stays as it is
+            for unit, word in ((YI, "亿"), (WAN, "万")):
+                if abs(self.fen) >= unit and self.fen % (unit // 100) == 0:
+                    whole, part = divmod(abs(self.fen) // (unit // 100), 100)
+                    text = f"{whole:,}" + (f".{part:02d}".rstrip("0") if part else "")
+                    return ("-" if self.fen < 0 else "") + text + word
         return format_yuan(self.fen)
 
     def __str__(self) -> str:
