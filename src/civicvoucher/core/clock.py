@@ -104,14 +104,15 @@ def to_utc(value: datetime, *, field: str | None = None, tz: tzinfo | str | None
         raise ZoneError(_at(field, msg("date out of range")), field=field) from None
     if u_early != u_late:
         name = getattr(z, "key", str(z))
+        shown = value.strftime("%Y-%m-%d %H:%M")
         if back != value:
             raise ZoneError(_at(field, msg(
                 "{time} does not exist in {zone} (the clocks skip it for daylight saving "
                 "time); give another time or an explicit UTC offset",
-                time=f"{value:%Y-%m-%d %H:%M}", zone=name)), field=field)
+                time=shown, zone=name)), field=field)
         raise ZoneError(_at(field, msg(
             "{time} happens twice in {zone} (daylight saving time ends); give an explicit UTC "
-            "offset, e.g. {early} or {late}", time=f"{value:%Y-%m-%d %H:%M}", zone=name,
+            "offset, e.g. {early} or {late}", time=shown, zone=name,
             early=early.isoformat(), late=late.isoformat())), field=field)
     return u_early.replace(tzinfo=None)
 
