@@ -136,7 +136,7 @@ def test_the_cli_requests_and_another_operator_approves(db, monkeypatch):
     assert _balance(db, w.union_a) == 0
     assert [a for a, _ in _entries(db, "fund.deposit.request")] == ["cli:alice"]
     listed = cli("bob", "fund", "pending")
-    assert "#1 union A ¥2,000.00 财政拨款" in listed.output and "cli:alice" in listed.output
+    assert "#1 union A ¥2,000.00 fiscal (fiscal) requested by cli:alice" in listed.output
     own = cli("alice", "fund", "approve", "1")
     assert getattr(own.exception, "code", None) == "self_approval_refused"  # main.run: exit 2
     ok = cli("bob", "fund", "approve", "1")

@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from civicvoucher.i18n import msg
+
 _now: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None)  # noqa: E731
 
 ZONE_ENV = "CIVICVOUCHER_TIMEZONE"
@@ -51,6 +53,11 @@ class ZoneError(ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def _at(field: str | None, problem):
+    """'valid_from: <problem>' when the time has a field name, else the problem alone."""
+    return msg("{field}: {problem}", field=field, problem=problem) if field else problem
 
 
 class UnknownZone(RuntimeError):
@@ -85,9 +92,8 @@ def to_utc(value: datetime, *, field: str | None = None, tz: tzinfo | str | None
         try:
             return value.astimezone(UTC).replace(tzinfo=None)
         except (OverflowError, ValueError):
-            raise ZoneError("date out of range", field=field) from None
+            raise ZoneError(_at(field, msg("date out of range")), field=field) from None
     z = _tz(tz)
-    what = f"{field}: " if field else ""
     try:
         early = value.replace(tzinfo=z, fold=0)
         late = value.replace(tzinfo=z, fold=1)
@@ -95,16 +101,19 @@ def to_utc(value: datetime, *, field: str | None = None, tz: tzinfo | str | None
         u_late = late.astimezone(UTC)
         back = u_early.astimezone(z).replace(tzinfo=None)
     except (OverflowError, ValueError):
-        raise ZoneError(f"{what}date out of range", field=field) from None
+        raise ZoneError(_at(field, msg("date out of range")), field=field) from None
     if u_early != u_late:
         name = getattr(z, "key", str(z))
+        shown = value.strftime("%Y-%m-%d %H:%M")
         if back != value:
-            raise ZoneError(f"{what}{value:%Y-%m-%d %H:%M} does not exist in {name} (the clocks "
-                            "skip it for daylight saving time); give another time or an "
-                            "explicit UTC offset", field=field)
-        raise ZoneError(f"{what}{value:%Y-%m-%d %H:%M} happens twice in {name} (daylight "
-                        "saving time ends); give an explicit UTC offset, e.g. "
-                        f"{early.isoformat()} or {late.isoformat()}", field=field)
+            raise ZoneError(_at(field, msg(
+                "{time} does not exist in {zone} (the clocks skip it for daylight saving "
+                "time); give another time or an explicit UTC offset",
+                time=shown, zone=name)), field=field)
+        raise ZoneError(_at(field, msg(
+            "{time} happens twice in {zone} (daylight saving time ends); give an explicit UTC "
+            "offset, e.g. {early} or {late}", time=shown, zone=name,
+            early=early.isoformat(), late=late.isoformat())), field=field)
     return u_early.replace(tzinfo=None)
 
 

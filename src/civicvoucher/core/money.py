@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
+from civicvoucher.i18n import msg
+
 Fen = int
 
 FEN_PER_YUAN = 100
@@ -26,16 +28,23 @@ def fen(value: object) -> Fen:
 
 _YUAN_TEXT = re.compile(r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<dec>[0-9]+))?")
 MAX_YUAN_DIGITS = 13  # up to 9,999,999,999,999 yuan: far above any program, far below overflow
+_UNITS = {"万": 10_000, "亿": 100_000_000}  # 15万 = 150,000 yuan; 2亿 = 200,000,000 yuan
+_FEN_DIGITS = {"万": 6, "亿": 10}  # at most this many decimals before the unit still give whole fen
 
 
 def yuan_to_fen(text: str | int | Decimal) -> Fen:
-    """Parse a yuan amount written by a person ('300', '12.5', '1,234.56', '¥300', '300元')
-    into fen.
+    """Parse a yuan amount written by a person ('300', '12.5', '1,234.56', '¥300', '300元',
+    '15万', '1.5万', '2亿', '1,500万元') into fen.
 
     Strict, because a typo must not become money: ASCII digits, optional thousands separators
     in groups of three, at most two decimals (a third, even a zero, is an error, not a
-    rounding). Refused with a reason: floats, bools, signs, exponents ('1e3'), NaN/Infinity,
-    spaces inside the number, full-width digits, empty text.
+    rounding). A 万 (10,000) or 亿 (100,000,000) unit may follow the number; the result must
+    still be whole fen ('1.234567万' is refused, not rounded). Refused with a reason: floats,
+    bools, signs, exponents ('1e3'), NaN/Infinity, spaces inside the number, full-width
+    digits, empty text, a unit without a number ('万'), two units ('1万亿').
+
+    A refusal is a ``ValueError`` whose argument is a message (``civicvoucher.i18n.Msg``): its
+    ``str`` is English, ``localize`` gives it in the reader's language.
     """
     if isinstance(text, (float, bool)):
         raise TypeError(f"money must not be a float or bool: {text!r}")
@@ -43,31 +52,45 @@ def yuan_to_fen(text: str | int | Decimal) -> Fen:
         return text * FEN_PER_YUAN
     if isinstance(text, Decimal):
         if not text.is_finite():
-            raise ValueError(f"not an amount of yuan: {text!r}")
+            raise ValueError(msg("not an amount of yuan: {text}", text=repr(text)))
         scaled = text * FEN_PER_YUAN
         if scaled != scaled.to_integral_value():
-            raise ValueError(f"more than two decimals (fen) in {text}")
+            raise ValueError(msg("more than two decimals (fen) in {text}", text=str(text)))
         return int(scaled)
     if not isinstance(text, str):
         raise TypeError(f"not an amount of yuan: {text!r}")
     body = text.strip()
     body = body.removeprefix("¥").removeprefix("￥").removesuffix("元").strip()
+    unit = body[-1:] if body[-1:] in _UNITS else ""
+    if unit:
+        body = body[:-1]
     m = _YUAN_TEXT.fullmatch(body)
     if m is None:
         if body[:1] in ("-", "+", "−"):
-            reason = "no sign: amounts are positive yuan"
+            reason = msg("no sign: amounts are positive yuan")
         elif "e" in body.lower() or body.lower() in ("nan", "inf", "infinity"):
-            reason = "digits only (no exponent, NaN or infinity)"
+            reason = msg("digits only (no exponent, NaN or infinity)")
         elif "," in body:
-            reason = "thousands are separated by commas in groups of three: 1,234.56"
+            reason = msg("thousands are separated by commas in groups of three: 1,234.56")
+        elif unit or body[-1:] in _UNITS:
+            reason = msg("a number before 万 or 亿, once: 15万, 1.5万, 2亿")
         else:
-            reason = "write it like 300, 12.50 or 1,234.56"
-        raise ValueError(f"not an amount of yuan: {text!r} ({reason})")
+            reason = msg("write it like 300, 12.50, 1,234.56 or 15万")
+        raise ValueError(msg("not an amount of yuan: {text} ({reason})", text=repr(text),
+                             reason=reason))
     whole, dec = m["int"].replace(",", ""), m["dec"] or ""
-    if len(dec) > 2:
-        raise ValueError(f"more than two decimals (fen) in {text!r}")
+    if len(dec) > (_FEN_DIGITS[unit] if unit else 2):
+        if unit:
+            raise ValueError(msg("{text} is finer than a fen (¥0.01): use fewer decimals",
+                                 text=repr(text)))
+        raise ValueError(msg("more than two decimals (fen) in {text}", text=repr(text)))
     if len(whole.lstrip("0")) > MAX_YUAN_DIGITS:
-        raise ValueError(f"too large an amount: {text!r}")
+        raise ValueError(msg("too large an amount: {text}", text=repr(text)))
+    if unit:
+        scaled = Decimal(f"{whole}.{dec or 0}") * _UNITS[unit]
+        whole, dec = str(int(scaled)), f"{scaled:f}".partition(".")[2].rstrip("0")
+    if len(whole.lstrip("0")) > MAX_YUAN_DIGITS:
+        raise ValueError(msg("too large an amount: {text}", text=repr(text)))
     return int(whole) * FEN_PER_YUAN + int(dec.ljust(2, "0"))
 
 

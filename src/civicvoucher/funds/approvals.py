@@ -39,7 +39,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock, testpoints
-from civicvoucher.core.money import format_yuan, yuan_to_fen
+from civicvoucher.core.money import yuan_to_fen
 from civicvoucher.db import once
 from civicvoucher.errors import (
     Forbidden,
@@ -50,6 +50,7 @@ from civicvoucher.errors import (
 )
 from civicvoucher.funds.models import DepositRequest
 from civicvoucher.funds.service import Deposit, check_deposit, deposit, fund_balance
+from civicvoucher.i18n import N_, Term, Text, Yuan, localize, msg, terms
 from civicvoucher.ledger.models import Transfer
 from civicvoucher.ledger.rules import DepositSource
 from civicvoucher.orgs.models import Org
@@ -60,6 +61,9 @@ DEFAULT_THRESHOLD_YUAN = "100000"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 APPROVAL_KEY = "approval:"  # the approved deposit's key: deposit:approval:<request id>
 REASON_ZH = {"fiscal": "财政拨款", "transfer": "上级划拨", "over_threshold": "超过复核限额"}
+REQUEST_STATUS_LABEL_ZH = {PENDING: "待批准", APPROVED: "已批准", REJECTED: "已驳回"}
+terms.register("deposit_reason", REASON_ZH)
+terms.register("deposit_request_status", REQUEST_STATUS_LABEL_ZH)
 
 
 class SelfApproval(Forbidden):
@@ -77,7 +81,8 @@ def approval_threshold_fen() -> int:
     try:
         return yuan_to_fen(text)
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"{THRESHOLD_ENV}={text!r}: {exc} (yuan, e.g. 100000)",
+        raise ValidationError(msg("{var}={text}: {problem} (yuan, e.g. 100000)", var=THRESHOLD_ENV,
+                                  text=repr(text), problem=Text(exc.args[0] if exc.args else exc)),
                               field=THRESHOLD_ENV) from None
 
 
@@ -132,7 +137,7 @@ def _same(r: DepositRequest, *, org_id: int, amount_fen: int, source: str,
           from_org_id: int | None) -> DepositRequest:
     if (r.org_id, r.amount_fen, r.source, r.from_org_id) != (org_id, amount_fen, source,
                                                                from_org_id):
-        raise IdempotencyConflict("this key was used for another deposit request")
+        raise IdempotencyConflict(N_("this key was used for another deposit request"))
     return r
 
 
@@ -144,9 +149,11 @@ def request_deposit(session: Session, *, org_id: int, amount_fen: int, source: s
     Idempotent on ``idem_key`` either way."""
     key = f"request:{idem_key}"
     if len(key) > 200:
-        raise ValidationError("idempotency key too long (at most 190 characters)", field="key")
+        raise ValidationError(N_("idempotency key too long (at most 190 characters)"),
+                              field="key")
     if idem_key.startswith(APPROVAL_KEY):  # reserved: an approved request's own transfer
-        raise ValidationError(f"an idempotency key may not start with {APPROVAL_KEY}",
+        raise ValidationError(msg("an idempotency key may not start with {prefix}",
+                                  prefix=APPROVAL_KEY),
                               field="key")
     same = {"org_id": org_id, "amount_fen": amount_fen, "source": source,
             "from_org_id": from_org_id}
@@ -180,7 +187,8 @@ def request_deposit(session: Session, *, org_id: int, amount_fen: int, source: s
 def get_request(session: Session, request_id: int) -> DepositRequest:
     r = session.get(DepositRequest, request_id)
     if r is None:
-        raise NotFound(f"no deposit request {request_id}", code="deposit_request_not_found")
+        raise NotFound(msg("no deposit request {id}", id=request_id),
+                       code="deposit_request_not_found")
     return r
 
 
@@ -188,22 +196,24 @@ def may_check(session: Session, r: DepositRequest, checker: Person) -> None:
     """Refuse (403) anyone who may not approve or reject ``r``: the maker, or an API user not
     above the receiving organisation, the payer and the maker (see the module docstring)."""
     if checker.identity == r.maker:
-        raise SelfApproval(f"deposit request {r.id} was made by you: a second person approves "
-                           "it", target=f"deposit_request:{r.id}")
+        raise SelfApproval(msg("deposit request {id} was made by you: a second person approves it",
+                               id=r.id), target=f"deposit_request:{r.id}")
     if checker.org_id is None:
         return
     mine, target = get_org(session, checker.org_id), get_org(session, r.org_id)
     above = target.path.startswith(mine.path) and target.id != mine.id
     if not above and not (target.parent_id is None and target.id == mine.id):
-        raise ApprovalNotAllowed(
-            f"a deposit into {target.name} is approved by an admin of a federation above it"
-            + (" (for a province's own fund: another admin of the province)"
-               if target.parent_id is None else ""), target=f"deposit_request:{r.id}")
+        text = (msg("a deposit into {org} is approved by an admin of a federation above it "
+                    "(for a province's own fund: another admin of the province)", org=target.name)
+                if target.parent_id is None else
+                msg("a deposit into {org} is approved by an admin of a federation above it",
+                    org=target.name))
+        raise ApprovalNotAllowed(text, target=f"deposit_request:{r.id}")
     for other in (r.from_org_id, r.maker_org_id):
         if other is not None and not get_org(session, other).path.startswith(mine.path):
             raise ApprovalNotAllowed(
-                "the checker's organisation must hold the paying federation and the maker's "
-                "own organisation: a checker is never below the maker",
+                N_("the checker's organisation must hold the paying federation and the "
+                   "maker's own organisation: a checker is never below the maker"),
                 target=f"deposit_request:{r.id}")
 
 
@@ -253,8 +263,9 @@ def _decided(session: Session, r: DepositRequest, wanted: str, request_id: int) 
     """A request already decided: the same decision again is a replay, the other a 409."""
     if r.status == wanted:
         return Decision(r, fund_balance(session, r.org_id), replayed=True)
-    raise InvalidTransition(f"deposit request {request_id} was {r.status} already "
-                            f"(by {r.checker_name})")
+    raise InvalidTransition(msg("deposit request {id} was {status} already (by {checker})",
+                                id=request_id, status=Term(r.status, "deposit_request_status"),
+                                checker=r.checker_name))
 
 
 def requests_query(*, status: str | None = None, within_path: str | None = None) -> Select:
@@ -269,5 +280,9 @@ def requests_query(*, status: str | None = None, within_path: str | None = None)
 
 def describe(r: DepositRequest, org_name: str) -> str:
     """One line for people (CLI): 申请 #3 小店区总工会 ¥2,000.00 财政拨款 …"""
-    return (f"#{r.id} {org_name} {format_yuan(r.amount_fen)} {REASON_ZH.get(r.reason, r.reason)}"
-            f" ({r.source}) 申请人 {r.maker_name} {clock.format_local(r.created_at)} {r.status}")
+    return localize(msg("#{id} {org} {amount} {reason} ({source}) requested by {maker} {at} "
+                        "{status}", id=r.id, org=org_name, amount=Yuan(r.amount_fen),
+                        reason=Term(r.reason, "deposit_reason"),
+                        source=Term(r.source, "deposit_source"), maker=r.maker_name,
+                        at=clock.format_local(r.created_at),
+                        status=Term(r.status, "deposit_request_status")))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.core.money import fen
 from civicvoucher.db import once
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, DepositSource, TransferCode
 from civicvoucher.orgs.models import Org
@@ -40,24 +41,26 @@ def check_deposit(session: Session, *, org_id: int, amount_fen: int, source: str
     the receiver. Returns the receiver, the source and the payer (transfers only)."""
     fen(amount_fen)
     if amount_fen <= 0:
-        raise ValidationError("deposit must be positive", field="amount")
+        raise ValidationError(N_("deposit must be positive"), field="amount")
     try:
         src = DepositSource(source)
     except ValueError:
-        raise ValidationError(f"unknown deposit source {source!r} (dues, fiscal or transfer)",
-                              field="source") from None
+        raise ValidationError(
+            msg("unknown deposit source {source} (use {choices})", source=repr(source),
+                choices=[Term(s, "deposit_source") for s in DepositSource]),
+            field="source") from None
     org = get_org(session, org_id)
     payer = None
     if src == DepositSource.TRANSFER:
         if from_org_id is None:
-            raise ValidationError("a transfer needs the paying federation", field="from_org")
+            raise ValidationError(N_("a transfer needs the paying federation"), field="from_org")
         payer = get_org(session, from_org_id)
         if payer.id == org.id or not is_within(org, payer):
             raise ValidationError(
-                "transfers flow from a federation down its own subtree", field="from_org"
+                N_("transfers flow from a federation down its own subtree"), field="from_org"
             )
     elif from_org_id is not None:
-        raise ValidationError("only a transfer names a paying federation", field="from_org")
+        raise ValidationError(N_("only a transfer names a paying federation"), field="from_org")
     return org, src, payer
 
 
@@ -106,10 +109,11 @@ def deposit_many(session: Session, *, items: list[tuple[int, int, str, str]],
     for org_id, amount, source, idem_key in items:
         fen(amount)
         if amount <= 0:
-            raise ValidationError("deposit must be positive", field="amount")
+            raise ValidationError(N_("deposit must be positive"), field="amount")
         src = DepositSource(source)
         if src == DepositSource.TRANSFER:
-            raise ValidationError("transfers between federations go one by one", field="source")
+            raise ValidationError(N_("transfers between federations go one by one"),
+                                  field="source")
         specs.append(ledger.TransferSpec(
             id=f"deposit:{idem_key}",
             debit_account_id=ledger.account_id(session, AccountCode.FUNDING_EXTERNAL, src),

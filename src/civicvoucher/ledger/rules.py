@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntFlag, StrEnum
 
+from civicvoucher.i18n import terms
+
 
 class AccountCode(StrEnum):
     FUNDING_EXTERNAL = "funding.external"  # the outside world: may go negative
@@ -51,6 +53,14 @@ class DepositSource(StrEnum):
     DUES = "dues"  # 工会会费/经费 collected
     FISCAL = "fiscal"  # 财政拨款
     TRANSFER = "transfer"  # from a higher federation
+
+
+DEPOSIT_SOURCE_LABEL_ZH: dict[DepositSource, str] = {
+    DepositSource.DUES: "工会经费",
+    DepositSource.FISCAL: "财政拨款",
+    DepositSource.TRANSFER: "上级划拨",
+}
+terms.register("deposit_source", DEPOSIT_SOURCE_LABEL_ZH)
 
 
 FLAGS_FOR_CODE: dict[AccountCode, AccountFlags] = {

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock
-from civicvoucher.core.money import fen, format_yuan
+from civicvoucher.core.money import fen
 from civicvoucher.db import is_postgres
 from civicvoucher.errors import IdempotencyConflict, InsufficientFunds, InvalidTransition, NotFound
+from civicvoucher.i18n import N_, Yuan, msg
 from civicvoucher.ledger.models import Account, Transfer
 from civicvoucher.ledger.rules import (
     FLAGS_FOR_CODE,
@@ -131,7 +132,7 @@ def lock_account(session: Session, account_id_: int) -> Account:
         q = q.with_for_update()
     row = session.execute(q).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"account {account_id_} does not exist")
+        raise NotFound(msg("account {account} does not exist", account=account_id_))
     return row
 
 
@@ -173,7 +174,8 @@ def _credit(session: Session, acct: int, amount: int, *, pending: bool, post: bo
         col = A.c.credits_pending if pending else A.c.credits_posted
         values = {col: col + amount}
     if session.execute(update(A).where(A.c.id == acct).values(values)).rowcount != 1:
-        raise NotFound(f"account {acct} does not exist", code="credit_account_not_found")
+        raise NotFound(msg("account {account} does not exist", account=acct),
+                       code="credit_account_not_found")
 
 
 _DIFFERENT = {"debit_account_id": "exists_with_different_debit_account_id",
@@ -199,8 +201,12 @@ def find_transfer(session: Session, id: str, body: dict) -> PostedTransfer | Non
         return None
     if not same_transfer(dict(existing), body):
         field = next(k for k in _DIFFERENT if existing[k] != body.get(k))
+        have, given = existing[field], body.get(field)
+        if field == "amount":
+            have, given = Yuan(have), Yuan(given)
         raise IdempotencyConflict(
-            f"transfer {id} exists with a different {field}: {existing[field]} ≠ {body.get(field)}",
+            msg("transfer {id} exists with a different {field}: {have} ≠ {given}", id=id,
+                field=field, have=have, given=given),
             code=_DIFFERENT[field], field=field)
     return PostedTransfer(**{k: existing[k] for k in (
         "id", "debit_account_id", "credit_account_id", "amount", "code", "flags", "pending_id"
@@ -213,9 +219,11 @@ def _not_resolved(session: Session, pending_id: str) -> None:
     if done is None:
         return
     if done.flags & TransferFlags.POST_PENDING:
-        raise InvalidTransition(f"pending transfer {pending_id} was posted by {done.id}",
+        raise InvalidTransition(msg("pending transfer {pending} was posted by {done}",
+                                    pending=pending_id, done=done.id),
                                 code="pending_transfer_already_posted")
-    raise InvalidTransition(f"pending transfer {pending_id} was voided by {done.id}",
+    raise InvalidTransition(msg("pending transfer {pending} was voided by {done}",
+                                pending=pending_id, done=done.id),
                             code="pending_transfer_already_voided")
 
 
@@ -252,12 +260,13 @@ def post_transfer(
     if resolving:
         p = session.execute(select(T).where(T.c.id == pending_id)).mappings().first()
         if p is None or not p["flags"] & TransferFlags.PENDING:
-            raise InvalidTransition(f"no pending transfer {pending_id}",
+            raise InvalidTransition(msg("no pending transfer {pending}", pending=pending_id),
                                     code="pending_transfer_not_found")
         if (p["debit_account_id"], p["credit_account_id"], p["amount"]) != (
             debit_account_id, credit_account_id, amount
         ):
-            raise InvalidTransition(f"transfer {id} does not match pending {pending_id}",
+            raise InvalidTransition(msg("transfer {id} does not match pending {pending}", id=id,
+                                        pending=pending_id),
                                     code="pending_transfer_has_different_body")
         _not_resolved(session, pending_id)
     # Claim the id first: a concurrent duplicate now waits on the key and then fails, and the
@@ -277,7 +286,8 @@ def post_transfer(
                     .where(A.c.id == acct)
                 ).first()
                 raise InsufficientFunds(
-                    f"account {avail[0]} has {format_yuan(avail[1])}, needs {format_yuan(amount)}",
+                    msg("account {account} has {available}, needs {needed}", account=avail[0],
+                        available=Yuan(avail[1]), needed=Yuan(amount)),
                     account=avail[0], available_fen=avail[1], needed_fen=amount,
                 )
         else:
@@ -324,7 +334,7 @@ def post_batch(session: Session, transfers: list[TransferSpec], *,
                 amount=t.amount, code=str(t.code), pending_id=None, flags=0))
             for t in transfers)
         if not same:
-            raise IdempotencyConflict("some of these transfers exist with another body",
+            raise IdempotencyConflict(N_("some of these transfers exist with another body"),
                                       code="exists_with_different_amount")
         return 0
     when = now or clock.now()
@@ -355,7 +365,7 @@ def post_batch(session: Session, transfers: list[TransferSpec], *,
             .where(A.c.id.in_(list(debits)), A.c.flags.op("&")(NEVER_NEGATIVE) != 0)
         ).all()
         short = [key for aid, key, avail in rows if avail < debits[aid]] or ["(unknown)"]
-        raise InsufficientFunds(f"this batch would overdraw {', '.join(short)}",
+        raise InsufficientFunds(msg("this batch would overdraw {accounts}", accounts=short),
                                 accounts=short)
     session.execute(
         update(A).where(A.c.id == bindparam("aid"))

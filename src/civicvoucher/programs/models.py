@@ -18,11 +18,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicvoucher.db import Base
+from civicvoucher.i18n import terms
 
 
 class ProductKind(StrEnum):
     CONSUMPTION = "consumption"
     TOURISM_CARD = "tourism_card"
+
+
+PRODUCT_KIND_LABEL_ZH: dict[ProductKind, str] = {
+    ProductKind.CONSUMPTION: "消费券",
+    ProductKind.TOURISM_CARD: "旅游年卡",
+}
+terms.register("product_kind", PRODUCT_KIND_LABEL_ZH)
 
 
 class Program(Base):

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock, ids
 from civicvoucher.errors import Conflict, NotFound
+from civicvoucher.i18n import msg
 from civicvoucher.programs.models import Product, Program
 from civicvoucher.programs.spec import ProgramSpec
 
@@ -28,7 +29,7 @@ def create_program(session: Session, *, spec: ProgramSpec) -> tuple[Program, boo
     if existing is not None:
         if _fingerprint_program(session, existing) != _fingerprint_spec(spec):
             raise Conflict(
-                f"program {spec.key} exists with a different definition",
+                msg("program {program} exists with a different definition", program=spec.key),
                 code="idempotency_key_reused",
             )
         return existing, False
@@ -86,7 +87,7 @@ def get_program(session: Session, ref: str | int) -> Program:
     if program is None and (pid := ids.as_id(ref)) is not None:
         program = session.get(Program, pid)
     if program is None:
-        raise NotFound(f"no program {ref}", code="program_not_found")
+        raise NotFound(msg("no program {ref}", ref=ref), code="program_not_found")
     return program
 
 

@@ -43,8 +43,16 @@ from civicvoucher.core import clock
 from civicvoucher.core.money import FEN_PER_YUAN
 from civicvoucher.core.regions import RegionScope
 from civicvoucher.errors import ValidationError
-from civicvoucher.merchants.rules import Category, Channel
-from civicvoucher.programs.models import ProductKind
+from civicvoucher.i18n import EN, N_, Msg, Term, Text, current, gettext, msg
+from civicvoucher.merchants.rules import (
+    CATEGORY_LABEL_ZH,
+    CHANNEL_LABEL_ZH,
+    Category,
+    Channel,
+    parse_category,
+    parse_channels,
+)
+from civicvoucher.programs.models import PRODUCT_KIND_LABEL_ZH, ProductKind
 
 Yuan = Annotated[StrictInt, Field(gt=0, le=100_000)]
 
@@ -67,6 +75,35 @@ class ProductSpec(BaseModel):
                                  "a bare date means through the end of that local day")
     optional: bool = False
 
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_names(cls, v: object) -> object:
+        """A category by its code or its Chinese name: "daily_goods" or "日用百货"."""
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            return [(parse_category(c) or c) if isinstance(c, str) else c for c in v]
+        return v
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channel_names(cls, v: object) -> object:
+        """A channel by its code or its Chinese name: "offline" or "线下"; one string may
+        list several ("线下、外卖")."""
+        if isinstance(v, str):
+            found, unknown = parse_channels(v)
+            return [*found, *unknown]
+        if isinstance(v, list):
+            out: list[object] = []
+            for c in v:
+                if isinstance(c, str):
+                    found, unknown = parse_channels(c)
+                    out += [*found, *unknown] if (found or unknown) else [c]
+                else:
+                    out.append(c)
+            return out
+        return v
+
     @field_validator("valid_from", "expires_at", mode="before")
     @classmethod
     def _whole_days(cls, v: object, info) -> object:
@@ -85,7 +122,7 @@ class ProductSpec(BaseModel):
     @model_validator(mode="after")
     def _window(self) -> ProductSpec:
         if self.expires_at <= self.valid_from:
-            raise ValueError("expires_at must be after valid_from")
+            raise ValueError(msg("expires_at must be after valid_from"))
         return self
 
     @property
@@ -110,20 +147,112 @@ class ProgramSpec(BaseModel):
     def _unique_keys(cls, v: list[ProductSpec]) -> list[ProductSpec]:
         keys = [p.key for p in v]
         if len(keys) != len(set(keys)):
-            raise ValueError("product keys must be unique")
+            raise ValueError(msg("product keys must be unique"))
         return v
 
 
 def load_program_spec(path: Path | str) -> ProgramSpec:
-    """Read and validate a program file; errors name the field path."""
+    """Read and validate a program file; errors name the file and the key."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{path}: not valid TOML: {exc}", field="file") from None
-    return parse_program_spec(data)
+        raise ValidationError(msg("{file}: not valid TOML: {problem}", file=str(path),
+                                  problem=str(exc)), field="file") from None
+    return parse_program_spec(data, source=str(path))
 
 
-def parse_program_spec(data: dict) -> ProgramSpec:
+# pydantic's error types as people read them (the rest: pydantic's English, or 取值无效 in zh)
+_PROBLEMS: dict[str, str] = {
+    "missing": N_("is required"),
+    "extra_forbidden": N_("is not a key of a program file"),
+    "int_type": N_("should be a whole number"),
+    "int_parsing": N_("should be a whole number"),
+    "int_from_float": N_("should be a whole number"),
+    "string_type": N_("should be text in quotes"),
+    "bool_type": N_("should be true or false"),
+    "bool_parsing": N_("should be true or false"),
+    "list_type": N_("should be a list in brackets: [...]"),
+    "model_type": N_("should be a table of keys"),
+    "model_attributes_type": N_("should be a table of keys"),
+    "datetime_type": N_("should be a date or a time, e.g. 2020-04-26 or 2020-04-26T00:00:00"),
+    "datetime_parsing": N_("should be a date or a time, e.g. 2020-04-26 or 2020-04-26T00:00:00"),
+    "datetime_from_date_parsing": N_("should be a date or a time, e.g. 2020-04-26 or "
+                                     "2020-04-26T00:00:00"),
+    "string_pattern_mismatch": N_("may use only lower-case letters, digits, - and _ (starting "
+                                  "with a letter or a digit)"),
+}
+_BOUNDS: dict[str, tuple[str, str]] = {
+    "greater_than": ("gt", N_("must be greater than {limit}")),
+    "greater_than_equal": ("ge", N_("must be at least {limit}")),
+    "less_than": ("lt", N_("must be less than {limit}")),
+    "less_than_equal": ("le", N_("must be at most {limit}")),
+    "too_short": ("min_length", N_("needs at least {limit} entries")),
+    "too_long": ("max_length", N_("takes at most {limit} entries")),
+    "string_too_short": ("min_length", N_("needs at least {limit} characters")),
+    "string_too_long": ("max_length", N_("takes at most {limit} characters")),
+}
+_REGION_SCOPE_ZH = {RegionScope.COUNTY: "本县", RegionScope.CITY: "本市",
+                    RegionScope.PROVINCE: "本省"}
+# key → (its codes with Chinese names, whether the Chinese name is accepted as input)
+_CHOICES: dict[str, tuple[dict, bool]] = {
+    "categories": (CATEGORY_LABEL_ZH, True), "channels": (CHANNEL_LABEL_ZH, True),
+    "kind": (PRODUCT_KIND_LABEL_ZH, False), "region_scope": (_REGION_SCOPE_ZH, False),
+}
+
+
+class _Choice(Term):
+    """One accepted value in a refusal: the code in English; in Chinese its name when the
+    name is accepted too (日用百货), else the code with its name (consumption（消费券）)."""
+
+    __slots__ = ("accepted", "zh")
+
+    def __init__(self, code: str, zh: str, accepted: bool) -> None:
+        super().__init__(code, "")
+        self.zh, self.accepted = zh, accepted
+
+    def localized(self, lang: str | None = None) -> str:
+        if (lang or current()) == EN:
+            return self.code
+        return self.zh if self.accepted else f"{self.code}（{self.zh}）"
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def problem(err: dict) -> Msg:
+    """One pydantic error as a message for a person (without the key)."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "value_error" and isinstance(ctx.get("error"), Exception):
+        e = ctx["error"]
+        text = e.args[0] if e.args else str(e)
+        return text if isinstance(text, Msg) else Msg("{problem}", {"problem": Text(text)})
+    if kind in _PROBLEMS:
+        return msg(_PROBLEMS[kind])
+    if kind in _BOUNDS:
+        name, template = _BOUNDS[kind]
+        return Msg(template, {"limit": ctx.get(name, "")})
+    if kind == "enum":
+        names = [str(p) for p in err.get("loc", ()) if isinstance(p, str)]
+        table, accepted = next((_CHOICES[n] for n in reversed(names) if n in _CHOICES),
+                               (None, False))
+        if table is not None:
+            choices = [_Choice(str(c), zh, accepted) for c, zh in table.items()]
+            return msg("should be one of {choices}", choices=choices)
+    return Msg("{problem}", {"problem": _Unknown(err.get("msg", ""))})
+
+
+class _Unknown(Text):
+    """pydantic's own English for an error we have no sentence for; 取值无效 in Chinese."""
+
+    def localized(self, lang: str | None = None) -> str:
+        if (lang or current()) == EN:
+            return str(self.text)
+        return gettext(N_("invalid value"), lang)
+
+
+def parse_program_spec(data: dict, *, source: str | None = None) -> ProgramSpec:
+    """Validate a program definition; the first error names the key (and ``source``, the
+    file, when given), in the reader's language."""
     from pydantic import ValidationError as PydanticError
 
     try:
@@ -131,4 +260,11 @@ def parse_program_spec(data: dict) -> ProgramSpec:
     except PydanticError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ValidationError(f"{loc}: {err['msg']}", field=loc) from None
+        what = problem(err)
+        if not loc:
+            text = msg("{file}: {problem}", file=source, problem=what) if source else what
+        elif source:
+            text = msg("in {file}, {key}: {problem}", file=source, key=loc, problem=what)
+        else:
+            text = msg("{key}: {problem}", key=loc, problem=what)
+        raise ValidationError(text, field=loc or None) from None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.core import clock
 from civicvoucher.db import is_postgres, once
 from civicvoucher.errors import IdempotencyConflict
+from civicvoucher.i18n import msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.models import Account
 from civicvoucher.ledger.rules import AccountCode, TransferCode
@@ -46,7 +47,8 @@ def settle(session: Session, *, cutoff: datetime | None, idem_key: str,
         found = session.execute(
             select(SettlementRun).where(SettlementRun.idem_key == idem_key)).scalar()
         if found is not None and cutoff is not None and found.cutoff != cutoff:
-            raise IdempotencyConflict(f"key {idem_key} was used for another settlement run")
+            raise IdempotencyConflict(msg("key {key} was used for another settlement run",
+                                          key=idem_key))
         return found
 
     run, replayed = once(session, "settle", find, lambda: _settle(

@@ -16,6 +16,7 @@ from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
 from civicvoucher.core.money import fen
 from civicvoucher.errors import IdempotencyConflict, VoucherNotRedeemable
+from civicvoucher.i18n import msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import TransferCode
 from civicvoucher.merchants.models import Merchant
@@ -73,7 +74,8 @@ def redeem_batch(session: Session, *, requests: list[SpendRequest], batch_key: s
         fen(r.order_amount_fen)
         if r.idem_key in seen:  # sent before, or earlier in this very feed
             if seen[r.idem_key] != hashes[i]:
-                raise IdempotencyConflict(f"key {r.idem_key} was used for another redemption")
+                raise IdempotencyConflict(msg("key {key} was used for another redemption",
+                                              key=r.idem_key))
             replayed += 1
         else:
             seen[r.idem_key] = hashes[i]

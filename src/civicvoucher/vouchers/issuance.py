@@ -18,6 +18,7 @@ from civicvoucher.core import clock, ids
 from civicvoucher.db import once
 from civicvoucher.errors import Conflict, IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
+from civicvoucher.i18n import N_, msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, TransferCode
 from civicvoucher.members.models import Member
@@ -111,7 +112,8 @@ def issue(
     def find() -> Issuance | None:
         found = session.execute(select(Issuance).where(Issuance.idem_key == idem_key)).scalar()
         if found is not None and found.request_hash != rh:
-            raise IdempotencyConflict(f"issuance key {idem_key} was used for another request")
+            raise IdempotencyConflict(msg("issuance key {key} was used for another request",
+                                          key=idem_key))
         return found
 
     iss, replayed = once(session, "issue", find, lambda: _issue(
@@ -127,15 +129,16 @@ def _issue(session: Session, *, prog: Program, union_id: int, idem_key: str, rh:
     lock_program(session, prog.id, exclusive=False)
     union = get_org(session, union_id)
     if union.level != OrgLevel.UNION:
-        raise ValidationError("only a grassroots union issues to members", field="union")
+        raise ValidationError(N_("only a grassroots union issues to members"), field="union")
     form, mode = VoucherForm(form), IssueMode(mode)
     chosen = _choose_products(session, prog, products)
     funder = union if funding_org_id is None else get_org(session, funding_org_id)
     if not is_within(union, funder):
-        raise ValidationError("a fund can pay only for unions in its own subtree", field="funding_org")
+        raise ValidationError(N_("a fund can pay only for unions in its own subtree"),
+                              field="funding_org")
     deadlines = {p.id: deadline_of(session, p) for p in chosen}
     if any(d <= now for d in deadlines.values()):
-        raise ValidationError("the program's spending window has closed", field="program",
+        raise ValidationError(N_("the program's spending window has closed"), field="program",
                               code="program_closed")
 
     reserve = reserve_account(session, union.id, prog.id)
@@ -190,7 +193,9 @@ def _choose_products(session: Session, prog: Program, keys: list[str] | None) ->
     by_key = {p.key: p for p in all_products}
     missing = [k for k in keys if k not in by_key]
     if missing or not keys:
-        raise ValidationError(f"no product {', '.join(missing) or '(none given)'} in {prog.key}",
+        raise ValidationError(msg("no product {products} in {program}", products=missing,
+                                  program=prog.key) if missing else
+                              msg("no product given for {program}", program=prog.key),
                               field="products")
     return [by_key[k] for k in dict.fromkeys(keys)]
 
@@ -275,7 +280,7 @@ def revise_program(session: Session, *, spec) -> tuple[Program, bool]:
                                .limit(1)).first() or session.execute(
         select(Extension.id).where(Extension.program_id == prog.id).limit(1)).first()
     if launched:
-        raise Conflict(f"活动 {prog.key} 已开始发放，不能再修改定义（program {prog.key} has been "
-                       "launched: its definition cannot change; extend its deadline instead）",
+        raise Conflict(msg("program {program} has been launched: its definition cannot change; "
+                           "extend its deadline instead", program=prog.key),
                        code="program_launched")
     return replace_definition(session, prog, spec), True

@@ -13,6 +13,7 @@ from civicvoucher.core import clock
 from civicvoucher.db import once
 from civicvoucher.errors import IdempotencyConflict, ValidationError
 from civicvoucher.funds.service import fund_account
+from civicvoucher.i18n import N_, msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import TransferCode
 from civicvoucher.programs.service import get_program, lock_program, products_of
@@ -43,7 +44,7 @@ def expire(session: Session, *, as_of: datetime | None, idem_key: str,
     def find() -> ExpiryRun | None:
         found = session.execute(select(ExpiryRun).where(ExpiryRun.idem_key == idem_key)).scalar()
         if found is not None and as_of is not None and found.as_of != as_of:
-            raise IdempotencyConflict(f"key {idem_key} was used for another expiry run")
+            raise IdempotencyConflict(msg("key {key} was used for another expiry run", key=idem_key))
         return found
 
     run, replayed = once(session, "expire", find,
@@ -54,7 +55,7 @@ def expire(session: Session, *, as_of: datetime | None, idem_key: str,
 
 def _expire(session: Session, *, as_of: datetime, idem_key: str, now: datetime) -> ExpiryRun:
     if as_of > now:
-        raise ValidationError("cannot expire vouchers in the future", field="as_of")
+        raise ValidationError(N_("cannot expire vouchers in the future"), field="as_of")
     holds = void_expired_holds(session, now=now)
     run = ExpiryRun(idem_key=idem_key, as_of=as_of, vouchers_expired=0, amount_fen=0,
                     holds_voided=holds, created_at=now)
@@ -108,7 +109,7 @@ def extend(
     spent now and refunded later gets the extension then (``redemption.current_deadline``)."""
     now = now or clock.now()
     if not actor.strip() or not reason.strip():
-        raise ValidationError("an extension records who and why", field="reason")
+        raise ValidationError(N_("an extension records who and why"), field="reason")
     prog = get_program(session, program)
     scope = dict(product=product, union_ids=sorted(union_ids) if union_ids else None,
                  region_prefix=region_prefix, form=form)
@@ -118,12 +119,13 @@ def extend(
         found = session.execute(select(Extension).where(Extension.idem_key == idem_key)).scalar()
         if found is not None and request_hash(program=prog.key, new_expires_at=found.new_expires_at,
                                               **found.scope) != rh:
-            raise IdempotencyConflict(f"key {idem_key} was used for another extension")
+            raise IdempotencyConflict(msg("key {key} was used for another extension",
+                                          key=idem_key))
         return found
 
     def work() -> Extension:
         if new_expires_at <= now:
-            raise ValidationError("the new deadline must be in the future",
+            raise ValidationError(N_("the new deadline must be in the future"),
                                   field="new_expires_at")
         return _extend(session, prog=prog, new_expires_at=new_expires_at, actor=actor,
                        reason=reason, idem_key=idem_key, product=product, scope=scope,
@@ -143,17 +145,17 @@ def _extend(session: Session, *, prog, new_expires_at: datetime, actor: str, rea
     if product is not None:
         by_key = {p.key: p.id for p in products}
         if product not in by_key:
-            raise ValidationError(f"no product {product} in {prog.key}", field="product")
+            raise ValidationError(msg("no product {products} in {program}", products=product,
+                                      program=prog.key), field="product")
         product_id = by_key[product]
     # Deadlines only move later: a date not after any targeted product's current deadline
     # would extend nothing (a product whose deadline is later already is simply left alone).
     current = min(deadline_of(session, p) for p in products
                   if product_id is None or p.id == product_id)
     if new_expires_at <= current:
-        shown = clock.format_local(current)
         raise ValidationError(
-            f"新截止时间必须晚于当前截止时间 {shown}（the new deadline must be later than "
-            f"the current one, {shown}: deadlines only move later）",
+            msg("the new deadline must be later than the current one, {current}: deadlines "
+                "only move later", current=clock.format_local(current)),
             field="new_expires_at", code="extension_not_later")
     # Only vouchers still running: one whose deadline has passed is expired, whether or not
     # the expiry run has marked it yet (so the outcome never depends on when that ran).

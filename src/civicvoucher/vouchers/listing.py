@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.core import clock
 from civicvoucher.core.regions import region_prefix
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import Term, msg
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.regions import current_county, province_name
@@ -29,24 +30,14 @@ from civicvoucher.merchants.rules import CATEGORY_LABEL_ZH, CHANNEL_LABEL_ZH, Ca
 from civicvoucher.orgs.models import Org
 from civicvoucher.programs.models import Product, Program
 from civicvoucher.vouchers.models import Redemption, Voucher
-from civicvoucher.vouchers.rules import RedemptionStatus, VoucherForm, VoucherStatus
-
-VOUCHER_STATUS_LABEL_ZH: dict[VoucherStatus, str] = {
-    VoucherStatus.ISSUED: "未使用",
-    VoucherStatus.HELD: "预授权中",
-    VoucherStatus.REDEEMED: "已使用",
-    VoucherStatus.EXPIRED: "已过期",
-}
-VOUCHER_FORM_LABEL_ZH: dict[VoucherForm, str] = {
-    VoucherForm.DIGITAL: "电子券",
-    VoucherForm.PAPER: "纸质券",
-}
-REDEMPTION_STATUS_LABEL_ZH: dict[RedemptionStatus, str] = {
-    RedemptionStatus.HELD: "预授权",
-    RedemptionStatus.POSTED: "已核销",
-    RedemptionStatus.VOIDED: "已撤销",
-    RedemptionStatus.REFUNDED: "已退款",
-}
+from civicvoucher.vouchers.rules import (  # noqa: F401 (the label tables live in rules)
+    REDEMPTION_STATUS_LABEL_ZH,
+    VOUCHER_FORM_LABEL_ZH,
+    VOUCHER_STATUS_LABEL_ZH,
+    RedemptionStatus,
+    VoucherForm,
+    VoucherStatus,
+)
 
 
 def _words(labels: dict) -> dict[str, str]:
@@ -61,8 +52,8 @@ def parse_voucher_status(text: str) -> str:
     """'未使用' / 'issued' → 'issued'; anything else is a ValidationError naming the choices."""
     found = _VOUCHER_STATUS_WORDS.get(text.strip().lower()) or _VOUCHER_STATUS_WORDS.get(text.strip())
     if found is None:
-        raise ValidationError(f"未知的券状态 {text!r}，请用 {'、'.join(VOUCHER_STATUS_LABEL_ZH.values())}"
-                              f" (unknown voucher status; use {', '.join(VoucherStatus)})",
+        raise ValidationError(msg("unknown voucher status {text}; use {choices}", text=repr(text),
+                                  choices=[Term(s, "voucher_status") for s in VoucherStatus]),
                               field="status")
     return found
 
@@ -73,8 +64,9 @@ def parse_redemption_status(text: str) -> str:
              or _REDEMPTION_STATUS_WORDS.get(text.strip()))
     if found is None:
         raise ValidationError(
-            f"未知的核销状态 {text!r}，请用 {'、'.join(REDEMPTION_STATUS_LABEL_ZH.values())}"
-            f" (unknown redemption status; use {', '.join(RedemptionStatus)})", field="status")
+            msg("unknown redemption status {text}; use {choices}", text=repr(text),
+                choices=[Term(s, "redemption_status") for s in RedemptionStatus]),
+            field="status")
     return found
 
 

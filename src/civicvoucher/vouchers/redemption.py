@@ -25,6 +25,7 @@ from civicvoucher.errors import (
     VoucherNotRedeemable,
 )
 from civicvoucher.funds.service import fund_account
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.ledger import service as ledger
 from civicvoucher.ledger.rules import AccountCode, TransferCode, TransferFlags
 from civicvoucher.merchants.models import Merchant
@@ -67,7 +68,7 @@ def receivable_account(session: Session, merchant_id: int) -> int:
 def find_voucher(session: Session, code: str) -> Voucher:
     v = session.execute(select(Voucher).where(Voucher.code == ids.normalise_code(code))).scalar()
     if v is None:
-        raise NotFound("no voucher with this code", code="voucher_not_found")
+        raise NotFound(N_("no voucher with this code"), code="voucher_not_found")
     return v
 
 
@@ -90,7 +91,7 @@ def spend_rules(v: Voucher, product: Product, union_region: str) -> SpendCheck:
 def _replay(session: Session, idem_key: str, rh: str) -> Redemption | None:
     found = session.execute(select(Redemption).where(Redemption.idem_key == idem_key)).scalar()
     if found is not None and found.request_hash != rh:
-        raise IdempotencyConflict(f"key {idem_key} was used for another redemption")
+        raise IdempotencyConflict(msg("key {key} was used for another redemption", key=idem_key))
     return found
 
 
@@ -121,7 +122,7 @@ def redeem(
         v = find_voucher(session, code)
         merchant = session.get(Merchant, merchant_id)
         if merchant is None:
-            raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+            raise NotFound(msg("no merchant {id}", id=merchant_id), code="merchant_not_found")
         if v.status == VoucherStatus.HELD and release_stale_holds(session, [v.id], now=now):
             session.refresh(v)
         check_redeemable(
@@ -173,14 +174,14 @@ def _spend_qr(session: Session, voucher_id: int, qr_exp: int) -> None:
         .values(qr_used_exp=qr_exp)
     ).rowcount
     if moved != 1:
-        raise VoucherNotRedeemable("this QR code was used already; ask the member to refresh it",
+        raise VoucherNotRedeemable(N_("this QR code was used already; ask the member to refresh it"),
                                    code="qr_already_used")
 
 
 def _get_redemption(session: Session, redemption_id: int) -> Redemption:
     red = session.get(Redemption, redemption_id, populate_existing=True)
     if red is None:
-        raise NotFound(f"no redemption {redemption_id}", code="redemption_not_found")
+        raise NotFound(msg("no redemption {id}", id=redemption_id), code="redemption_not_found")
     return red
 
 
@@ -193,13 +194,14 @@ def _resolve_hold(session: Session, red: Redemption, *, capture: bool, now: date
         .values(status=new, posted_at=now if capture else None)
     ).rowcount
     if moved != 1:
-        raise InvalidTransition(f"redemption {red.id} is no longer held", code="hold_not_active")
+        raise InvalidTransition(msg("redemption {id} is no longer held", id=red.id),
+                                code="hold_not_active")
     frm, to = transition(VoucherStatus.HELD, "capture" if capture else "void")
     moved = session.execute(
         update(V).where(V.c.id == red.voucher_id, V.c.status == frm).values(status=to)
     ).rowcount
     if moved != 1:
-        raise InvalidTransition(f"the voucher of redemption {red.id} is not held",
+        raise InvalidTransition(msg("the voucher of redemption {id} is not held", id=red.id),
                                 code="voucher_not_held")
     ledger.post_transfer(
         session, id=f"{'capture' if capture else 'void'}:{red.id}",
@@ -226,9 +228,12 @@ def _resolve(session: Session, redemption_id: int, *, capture: bool, now: dateti
     def work() -> Redemption:
         red = _get_redemption(session, redemption_id)
         if red.status != RedemptionStatus.HELD:
-            raise InvalidTransition(f"redemption {red.id} is {red.status}", code="hold_not_active")
+            raise InvalidTransition(msg("redemption {id} is {status}", id=red.id,
+                                        status=Term(red.status, "redemption_status")),
+                                    code="hold_not_active")
         if capture and red.hold_expires_at is not None and now >= red.hold_expires_at:
-            raise InvalidTransition(f"the hold expired at {clock.format_local(red.hold_expires_at)}",
+            raise InvalidTransition(msg("the hold expired at {at}",
+                                        at=clock.format_local(red.hold_expires_at)),
                                     code="hold_expired")
         _resolve_hold(session, red, capture=capture, now=now)
         return red
@@ -308,7 +313,7 @@ def refund(
     def find() -> Refund | None:
         found = session.execute(select(Refund).where(Refund.idem_key == idem_key)).scalar()
         if found is not None and found.redemption_id != redemption_id:
-            raise IdempotencyConflict(f"key {idem_key} was used for another refund")
+            raise IdempotencyConflict(msg("key {key} was used for another refund", key=idem_key))
         return found
 
     def work() -> Refund:
@@ -317,9 +322,10 @@ def refund(
         # or has committed before we read the extensions below.
         lock_program(session, red.program_id, exclusive=False)
         if red.status == RedemptionStatus.REFUNDED:
-            raise RedemptionNotRefundable("already refunded", code="redemption_already_refunded")
+            raise RedemptionNotRefundable(N_("already refunded"), code="redemption_already_refunded")
         if red.status != RedemptionStatus.POSTED:
-            raise RedemptionNotRefundable(f"redemption is {red.status}")
+            raise RedemptionNotRefundable(msg("redemption is {status}",
+                                              status=Term(red.status, "redemption_status")))
         # The claim re-reads the row: whether a settlement run took it meanwhile decides whose
         # account the money comes from.
         claimed = session.execute(
@@ -327,7 +333,7 @@ def refund(
             .values(status=RedemptionStatus.REFUNDED).returning(R.c.settlement_batch_id)
         ).first()
         if claimed is None:
-            raise RedemptionNotRefundable("the redemption changed meanwhile; look again")
+            raise RedemptionNotRefundable(N_("the redemption changed meanwhile; look again"))
         settled = claimed.settlement_batch_id is not None
         v = session.get(Voucher, red.voucher_id, populate_existing=True)
         # Extensions made while the voucher was spent passed it by: it comes back with the
@@ -340,7 +346,7 @@ def refund(
             .values(status=to, expires_at=expires_at)
         ).rowcount
         if moved != 1:
-            raise RedemptionNotRefundable("the voucher changed meanwhile; look again")
+            raise RedemptionNotRefundable(N_("the voucher changed meanwhile; look again"))
         credit = (outstanding_account(session, v.union_id, v.program_id) if still_valid
                   else fund_account(session, v.union_id))
         transfer_id = f"refund:{red.id}"
@@ -390,5 +396,6 @@ def extension_covers(e: Extension, v: Voucher) -> bool:
 def redemption_by_key(session: Session, idem_key: str) -> Redemption:
     red = session.execute(select(Redemption).where(Redemption.idem_key == idem_key)).scalar()
     if red is None:
-        raise NotFound(f"no redemption with key {idem_key}", code="redemption_not_found")
+        raise NotFound(msg("no redemption with key {key}", key=idem_key),
+                       code="redemption_not_found")
     return red

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from civicvoucher.core.money import format_yuan
 from civicvoucher.errors import InvalidTransition, VoucherNotRedeemable
+from civicvoucher.i18n import Term, Yuan, msg, terms
 
 
 class VoucherForm(StrEnum):
@@ -24,6 +24,20 @@ class VoucherStatus(StrEnum):
     EXPIRED = "expired"  # unredeemed value went back to the union's fund
 
 
+VOUCHER_STATUS_LABEL_ZH: dict[VoucherStatus, str] = {
+    VoucherStatus.ISSUED: "未使用",
+    VoucherStatus.HELD: "预授权中",
+    VoucherStatus.REDEEMED: "已使用",
+    VoucherStatus.EXPIRED: "已过期",
+}
+VOUCHER_FORM_LABEL_ZH: dict[VoucherForm, str] = {
+    VoucherForm.DIGITAL: "电子券",
+    VoucherForm.PAPER: "纸质券",
+}
+terms.register("voucher_status", VOUCHER_STATUS_LABEL_ZH)
+terms.register("voucher_form", VOUCHER_FORM_LABEL_ZH)
+
+
 class RedemptionStatus(StrEnum):
     HELD = "held"
     POSTED = "posted"
@@ -31,11 +45,29 @@ class RedemptionStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+REDEMPTION_STATUS_LABEL_ZH: dict[RedemptionStatus, str] = {
+    RedemptionStatus.HELD: "预授权",
+    RedemptionStatus.POSTED: "已核销",
+    RedemptionStatus.VOIDED: "已撤销",
+    RedemptionStatus.REFUNDED: "已退款",
+}
+terms.register("redemption_status", REDEMPTION_STATUS_LABEL_ZH)
+
+
 class IssuanceStatus(StrEnum):
     COMPLETED = "completed"
     PARTIAL = "partial"  # issued as far as funds went; the rest is shortfall
     REFUSED = "refused"  # could not fund everyone, issued nothing
     NOTHING_TO_ISSUE = "nothing_to_issue"
+
+
+ISSUANCE_STATUS_LABEL_ZH: dict[IssuanceStatus, str] = {
+    IssuanceStatus.COMPLETED: "已完成",
+    IssuanceStatus.PARTIAL: "部分发放",
+    IssuanceStatus.REFUSED: "未发放",
+    IssuanceStatus.NOTHING_TO_ISSUE: "无需发放",
+}
+terms.register("issuance_status", ISSUANCE_STATUS_LABEL_ZH)
 
 
 class IssueMode(StrEnum):
@@ -59,7 +91,8 @@ def transition(status: str, event: str) -> tuple[VoucherStatus, VoucherStatus]:
     frm = VoucherStatus(status)
     to = VOUCHER_TRANSITIONS.get((frm, event))
     if to is None:
-        raise InvalidTransition(f"a voucher that is {frm} cannot {event}")
+        raise InvalidTransition(msg("a voucher that is {status} cannot {event}",
+                                    status=Term(frm, "voucher_status"), event=event))
     return frm, to
 
 
@@ -72,7 +105,8 @@ _STATUS_ERROR = {
 
 def status_error(status: str) -> VoucherNotRedeemable:
     code = _STATUS_ERROR.get(VoucherStatus(status), "voucher_not_redeemable")
-    return VoucherNotRedeemable(f"voucher is {status}", code=code)
+    return VoucherNotRedeemable(msg("voucher is {status}", status=Term(status, "voucher_status")),
+                                code=code)
 
 
 @dataclass(frozen=True)
@@ -110,28 +144,36 @@ def check_redeemable(
         raise status_error(v.status)
     if now < v.valid_from:
         from civicvoucher.core.clock import format_local  # people read the deployment's zone
-        raise VoucherNotRedeemable(f"valid from {format_local(v.valid_from)}", code="voucher_not_yet_valid")
+        raise VoucherNotRedeemable(msg("valid from {at}", at=format_local(v.valid_from)),
+                                   code="voucher_not_yet_valid")
     if now >= v.expires_at:
         from civicvoucher.core.clock import format_local
-        raise VoucherNotRedeemable(f"expired at {format_local(v.expires_at)}", code="voucher_expired")
+        raise VoucherNotRedeemable(msg("expired at {at}", at=format_local(v.expires_at)),
+                                   code="voucher_expired")
     if merchant_status != "active":
-        raise VoucherNotRedeemable(f"merchant is {merchant_status}", code="merchant_not_active")
+        raise VoucherNotRedeemable(
+            msg("merchant is {status}", status=Term(merchant_status, "merchant_status")),
+            code="merchant_not_active")
     if merchant_category not in v.categories:
         raise VoucherNotRedeemable(
-            f"category {merchant_category} is not allowed", code="category_not_allowed"
+            msg("category {category} is not allowed",
+                category=Term(merchant_category, "category")),
+            code="category_not_allowed"
         )
     if channel not in v.channels or channel not in merchant_channels:
-        raise VoucherNotRedeemable(f"channel {channel} is not allowed", code="channel_not_allowed")
+        raise VoucherNotRedeemable(msg("channel {channel} is not allowed",
+                                       channel=Term(channel, "channel")),
+                                   code="channel_not_allowed")
     if not merchant_county.startswith(v.region_prefix):
         raise VoucherNotRedeemable(
-            f"merchant in {merchant_county} is outside the voucher's region {v.region_prefix}",
+            msg("merchant in {county} is outside the voucher's region {region}",
+                county=merchant_county, region=v.region_prefix),
             code="region_not_allowed",
         )
     if order_amount_fen < v.min_order_fen:
         raise VoucherNotRedeemable(
-            f"订单金额 {format_yuan(order_amount_fen)} 未达到此券所需的 "
-            f"{format_yuan(v.min_order_fen)} / the order of {format_yuan(order_amount_fen)} is "
-            f"below the {format_yuan(v.min_order_fen)} this voucher needs",
+            msg("the order of {order} is below the {needed} this voucher needs",
+                order=Yuan(order_amount_fen), needed=Yuan(v.min_order_fen)),
             code="order_below_threshold", min_order_fen=v.min_order_fen,
         )
 
