@@ -53,7 +53,7 @@ def keys_status() -> None:
 
 
 @keys_app.command("new-sealing-key")
-def keys_new(_as: None = AS) -> None:
+def keys_new(_as: str = AS) -> None:
     """Append a fresh sealing key to the sealing-keys file; processes started from now on
     seal under it. Then restart every process, then rotate-channel-secrets."""
     from civicvoucher.keys import add_sealing_key, sealing_keys_file
@@ -70,7 +70,7 @@ def keys_new(_as: None = AS) -> None:
 
 
 @keys_app.command("rotate-channel-secrets")
-def keys_rotate(_as: None = AS) -> None:
+def keys_rotate(_as: str = AS) -> None:
     """Seal every payment-channel secret again under the current sealing key (audited;
     running it again moves nothing)."""
     from civicvoucher.keys import reseal_channel_secrets

@@ -26,7 +26,7 @@ def maintenance(
                                       "being in force (clock differences between hosts)"),
     bucket_idle_hours: int = typer.Option(24, min=1, help="a rate-limit bucket is pruned once "
                                           "idle this long (its failure count goes with it)"),
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Prune what is no longer in force: idle rate-limit buckets, idempotency keys past their
     24-hour TTL, expired or revoked tokens, spent QR payloads past their expiry; then refresh

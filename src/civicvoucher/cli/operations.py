@@ -67,7 +67,7 @@ def fund_deposit(
     source: str = typer.Option("dues", help="dues, fiscal, or transfer (from a federation)"),
     from_org: str = typer.Option(None, "--from", help="the paying federation, for a transfer"),
     key: str = KEY,
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Deposit into an organisation's fund. Fiscal money, transfers and dues above
     CIVICVOUCHER_DEPOSIT_APPROVAL_ABOVE yuan (default 100,000) become a request that another
@@ -137,7 +137,7 @@ def fund_pending(status: str = typer.Option("pending", help="pending, approved o
 
 @fund_app.command("approve")
 def fund_approve(request_id: int = typer.Argument(..., help="the request's number"),
-                 key: str = DECIDE_KEY, _as: None = AS) -> None:
+                 key: str = DECIDE_KEY, _as: str = AS) -> None:
     """Approve a deposit request (not your own): its money moves now, once."""
     from civicvoucher.funds.approvals import approve
 
@@ -154,7 +154,7 @@ def fund_approve(request_id: int = typer.Argument(..., help="the request's numbe
 @fund_app.command("reject")
 def fund_reject(request_id: int = typer.Argument(..., help="the request's number"),
                 reason: str = typer.Option(None, help="why (kept with the request)"),
-                key: str = DECIDE_KEY, _as: None = AS) -> None:
+                key: str = DECIDE_KEY, _as: str = AS) -> None:
     """Reject a deposit request (not your own): nothing moves."""
     from civicvoucher.funds.approvals import reject
 
@@ -186,7 +186,7 @@ def fund_balance_cmd(org: str = typer.Argument(..., help="division code, USCC or
 @program_app.command("create")
 def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                                                help="the program file (TOML)"),
-                   _as: None = AS) -> None:
+                   _as: str = AS) -> None:
     """Create a program from its TOML file (running it again changes nothing)."""
     from civicvoucher.programs.service import create_program
     from civicvoucher.programs.spec import load_program_spec
@@ -210,7 +210,7 @@ def issue(
     partial: bool = typer.Option(False, help="if funds fall short, issue as far as they go"),
     funded_by: str = typer.Option(None, help="a federation paying from its own fund"),
     key: str = KEY,
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Issue a program's entitlement to a union's active members."""
     from civicvoucher.orgs.service import find_org
@@ -247,7 +247,7 @@ def redeem(
     channel: str = typer.Option("offline", help="offline, online, takeaway or groupbuy"),
     hold: bool = typer.Option(False, help="online order: hold until capture or void"),
     key: str = KEY,
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Spend a voucher at a merchant."""
     from civicvoucher.merchants.service import find_merchant
@@ -287,7 +287,7 @@ def _resolved(fn, redemption: int, action: str):
 REDEMPTION = typer.Argument(..., help="the redemption's number")
 
 
-def capture(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: None = AS) -> None:
+def capture(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: str = AS) -> None:
     """Post a held online order."""
     from civicvoucher.vouchers.redemption import capture as do_capture
 
@@ -295,7 +295,7 @@ def capture(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: None = AS) 
     say(msg("redemption {id} {status}", id=red.id, status=Term(red.status, "redemption_status")))
 
 
-def void(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: None = AS) -> None:
+def void(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: str = AS) -> None:
     """Release a held online order."""
     from civicvoucher.vouchers.redemption import void as do_void
 
@@ -305,7 +305,7 @@ def void(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: None = AS) -> 
 
 def refund(redemption: int = REDEMPTION,
            reason: str = typer.Option(None, help="why (kept with the refund)"),
-           key: str = KEY, _as: None = AS) -> None:
+           key: str = KEY, _as: str = AS) -> None:
     """Refund a redemption: the voucher comes back, or after its deadline the union's fund."""
     from civicvoucher.vouchers.redemption import refund as do_refund
 
@@ -317,7 +317,7 @@ def refund(redemption: int = REDEMPTION,
 
 
 def expire(as_of: str = typer.Option(None, "--as-of", "--cutoff", help=CUTOFF_HELP),
-           key: str = KEY, _as: None = AS) -> None:
+           key: str = KEY, _as: str = AS) -> None:
     """Expire vouchers whose deadline has passed by the cut (default now); their value goes
     back to the unions' funds."""
     from civicvoucher.vouchers.lifecycle import expire as do_expire
@@ -349,7 +349,7 @@ def extend(
     region: str = typer.Option(None, help="only unions in this division-code prefix"),
     form: str = typer.Option(None, help="only digital or paper vouchers"),
     key: str = KEY,
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Extend the deadline of a program's unspent vouchers (all, or some). The new deadline
     must be later than each voucher's current one: an earlier date is refused."""
@@ -374,7 +374,7 @@ def extend(
 def settle(cutoff: str = typer.Option(None, "--cutoff", "--as-of", help=CUTOFF_HELP),
            key: str = KEY,
            show: bool = typer.Option(False, help="list each batch's redemptions"),
-           _as: None = AS) -> None:
+           _as: str = AS) -> None:
     """Settle posted redemptions up to a cut (default now): one payout batch per merchant."""
     from sqlalchemy import select
 

@@ -50,7 +50,7 @@ def program_template_cmd(
 @program_app.command("update")
 def program_update(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                                                help="the edited program file (TOML)"),
-                   _as: None = AS) -> None:
+                   _as: str = AS) -> None:
     """Change a program from its edited file (same key), until its first issuance (audited)."""
     from civicvoucher.cli.common import audit, database
     from civicvoucher.programs.spec import load_program_spec

@@ -81,7 +81,7 @@ def user_create(
     sms: str = typer.Option(None, "--sms", help="a member only: send the activation code to "
                             "this phone (it must be the member's phone on file) instead of "
                             "printing it"),
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Create an API user bound to its organisation, merchant or member. A member gets a
     one-time activation code (printed once for a sealed slip, or sent with --sms), never a
@@ -164,7 +164,7 @@ def user_invite(
     username: str = typer.Argument(..., help="the member user"),
     sms: str = typer.Option(None, "--sms", help="send the code to this phone (the member's "
                             "phone on file) instead of printing it"),
-    _as: None = AS,
+    _as: str = AS,
 ) -> None:
     """Invite a member user again: a new one-time activation code. The old code stops
     working, the password is cleared and every token revoked until the member activates."""
@@ -182,7 +182,7 @@ def user_invite(
 @token_app.command("create")
 def token_create(username: str = typer.Argument(..., help="the user"),
                  name: str = typer.Option("cli", help="what the token is for"),
-                 _as: None = AS) -> None:
+                 _as: str = AS) -> None:
     """Create a long-lived API token for a user; it is shown once."""
     from civicvoucher.auth.roles import Role
     from civicvoucher.auth.service import find_user
@@ -203,7 +203,7 @@ def token_create(username: str = typer.Argument(..., help="the user"),
 
 @token_app.command("revoke")
 def token_revoke(token_id: int = typer.Argument(..., help="the token's number"),
-                 _as: None = AS) -> None:
+                 _as: str = AS) -> None:
     """Revoke a token by its id."""
     from civicvoucher.auth.tokens import revoke
     from civicvoucher.cli.common import audit, console, database
