@@ -1,13 +1,17 @@
-"""What every command shares: the database, the console, keys, amounts, progress bars."""
+"""What every command shares: the database, the console, keys, amounts, times, who is
+operating (``--as``), progress bars."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.config import Settings, load_settings
@@ -15,6 +19,7 @@ from civicvoucher.core import clock
 from civicvoucher.core.money import yuan_to_fen
 from civicvoucher.db import Database
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import localize, msg
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,7 +36,14 @@ def zone_or_fail():
     try:
         return clock.zone()
     except clock.UnknownZone as exc:
-        raise ValidationError(str(exc), field=clock.ZONE_ENV, code="unknown_timezone") from None
+        raise ValidationError(reason(exc), field=clock.ZONE_ENV, code="unknown_timezone") from None
+
+
+def reason(exc: BaseException):
+    """An exception's message as it was made (a ``Msg`` stays one, to be localized where it
+    is shown; other text is passed on as it is)."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, str) and first else str(exc)
 
 
 @cache
@@ -46,19 +58,50 @@ def database() -> Database:
     return db
 
 
-def cli_actor():
-    """Who the audit log names for a command: the operating-system user, as an operator."""
+OPERATOR_ENV = "CIVICVOUCHER_OPERATOR"
+_operator: str | None = None  # --as, for this run
+
+
+def use_operator(value: str | None) -> str | None:
+    """``--as NAME``'s callback: the person the audit log names for this command."""
+    global _operator
+    if value is not None and not value.strip():
+        raise typer.BadParameter(localize(msg("name the person operating")), param_hint="--as")
+    _operator = value.strip()[:100] if value else None
+    return value
+
+
+AS = typer.Option(None, "--as", metavar="NAME", callback=use_operator, expose_value=False,
+                  help="who is operating, as the audit log names them (default: "
+                       "CIVICVOUCHER_OPERATOR, else the login name of this computer)")
+
+
+def os_user() -> str:
     import getpass
 
+    return getpass.getuser()
+
+
+def operator_name() -> str:
+    """The person operating: ``--as``, else ``CIVICVOUCHER_OPERATOR``, else the OS login."""
+    return _operator or (os.environ.get(OPERATOR_ENV) or "").strip()[:100] or os_user()
+
+
+def cli_actor():
+    """Who the audit log names for a command: the operator (``--as``, else
+    ``CIVICVOUCHER_OPERATOR``, else the operating-system user), as ``cli:<name>``."""
     from civicvoucher.audit.service import Actor
 
-    return Actor(f"cli:{getpass.getuser()}", role="operator", scope="cli")
+    return Actor(f"cli:{operator_name()}", role="operator", scope="cli")
 
 
 def audit(session, action: str, target: str, detail: dict | None = None) -> None:
-    """Append to the audit log in the command's transaction, as the CLI operator."""
+    """Append to the audit log in the command's transaction, as the CLI operator; when the
+    operator was named (``--as``), the entry keeps the OS login it was typed under too."""
     from civicvoucher.audit.service import append, chain_key
 
+    if (login := os_user()) != operator_name():
+        detail = {**(detail or {}), "os_user": login}
     append(session, key=chain_key(settings().secret_key), actor=cli_actor(), action=action,
            target=target, detail=detail)
 
@@ -80,7 +123,8 @@ def key_or_new(key: str | None, prefix: str) -> str:
     if key:
         return key
     new = f"{prefix}-{uuid.uuid4()}"
-    err_console.print(f"[dim]idempotency key: {new}  (pass --key {new} to retry safely)[/dim]")
+    hint = localize(msg("idempotency key: {key}  (pass --key {key} to retry safely)", key=new))
+    err_console.print(f"[dim]{escape(hint)}[/dim]")
     return new
 
 
@@ -89,7 +133,7 @@ def parse_yuan(text: str, field: str) -> int:
     try:
         return yuan_to_fen(text)
     except (ValueError, TypeError) as exc:
-        raise ValidationError(str(exc), field=field) from None
+        raise ValidationError(reason(exc), field=field) from None
 
 
 def parse_when(text: str | None, field: str) -> datetime | None:
@@ -103,13 +147,14 @@ def parse_when(text: str | None, field: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValidationError(f"not a date or time: {text!r} (use 2020-08-01 or "
-                              f"2020-07-31T23:59, local time in {zone_name} unless an offset "
-                              "such as +08:00 or Z is given)", field=field) from None
+        raise ValidationError(msg("not a date or time: {text} (use 2020-08-01 or "
+                                  "2020-07-31T23:59, local time in {zone} unless an offset "
+                                  "such as +08:00 or Z is given)", text=repr(text),
+                                  zone=zone_name), field=field) from None
     try:
         return clock.to_utc(value)  # the error names the field: "column cutoff: ..."
     except clock.ZoneError as exc:
-        raise ValidationError(str(exc), field=field, code="ambiguous_time") from None
+        raise ValidationError(reason(exc), field=field, code="ambiguous_time") from None
 
 
 def parse_deadline(text: str, field: str) -> datetime:
@@ -120,11 +165,40 @@ def parse_deadline(text: str, field: str) -> datetime:
     return parse_when(text, field)
 
 
+CUTOFF_HELP = ("up to when (default: now, fixed by the first run of a --key). A bare date "
+               "such as 2020-07-31 means through the end of that local day: everything due or "
+               "done on the 31st is included (the cut is 2020-08-01 00:00); a time such as "
+               "2020-07-31T18:00 is the cut itself. Local time (CIVICVOUCHER_TIMEZONE, default "
+               "Asia/Shanghai) unless an offset such as +08:00 or Z is given; never in the "
+               "future")
+
+
+def parse_cutoff(text: str | None, field: str, *, now: datetime | None = None
+                 ) -> datetime | None:
+    """Up to when a run (``settle``, ``expire``) reaches, as typed; the one reading of both.
+    None: now, decided by the run itself (so a retry with the same key replays). A bare date
+    means through the end of that local day, as an official reads "as of 31 July" and as a
+    program's deadline or ``extend --until`` reads it: ``2020-07-31`` is 2020-08-01 00:00
+    local, so vouchers whose last day was the 31st expire, and the 31st's redemptions are
+    settled. A time is the cut itself. A cut still to come is refused: the day is not over."""
+    if text is None:
+        return None
+    when = parse_deadline(text, field)
+    now = now or clock.now()
+    if when > now:
+        raise ValidationError(msg("{when} is still to come: a run reaches only up to now "
+                                  "(leave the option out to mean now)",
+                                  when=clock.format_local(when)), field=field,
+                              code="cutoff_in_future")
+    return when
+
+
 @contextmanager
 def progress(description: str, total: int | None):
+    """A progress bar on stderr; ``description`` is a message (shown in the language)."""
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err_console, transient=False,
     ) as bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(escape(localize(description)), total=total)
         yield lambda n=1: bar.advance(task, n)

@@ -14,8 +14,10 @@ Rotating the sealing key, in order (every step is safe to repeat):
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
-from civicvoucher.cli.common import audit, console, database, settings
+from civicvoucher.cli.common import AS, audit, console, database, settings
+from civicvoucher.i18n import _, localize, msg, nmsg
 
 keys_app = typer.Typer(help="Keys that seal secrets at rest: status, a new key, rotation "
                             "(docs/secrets.md).", no_args_is_help=True)
@@ -30,21 +32,28 @@ def keys_status() -> None:
     db = database()
     with db.session() as s:
         got = sealing_status(s, db.keyring)
-    console.print(f"密钥环文件 / sealing-keys file: {sealing_keys_file(settings())}")
+    console.print(localize(msg("sealing-keys file: {path}", path=str(sealing_keys_file(
+        settings())))), markup=False)
+    current = escape(_("current"))
     for kid, n in got["keys"].items():
-        mark = "  [bold]current 当前[/bold]" if kid == got["current"] else ""
-        console.print(f"  {kid}: {n} channel secrets 个渠道密钥{mark}")
+        mark = f"  [bold]{current}[/bold]" if kid == got["current"] else ""
+        line = localize(nmsg("{kid}: {n} channel secret", "{kid}: {n} channel secrets", n,
+                             kid=kid))
+        console.print(f"  {escape(line)}{mark}")
     for kid, n in got["missing"].items():
-        console.print(f"  [red]{kid}: {n} channel secrets sealed under a key this process does "
-                      f"not have / 本进程缺少此密钥[/red]")
+        line = localize(nmsg("{kid}: {n} channel secret sealed under a key this process does "
+                             "not have", "{kid}: {n} channel secrets sealed under a key this "
+                             "process does not have", n, kid=kid))
+        console.print(f"  [red]{escape(line)}[/red]")
     if got["unsealed"]:
-        console.print(f"  [red]{got['unsealed']} unsealed 未密封[/red]")
+        line = localize(msg("{n} unsealed", n=got["unsealed"]))
+        console.print(f"  [red]{escape(line)}[/red]")
     if got["missing"]:
         raise typer.Exit(1)
 
 
 @keys_app.command("new-sealing-key")
-def keys_new() -> None:
+def keys_new(_as: str = AS) -> None:
     """Append a fresh sealing key to the sealing-keys file; processes started from now on
     seal under it. Then restart every process, then rotate-channel-secrets."""
     from civicvoucher.keys import add_sealing_key, sealing_keys_file
@@ -54,14 +63,14 @@ def keys_new() -> None:
     kid = add_sealing_key(settings())
     with db.session() as s:
         audit(s, "keys.sealing_key.add", f"sealing_key:{kid}", {"file": str(path)})
-    console.print(f"[green]新密钥 / new sealing key {kid}[/green] → {path}")
-    console.print("把此文件交给每个进程并重启，然后运行 civicvoucher keys rotate-channel-secrets / "
-                  "give every process this file, restart them, then run "
-                  "civicvoucher keys rotate-channel-secrets")
+    new = localize(msg("new sealing key {kid}", kid=kid))
+    console.print(f"[green]{escape(new)}[/green] → {escape(str(path))}")
+    console.print(_("give every process this file, restart them, then run civicvoucher keys "
+                    "rotate-channel-secrets"), markup=False)
 
 
 @keys_app.command("rotate-channel-secrets")
-def keys_rotate() -> None:
+def keys_rotate(_as: str = AS) -> None:
     """Seal every payment-channel secret again under the current sealing key (audited;
     running it again moves nothing)."""
     from civicvoucher.keys import reseal_channel_secrets
@@ -78,10 +87,11 @@ def keys_rotate() -> None:
 
     moved = db.run(work)
     if not moved:
-        console.print(f"所有渠道密钥已在当前密钥 {ring.current} 下 / every channel secret is "
-                      f"sealed under the current key {ring.current}: nothing to do")
+        console.print(localize(msg("every channel secret is sealed under the current key "
+                                   "{kid}: nothing to do", kid=ring.current)), markup=False)
         return
     total = sum(moved.values())
-    detail = ", ".join(f"{k}: {n}" for k, n in sorted(moved.items()))
-    console.print(f"[green]{total} 个渠道密钥已改用 / channel secrets sealed again under "
-                  f"{ring.current}[/green] (from {detail})")
+    line = localize(nmsg("{n} channel secret sealed again under {kid} (from {was})",
+                         "{n} channel secrets sealed again under {kid} (from {was})", total,
+                         kid=ring.current, was=[f"{k}: {n}" for k, n in sorted(moved.items())]))
+    console.print(f"[green]{escape(line)}[/green]")

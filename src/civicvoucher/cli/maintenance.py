@@ -8,10 +8,13 @@ import contextlib
 from datetime import timedelta
 
 import typer
+from rich.markup import escape
 
-from civicvoucher.cli.common import audit, console, database, err_console
+from civicvoucher import i18n
+from civicvoucher.cli.common import AS, audit, console, database, err_console, reason
 from civicvoucher.core.clock import format_local
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import _, localize, msg
 
 
 def maintenance(
@@ -23,6 +26,7 @@ def maintenance(
                                       "being in force (clock differences between hosts)"),
     bucket_idle_hours: int = typer.Option(24, min=1, help="a rate-limit bucket is pruned once "
                                           "idle this long (its failure count goes with it)"),
+    _as: str = AS,
 ) -> None:
     """Prune what is no longer in force: idle rate-limit buckets, idempotency keys past their
     24-hour TTL, expired or revoked tokens, spent QR payloads past their expiry; then refresh
@@ -34,7 +38,7 @@ def maintenance(
         policy = Policy(grace=timedelta(minutes=grace_minutes),
                         bucket_idle=timedelta(hours=bucket_idle_hours), chunk=chunk)
     except ValueError as exc:
-        raise ValidationError(str(exc), field="options") from None
+        raise ValidationError(reason(exc), field="options") from None
     db = database()
     report = Report(now=clock.now(), dry_run=dry_run)
     detail = {"chunk": chunk, "grace_minutes": grace_minutes,
@@ -42,29 +46,38 @@ def maintenance(
     try:
         run_maintenance(db, policy=policy, into=report)
     except BaseException:
-        err_console.print("[red]维护中断[/red]（maintenance interrupted）：已提交的批次保留，"
-                          "再次运行即可继续（chunks already committed stay pruned; run it "
-                          "again to finish）")
+        stop = _("maintenance interrupted: chunks already committed stay pruned; run it "
+                 "again to finish")
+        err_console.print(f"[red]{escape(stop)}[/red]")
         if not dry_run and report.total:
             with contextlib.suppress(Exception):  # the failure itself may be the database
                 _audit(db, report, {**detail, "completed": False})
         raise
-    verb_zh, verb_en = ("将清理", "would prune") if dry_run else ("已清理", "pruned")
-    title = "维护预演，未做任何更改" if dry_run else "维护完成"
-    console.print(f"{title}（maintenance{' dry run, nothing changed' if dry_run else ''}），"
-                  f"截至 {format_local(report.now)}：")
+    when = format_local(report.now)
+    say(msg("maintenance dry run, nothing changed, as of {when}:", when=when) if dry_run else
+        msg("maintenance done, as of {when}:", when=when))
+    zh = i18n.current() == i18n.ZH
     for r in report.results:
-        line = f"  {r.zh} {r.table}（{r.en}）：{verb_zh} {r.pruned:,}（{verb_en} {r.pruned:,}）"
+        what = r.zh if zh else r.en  # the rule's own name for its table, in each language
+        n, held = f"{r.pruned:,}", f"{r.held:,}"
+        line = (msg("{what} ({table}): would prune {n}", what=what, table=r.table, n=n)
+                if dry_run else msg("{what} ({table}): pruned {n}", what=what, table=r.table,
+                                    n=n))
         if r.held:
-            line += (f"；{r.held:,} 个仍在处理中，保留（{r.held:,} still held by a live "
-                     "request, kept）")
-        console.print(line, soft_wrap=True)
+            line = msg("{line}; {held} still held by a live request, kept", line=line,
+                       held=held)
+        say(line, indent=True)
     if dry_run:  # nothing changed: nothing to audit
         return
     if report.analysed:
-        console.print("  已刷新统计信息（statistics refreshed）：" + "、".join(report.analysed))
+        say(msg("statistics refreshed: {tables}", tables=list(report.analysed)), indent=True)
     _audit(db, report, {**detail, "completed": True})
-    console.print(f"  共 {report.total:,} 项，已记入审计日志（{report.total:,} in all, audited）")
+    total = f"{report.total:,}"
+    say(msg("{n} in all, audited", n=total), indent=True)
+
+
+def say(line, *, indent: bool = False) -> None:
+    console.print(("  " if indent else "") + localize(line), markup=False, soft_wrap=True)
 
 
 def _audit(db, report, detail: dict) -> None:

@@ -7,18 +7,46 @@ from pathlib import Path
 import typer
 
 from civicvoucher.cli.common import (
+    AS,
+    CUTOFF_HELP,
     audit,
     cli_actor,
     console,
     database,
     key_or_new,
+    parse_cutoff,
     parse_deadline,
-    parse_when,
     parse_yuan,
     run_audited,
 )
 from civicvoucher.core.clock import format_local
-from civicvoucher.core.money import format_cn, format_yuan
+from civicvoucher.i18n import Term, Yuan, localize, msg, nmsg, terms
+
+# Codes these commands show, by name (the domains' own tables where they have one).
+ISSUANCE_STATUS_ZH = {"completed": "已完成", "partial": "部分发放", "refused": "未发放",
+                      "nothing_to_issue": "无可发放"}
+REFUND_OUTCOME_ZH = {"restored": "券已恢复", "to_fund": "已退回基层工会资金"}
+DEPOSIT_STATUS_ZH = {"pending": "待复核", "approved": "已批准", "rejected": "已驳回"}
+terms.register("issuance_status", ISSUANCE_STATUS_ZH)
+terms.register("refund_outcome", REFUND_OUTCOME_ZH)
+terms.register("deposit_status", DEPOSIT_STATUS_ZH)
+
+
+def _register_domain_terms() -> None:
+    from civicvoucher.funds.approvals import REASON_ZH
+    from civicvoucher.vouchers.listing import REDEMPTION_STATUS_LABEL_ZH
+
+    terms.register("deposit_reason", REASON_ZH)
+    terms.register("redemption_status", REDEMPTION_STATUS_LABEL_ZH)
+
+
+_register_domain_terms()
+
+
+def say(line, replayed: bool = False) -> None:
+    """Print a message in the operator's language; a replay says that nothing new happened."""
+    console.print(localize(msg("{line} (replayed)", line=line) if replayed else line),
+                  markup=False)
 
 fund_app = typer.Typer(help="Union fund accounts.", no_args_is_help=True)
 program_app = typer.Typer(help="Programs and their voucher products.", no_args_is_help=True)
@@ -27,6 +55,9 @@ KEY = typer.Option(None, "--key", help="idempotency key: a retry with the same k
 DECIDE_KEY = typer.Option(None, "--key", help="accepted like every command's key; a decision "
                           "is idempotent by the request's state: deciding again, with any key, "
                           "changes nothing")
+STATE_KEY = typer.Option(None, "--key", help="accepted like every command's key; capture and "
+                         "void are idempotent by the redemption's state: doing it again, with "
+                         "any key, changes nothing")
 
 
 @fund_app.command("deposit")
@@ -36,11 +67,12 @@ def fund_deposit(
     source: str = typer.Option("dues", help="dues, fiscal, or transfer (from a federation)"),
     from_org: str = typer.Option(None, "--from", help="the paying federation, for a transfer"),
     key: str = KEY,
+    _as: str = AS,
 ) -> None:
     """Deposit into an organisation's fund. Fiscal money, transfers and dues above
     CIVICVOUCHER_DEPOSIT_APPROVAL_ABOVE yuan (default 100,000) become a request that another
     person approves (fund approve); nothing moves until then."""
-    from civicvoucher.funds.approvals import REASON_ZH, request_deposit
+    from civicvoucher.funds.approvals import request_deposit
     from civicvoucher.funds.service import Deposit
     from civicvoucher.orgs.service import find_org
 
@@ -66,22 +98,21 @@ def fund_deposit(
         return r
 
     r = database().run(work)
-    note = " (replayed: nothing new)" if r.replayed else ""
     if isinstance(r, Deposit):
-        console.print(f"deposited {format_yuan(r.amount_fen)}; fund now "
-                      f"{format_yuan(r.balance_fen)}{note}")
+        say(msg("deposited {amount}; fund now {balance}", amount=Yuan(r.amount_fen),
+                balance=Yuan(r.balance_fen)), r.replayed)
         return
     q = r.request
-    console.print(f"[yellow]需要复核[/yellow]：{format_yuan(q.amount_fen)}"
-                  f"（{REASON_ZH.get(q.reason, q.reason)}）须由另一位上级管理员批准后才入账，"
-                  f"尚未动用任何资金。申请编号 #{q.id}，状态 {q.status}{note}\n"
-                  f"needs a second person: request #{q.id} waits for approval, no money moved "
-                  f"yet (civicvoucher fund approve {q.id})")
+    say(msg("needs a second person: {amount} ({reason}) is deposited only once another "
+            "administrator above the union approves it; no money moved yet. Request #{id}, "
+            "{status} (civicvoucher fund approve {id})", amount=Yuan(q.amount_fen),
+            reason=Term(q.reason, "deposit_reason"), id=q.id,
+            status=Term(q.status, "deposit_status")), r.replayed)
 
 
 def operator():
-    """The CLI operator as a maker or checker: the OS login (``cli:<user>``), above every
-    organisation (funds/approvals.py)."""
+    """The CLI operator as a maker or checker: ``cli:<name>`` (``--as``, else
+    CIVICVOUCHER_OPERATOR, else the OS login), above every organisation (funds/approvals.py)."""
     from civicvoucher.funds.approvals import Person
 
     return Person.operator(cli_actor().name)
@@ -99,40 +130,39 @@ def fund_pending(status: str = typer.Option("pending", help="pending, approved o
         rows = s.execute(requests_query(status=status).add_columns(Org.name)
                          .order_by(DepositRequest.id).limit(500)).all()
         if not rows:
-            console.print(f"没有{'待复核的' if status == 'pending' else ''}存入申请 / no {status} "
-                          "deposit requests")
+            say(msg("no {status} deposit requests", status=Term(status, "deposit_status")))
         for q, name in rows:
             console.print(describe(q, name))
 
 
 @fund_app.command("approve")
 def fund_approve(request_id: int = typer.Argument(..., help="the request's number"),
-                 key: str = DECIDE_KEY) -> None:
+                 key: str = DECIDE_KEY, _as: str = AS) -> None:
     """Approve a deposit request (not your own): its money moves now, once."""
     from civicvoucher.funds.approvals import approve
 
     d = run_audited(approve, "fund.deposit.approve", lambda d: f"deposit_request:{d.request.id}",
                     _decision_detail, request_id=request_id, checker=operator())
     q = d.request
-    console.print(f"已批准 #{q.id}：{format_yuan(q.amount_fen)} 已入账，基金余额 "
-                  f"{format_yuan(d.balance_fen)}（申请人 {q.maker_name}，批准人 {q.checker_name}）"
-                  + ("（此前已批准，未重复入账）" if d.replayed else "")
-                  + f"\napproved #{q.id}: deposited {format_yuan(q.amount_fen)}"
-                  + (" (approved before: nothing new)" if d.replayed else ""))
+    line = msg("approved #{id}: {amount} deposited, fund now {balance} (requested by {maker}, "
+               "approved by {checker})", id=q.id, amount=Yuan(q.amount_fen),
+               balance=Yuan(d.balance_fen), maker=q.maker_name, checker=q.checker_name)
+    say(msg("{line} (approved before: nothing deposited again)", line=line) if d.replayed
+        else line)
 
 
 @fund_app.command("reject")
 def fund_reject(request_id: int = typer.Argument(..., help="the request's number"),
                 reason: str = typer.Option(None, help="why (kept with the request)"),
-                key: str = DECIDE_KEY) -> None:
+                key: str = DECIDE_KEY, _as: str = AS) -> None:
     """Reject a deposit request (not your own): nothing moves."""
     from civicvoucher.funds.approvals import reject
 
     d = run_audited(reject, "fund.deposit.reject", lambda d: f"deposit_request:{d.request.id}",
                     _decision_detail, request_id=request_id, checker=operator(), note=reason)
     q = d.request
-    console.print(f"已驳回 #{q.id}：{format_yuan(q.amount_fen)} 未入账"
-                  + ("（此前已驳回）" if d.replayed else "") + f"\nrejected #{q.id}")
+    line = msg("rejected #{id}: {amount} not deposited", id=q.id, amount=Yuan(q.amount_fen))
+    say(msg("{line} (rejected before)", line=line) if d.replayed else line)
 
 
 def _decision_detail(d) -> dict:
@@ -143,18 +173,20 @@ def _decision_detail(d) -> dict:
 
 
 @fund_app.command("balance")
-def fund_balance_cmd(org: str) -> None:
+def fund_balance_cmd(org: str = typer.Argument(..., help="division code, USCC or id")) -> None:
     """Show an organisation's fund balance."""
     from civicvoucher.funds.service import fund_balance
     from civicvoucher.orgs.service import find_org
 
     with database().session() as s:
         o = find_org(s, org)
-        console.print(f"{o.name}: {format_yuan(fund_balance(s, o.id))}")
+        say(msg("{org}: {balance}", org=o.name, balance=Yuan(fund_balance(s, o.id))))
 
 
 @program_app.command("create")
-def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                               help="the program file (TOML)"),
+                   _as: str = AS) -> None:
     """Create a program from its TOML file (running it again changes nothing)."""
     from civicvoucher.programs.service import create_program
     from civicvoucher.programs.spec import load_program_spec
@@ -164,8 +196,10 @@ def program_create(file: Path = typer.Argument(..., exists=True, dir_okay=False)
         program, created = create_program(s, spec=spec)
         if created:
             audit(s, "program.create", f"program:{program.id}", {"key": program.key})
-    verb = "created" if created else "exists already, unchanged:"
-    console.print(f"program {program.key} {verb} ({format_yuan(program.per_member_fen)} per member)")
+    amount = Yuan(program.per_member_fen)
+    say(msg("program {key} created ({amount} per member)", key=program.key, amount=amount)
+        if created else msg("program {key} exists already, unchanged ({amount} per member)",
+                            key=program.key, amount=amount))
 
 
 def issue(
@@ -176,6 +210,7 @@ def issue(
     partial: bool = typer.Option(False, help="if funds fall short, issue as far as they go"),
     funded_by: str = typer.Option(None, help="a federation paying from its own fund"),
     key: str = KEY,
+    _as: str = AS,
 ) -> None:
     """Issue a program's entitlement to a union's active members."""
     from civicvoucher.orgs.service import find_org
@@ -193,22 +228,26 @@ def issue(
                     mode="partial" if partial else "all_or_nothing", funding_org_id=funder,
                     idem_key=k, actor=cli_actor().name)
     i = r.issuance
-    console.print(f"{i.status}: {i.members_issued}/{i.members_eligible} members, "
-                  f"{i.vouchers_issued} vouchers, {format_cn(i.amount_fen)}; "
-                  f"shortfall {format_cn(i.shortfall_fen)}"
-                  + (f"; {i.members_duplicate} entitled via another union" if i.members_duplicate else "")
-                  + (" (replayed)" if r.replayed else ""))
+    line = msg("{status}: {issued}/{eligible} members, {vouchers} vouchers, {amount}; "
+               "shortfall {shortfall}", status=Term(i.status, "issuance_status"),
+               issued=i.members_issued, eligible=i.members_eligible,
+               vouchers=i.vouchers_issued, amount=Yuan(i.amount_fen),
+               shortfall=Yuan(i.shortfall_fen))
+    if i.members_duplicate:
+        line = msg("{line}; {n} entitled via another union", line=line, n=i.members_duplicate)
+    say(line, r.replayed)
     if i.status == "refused":
         raise typer.Exit(1)
 
 
 def redeem(
-    code: str,
+    code: str = typer.Argument(..., help="the voucher's code"),
     merchant: str = typer.Option(..., help="merchant USCC or id"),
     order: str = typer.Option(..., help="order amount in yuan"),
     channel: str = typer.Option("offline", help="offline, online, takeaway or groupbuy"),
     hold: bool = typer.Option(False, help="online order: hold until capture or void"),
     key: str = KEY,
+    _as: str = AS,
 ) -> None:
     """Spend a voucher at a merchant."""
     from civicvoucher.merchants.service import find_merchant
@@ -225,9 +264,9 @@ def redeem(
                     code=code, merchant_id=merchant_id, order_amount_fen=parse_yuan(order, "order"),
                     channel=channel, hold=hold, idem_key=k)
     red = r.redemption
-    console.print(f"redemption {red.id} {red.status}: voucher {format_yuan(red.amount_fen)} "
-                  f"on an order of {format_yuan(red.order_amount_fen)}"
-                  + (" (replayed)" if r.replayed else ""))
+    say(msg("redemption {id} {status}: voucher {amount} on an order of {order}", id=red.id,
+            status=Term(red.status, "redemption_status"), amount=Yuan(red.amount_fen),
+            order=Yuan(red.order_amount_fen)), r.replayed)
 
 
 def _resolved(fn, redemption: int, action: str):
@@ -245,53 +284,56 @@ def _resolved(fn, redemption: int, action: str):
     return database().run(work)
 
 
-def capture(redemption: int) -> None:
+REDEMPTION = typer.Argument(..., help="the redemption's number")
+
+
+def capture(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: str = AS) -> None:
     """Post a held online order."""
     from civicvoucher.vouchers.redemption import capture as do_capture
 
     red = _resolved(do_capture, redemption, "redemption.capture")
-    console.print(f"redemption {red.id} {red.status}")
+    say(msg("redemption {id} {status}", id=red.id, status=Term(red.status, "redemption_status")))
 
 
-def void(redemption: int) -> None:
+def void(redemption: int = REDEMPTION, key: str = STATE_KEY, _as: str = AS) -> None:
     """Release a held online order."""
     from civicvoucher.vouchers.redemption import void as do_void
 
     red = _resolved(do_void, redemption, "redemption.void")
-    console.print(f"redemption {red.id} {red.status}")
+    say(msg("redemption {id} {status}", id=red.id, status=Term(red.status, "redemption_status")))
 
 
-def refund(redemption: int, reason: str = typer.Option(None), key: str = KEY) -> None:
+def refund(redemption: int = REDEMPTION,
+           reason: str = typer.Option(None, help="why (kept with the refund)"),
+           key: str = KEY, _as: str = AS) -> None:
     """Refund a redemption: the voucher comes back, or after its deadline the union's fund."""
     from civicvoucher.vouchers.redemption import refund as do_refund
 
     r = run_audited(do_refund, "redemption.refund", lambda r: f"redemption:{redemption}",
                     lambda r: {"outcome": r.refund.outcome, "amount_fen": r.refund.amount_fen},
                     redemption_id=redemption, reason=reason, idem_key=key_or_new(key, "refund"))
-    console.print(f"refunded {format_yuan(r.refund.amount_fen)}: {r.refund.outcome}"
-                  + (" (replayed)" if r.replayed else ""))
+    say(msg("refunded {amount}: {outcome}", amount=Yuan(r.refund.amount_fen),
+            outcome=Term(r.refund.outcome, "refund_outcome")), r.replayed)
 
 
-WHEN_HELP = ("local time (CIVICVOUCHER_TIMEZONE, default Asia/Shanghai) unless an offset is "
-             "given; a bare date is its 00:00")
-
-
-def expire(as_of: str = typer.Option(None, help=f"default: now (decided by the first run of "
-                                                 f"a --key); {WHEN_HELP}"),
-           key: str = KEY) -> None:
-    """Expire vouchers past their deadline; their value goes back to the unions' funds."""
+def expire(as_of: str = typer.Option(None, "--as-of", "--cutoff", help=CUTOFF_HELP),
+           key: str = KEY, _as: str = AS) -> None:
+    """Expire vouchers whose deadline has passed by the cut (default now); their value goes
+    back to the unions' funds."""
     from civicvoucher.vouchers.lifecycle import expire as do_expire
 
     # No --as-of: None, so the service fixes "now" once, on the key's first run; a retry with
     # the same key then replays instead of differing by the time it ran.
-    when = parse_when(as_of, "as_of")
+    when = parse_cutoff(as_of, "as_of")
     r = run_audited(do_expire, "expiry.run", lambda r: f"expiry_run:{r.run.id}",
                     lambda r: {"as_of": r.run.as_of, "vouchers": r.run.vouchers_expired,
                                "amount_fen": r.run.amount_fen},
                     as_of=when, idem_key=key_or_new(key, "expire"))
-    console.print(f"expired {r.run.vouchers_expired} vouchers as of {format_local(r.run.as_of)}, "
-                  f"{format_cn(r.run.amount_fen)} back to union funds; {r.run.holds_voided} "
-                  "stale holds voided" + (" (replayed)" if r.replayed else ""))
+    say(nmsg("expired {n} voucher as of {when}, {amount} back to union funds; {holds} stale "
+             "holds voided", "expired {n} vouchers as of {when}, {amount} back to union funds; "
+             "{holds} stale holds voided", r.run.vouchers_expired,
+             when=format_local(r.run.as_of), amount=Yuan(r.run.amount_fen),
+             holds=r.run.holds_voided), r.replayed)
 
 
 def extend(
@@ -302,13 +344,15 @@ def extend(
     by: str = typer.Option(..., help="who decided"),
     reason: str = typer.Option(..., help="why (e.g. the notice delaying the deadline)"),
     document: str = typer.Option(None, help="the notice's title or number"),
-    product: str = typer.Option(None),
+    product: str = typer.Option(None, help="only this product's vouchers (its key)"),
     union: list[str] = typer.Option(None, help="only these unions (USCC or id)"),
     region: str = typer.Option(None, help="only unions in this division-code prefix"),
     form: str = typer.Option(None, help="only digital or paper vouchers"),
     key: str = KEY,
+    _as: str = AS,
 ) -> None:
-    """Extend the deadline of a program's unspent vouchers (all, or some)."""
+    """Extend the deadline of a program's unspent vouchers (all, or some). The new deadline
+    must be later than each voucher's current one: an earlier date is refused."""
     from civicvoucher.orgs.service import find_org
     from civicvoucher.vouchers.lifecycle import extend as do_extend
 
@@ -322,16 +366,16 @@ def extend(
                     program=program, new_expires_at=parse_deadline(until, "until"), actor=by,
                     reason=reason, document=document, product=product, union_ids=union_ids,
                     region_prefix=region, form=form, idem_key=key_or_new(key, "extend"))
-    console.print(f"extended {r.extension.vouchers_extended} vouchers to "
-                  f"{format_local(r.extension.new_expires_at)} (exclusive)"
-                  + (" (replayed)" if r.replayed else ""))
+    say(nmsg("extended {n} voucher to {until} (exclusive)",
+             "extended {n} vouchers to {until} (exclusive)", r.extension.vouchers_extended,
+             until=format_local(r.extension.new_expires_at)), r.replayed)
 
 
-def settle(cutoff: str = typer.Option(None, help="default: now (decided by the first run of a "
-                                                 f"--key); {WHEN_HELP}"),
+def settle(cutoff: str = typer.Option(None, "--cutoff", "--as-of", help=CUTOFF_HELP),
            key: str = KEY,
-           show: bool = typer.Option(False, help="list each batch's redemptions")) -> None:
-    """Settle posted redemptions up to a cut-off: one payout batch per merchant."""
+           show: bool = typer.Option(False, help="list each batch's redemptions"),
+           _as: str = AS) -> None:
+    """Settle posted redemptions up to a cut (default now): one payout batch per merchant."""
     from sqlalchemy import select
 
     from civicvoucher.settlement.models import SettlementBatch
@@ -343,18 +387,24 @@ def settle(cutoff: str = typer.Option(None, help="default: now (decided by the f
     r = run_audited(do_settle, "settlement.run", lambda r: f"settlement_run:{r.run.id}",
                     lambda r: {"cutoff": r.run.cutoff, "batches": r.run.batches,
                                "amount_fen": r.run.amount_fen},
-                    cutoff=parse_when(cutoff, "cutoff"), idem_key=key_or_new(key, "settle"))
-    console.print(f"settlement run {r.run.id} up to {format_local(r.run.cutoff)}: "
-                  f"{r.run.batches} batches, {r.run.redemptions} "
-                  f"redemptions, {format_yuan(r.run.amount_fen)}"
-                  + (f", {format_yuan(r.run.recovered_fen)} kept back for refunds after earlier "
-                     f"payouts, {format_yuan(r.run.amount_fen - r.run.recovered_fen)} paid out"
-                     if r.run.recovered_fen else "")
-                  + (" (replayed)" if r.replayed else ""))
+                    cutoff=parse_cutoff(cutoff, "cutoff"), idem_key=key_or_new(key, "settle"))
+    run = r.run
+    line = msg("settlement run {id} up to {cutoff}: {batches} batches, {redemptions} "
+               "redemptions, {amount}", id=run.id, cutoff=format_local(run.cutoff),
+               batches=run.batches, redemptions=run.redemptions, amount=Yuan(run.amount_fen))
+    if run.recovered_fen:
+        line = msg("{line}, {kept} kept back for refunds after earlier payouts, {paid} paid out",
+                   line=line, kept=Yuan(run.recovered_fen),
+                   paid=Yuan(run.amount_fen - run.recovered_fen))
+    say(line, r.replayed)
     if show:
         with db.session() as s:
             for b in s.execute(select(SettlementBatch).where(SettlementBatch.run_id == r.run.id)).scalars():
                 ids = [str(x.id) for x in batch_redemptions(s, b.id)]
-                kept = f", {format_yuan(b.recovered_fen)} kept back" if b.recovered_fen else ""
-                console.print(f"  batch {b.id} merchant {b.merchant_id}: {format_yuan(b.amount_fen)}{kept} "
-                              f"({b.redemption_count}): redemptions {', '.join(ids)}")
+                params = dict(id=b.id, merchant=b.merchant_id, amount=Yuan(b.amount_fen),
+                              kept=Yuan(b.recovered_fen), count=b.redemption_count, ids=ids)
+                console.print("  " + localize(msg(
+                    "batch {id}, merchant {merchant}: {amount}, {kept} kept back ({count}): "
+                    "redemptions {ids}", **params) if b.recovered_fen else msg(
+                    "batch {id}, merchant {merchant}: {amount} ({count}): redemptions {ids}",
+                    **params)), markup=False)

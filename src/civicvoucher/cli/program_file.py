@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from civicvoucher.cli.common import console
+from civicvoucher.cli.common import AS, console
 from civicvoucher.cli.operations import program_app
+from civicvoucher.i18n import localize, msg
 
 
 @program_app.command("template")
@@ -18,7 +19,8 @@ def program_template_cmd(
     key: str = typer.Option("my-program", help="the program key commands will use"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
 ) -> None:
-    """Write a program file with every key explained (中文 and English), spendable from today."""
+    """Write a program file with every key explained (in Chinese and English), spendable from
+    today."""
     from datetime import date
 
     from civicvoucher.core import clock
@@ -27,23 +29,28 @@ def program_template_cmd(
     from civicvoucher.programs.template import program_template
 
     if file.exists() and not force:
-        raise ValidationError(f"{file} exists already (use --force to overwrite)", field="file")
+        raise ValidationError(msg("{file} exists already (use --force to overwrite)",
+                                  file=str(file)), field="file")
     try:
         first = date.fromisoformat(start) if start else clock.local_date(clock.now())
     except ValueError:
-        raise ValidationError(f"start must be a date like 2027-01-01, got {start!r}",
-                              field="start") from None
+        raise ValidationError(msg("start must be a date like 2027-01-01, got {start}",
+                                  start=repr(start)), field="start") from None
     text = program_template(start=first, days=days, key=key)
     import tomllib
 
     parse_program_spec(tomllib.loads(text))  # what we write must be a valid program file
     file.write_text(text, encoding="utf-8")
-    console.print(f"wrote {file}: program {key}, spendable {first} to "
-                  f"{first.fromordinal(first.toordinal() + days - 1)}")
+    console.print(localize(msg("wrote {file}: program {key}, spendable {first} to {last}",
+                               file=str(file), key=key, first=str(first),
+                               last=str(first.fromordinal(first.toordinal() + days - 1)))),
+                  markup=False)
 
 
 @program_app.command("update")
-def program_update(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def program_update(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                               help="the edited program file (TOML)"),
+                   _as: str = AS) -> None:
     """Change a program from its edited file (same key), until its first issuance (audited)."""
     from civicvoucher.cli.common import audit, database
     from civicvoucher.programs.spec import load_program_spec
@@ -54,5 +61,6 @@ def program_update(file: Path = typer.Argument(..., exists=True, dir_okay=False)
         program, changed = revise_program(s, spec=spec)
         if changed:
             audit(s, "program.update", f"program:{program.id}", {"key": program.key})
-    console.print(f"活动 {program.key} 已更新 (program updated)" if changed else
-                  f"活动 {program.key} 未变 (program unchanged)")
+    done = (msg("program {key} updated", key=program.key) if changed else
+            msg("program {key} unchanged", key=program.key))
+    console.print(localize(done), markup=False)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 import typer
+from rich.markup import escape
+
+from civicvoucher.cli.common import AS
+from civicvoucher.i18n import N_, _, localize, msg, nmsg
 
 user_app = typer.Typer(help="API users (bootstrap: user create NAME --role province-admin).",
                        no_args_is_help=True)
@@ -28,18 +32,18 @@ def serve(
     if database_url:  # the workers read the same setting
         os.environ["CIVICVOUCHER_DATABASE_URL"] = database_url
     if problem := _port_taken(host, port):
-        zh, en = problem
-        raise Conflict(f"无法监听 {host}:{port}：{zh}（cannot listen on {host}:{port}: {en}）",
-                       code="port_in_use")
+        raise Conflict(msg("cannot listen on {host}:{port}: {problem}", host=host, port=port,
+                           problem=problem), code="port_in_use")
     database()  # migrate once, before the workers start
-    console.print(f"serving on http://{host}:{port}/api/v1/docs")
+    url = f"http://{host}:{port}/api/v1/docs"
+    console.print(localize(msg("serving on {url}", url=url)), markup=False)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from any loopback
     # peer; the API decides itself which proxies to believe (api/clientip.py).
     uvicorn.run("civicvoucher.api.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="info", proxy_headers=False)
 
 
-def _port_taken(host: str, port: int) -> tuple[str, str] | None:
+def _port_taken(host: str, port: int):
     """Why ``host:port`` cannot be listened on (in use, not an address here), or None.
     Checked before anything is printed, so "serving on" is never said of a port we lack.
     (uvicorn binds again a moment later; a port taken in between still fails there.)"""
@@ -49,7 +53,7 @@ def _port_taken(host: str, port: int) -> tuple[str, str] | None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        return "主机名无法解析", f"unknown host ({exc.strerror})"
+        return msg("unknown host ({error})", error=exc.strerror)
     family, kind, proto, _, addr = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -57,8 +61,8 @@ def _port_taken(host: str, port: int) -> tuple[str, str] | None:
             sock.bind(addr)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return "端口已被占用", "the port is in use"
-            return "地址不可用", exc.strerror or str(exc)
+                return msg("the port is in use")
+            return msg("address not available ({error})", error=exc.strerror or str(exc))
     return None
 
 
@@ -77,6 +81,7 @@ def user_create(
     sms: str = typer.Option(None, "--sms", help="a member only: send the activation code to "
                             "this phone (it must be the member's phone on file) instead of "
                             "printing it"),
+    _as: str = AS,
 ) -> None:
     """Create an API user bound to its organisation, merchant or member. A member gets a
     one-time activation code (printed once for a sealed slip, or sent with --sms), never a
@@ -92,15 +97,14 @@ def user_create(
     r = Role.parse(role)
     if r is Role.MEMBER:
         if password is not None:
-            raise MemberPasswordRefused("会员的密码只能由会员本人设置：去掉 --password，把激活码交给"
-                                        "会员 / a member sets their own password: leave "
-                                        "--password out and give the member the activation "
-                                        "code", field="password")
+            raise MemberPasswordRefused(N_("a member sets their own password: leave --password "
+                                           "out and give the member the activation code"),
+                                        field="password")
     elif sms is not None:
-        raise ValidationError("only a member user gets an activation code", field="sms")
+        raise ValidationError(N_("only a member user gets an activation code"), field="sms")
     elif r is not Role.CHANNEL and password is None:
         password = os.environ.get("CIVICVOUCHER_PASSWORD") or typer.prompt(
-            "password", hide_input=True, confirmation_prompt=True)
+            _("password"), hide_input=True, confirmation_prompt=True)
     with database().session() as s:
         new = create_user(s, username=username, role=r, password=password,
                           org_id=find_org(s, org).id if org else None,
@@ -111,9 +115,12 @@ def user_create(
         detail: dict = {"role": str(r)}
         sent = _invite(s, new.user.id, sms, detail) if r is Role.MEMBER else None
         audit(s, "user.create", f"user:{new.user.id}", detail)
-    console.print(f"[green]user {username} created[/green] ({r}, id {new.user.id})")
+    made = localize(msg("user {name} created ({role}, id {id})", name=username, role=str(r),
+                        id=new.user.id))
+    console.print(f"[green]{escape(made)}[/green]")
     if new.channel_secret:
-        console.print(f"channel HMAC secret (shown once): {new.channel_secret}")
+        console.print(localize(msg("channel HMAC secret (shown once): {secret}",
+                                   secret=new.channel_secret)), markup=False)
     if sent is not None:
         _print_invitation(*sent)
 
@@ -140,16 +147,16 @@ def _print_invitation(inv, sent_to: str | None) -> None:
 
     until = format_local(inv.expires_at)
     if sent_to:
-        console.print(f"激活码已发送至会员登记的手机 {sent_to}，{until} 前有效 / activation code "
-                      f"sent to the member's phone {sent_to}, valid until {until}")
+        console.print(localize(msg("activation code sent to the member's phone {phone}, valid "
+                                   "until {until}", phone=sent_to, until=until)), markup=False)
         return
-    console.print(f"激活码（只显示这一次，请打印后密封交给会员本人）：{format_code(inv.code)}\n"
-                  f"{until} 前有效，仅可使用一次；会员用它设置自己的密码 / one-time activation "
-                  f"code, shown once: print it on a sealed slip for the member (valid until "
-                  f"{until}); the member sets their own password with it")
+    console.print(localize(msg("one-time activation code, shown only this once (print it on a "
+                               "sealed slip for the member): {code}", code=format_code(inv.code)))
+                  + "\n" + localize(msg("valid until {until}, usable once; the member sets "
+                                        "their own password with it", until=until)),
+                  markup=False)
     if inv.cleared_password:
-        console.print("原密码已清除，该用户的令牌已全部吊销 / the old password is cleared and "
-                      "every token of the user revoked")
+        console.print(_("the old password is cleared and every token of the user revoked"))
 
 
 @user_app.command("invite")
@@ -157,6 +164,7 @@ def user_invite(
     username: str = typer.Argument(..., help="the member user"),
     sms: str = typer.Option(None, "--sms", help="send the code to this phone (the member's "
                             "phone on file) instead of printing it"),
+    _as: str = AS,
 ) -> None:
     """Invite a member user again: a new one-time activation code. The old code stops
     working, the password is cleared and every token revoked until the member activates."""
@@ -172,7 +180,9 @@ def user_invite(
 
 
 @token_app.command("create")
-def token_create(username: str, name: str = typer.Option("cli", help="what the token is for")) -> None:
+def token_create(username: str = typer.Argument(..., help="the user"),
+                 name: str = typer.Option("cli", help="what the token is for"),
+                 _as: str = AS) -> None:
     """Create a long-lived API token for a user; it is shown once."""
     from civicvoucher.auth.roles import Role
     from civicvoucher.auth.service import find_user
@@ -183,15 +193,17 @@ def token_create(username: str, name: str = typer.Option("cli", help="what the t
     with database().session() as s:
         user = find_user(s, username)
         if user.role == Role.MEMBER:
-            raise ValidationError("会员的令牌只能由会员本人登录获得 / a member's token comes only "
-                                  "from the member's own login", field="username")
+            raise ValidationError(N_("a member's token comes only from the member's own login"),
+                                  field="username")
         secret, row = issue_token(s, user_id=user.id, kind="api", name=name, ttl=None)
         audit(s, "auth.token.create", f"token:{row.id}", {"user_id": user.id, "name": name})
-    console.print(f"token {row.id} for {username} (shown once):\n{secret}")
+    console.print(localize(msg("token {id} for {user} (shown once):", id=row.id,
+                               user=username)) + f"\n{secret}", markup=False)
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: int) -> None:
+def token_revoke(token_id: int = typer.Argument(..., help="the token's number"),
+                 _as: str = AS) -> None:
     """Revoke a token by its id."""
     from civicvoucher.auth.tokens import revoke
     from civicvoucher.cli.common import audit, console, database
@@ -199,7 +211,7 @@ def token_revoke(token_id: int) -> None:
     with database().session() as s:
         row = revoke(s, token_id=token_id)
         audit(s, "auth.token.revoke", f"token:{row.id}")
-    console.print(f"token {token_id} revoked")
+    console.print(localize(msg("token {id} revoked", id=token_id)), markup=False)
 
 
 @audit_app.command("verify")
@@ -215,16 +227,21 @@ def audit_verify(
     if anchor:
         seq, _, rest = anchor.partition(":")
         if not seq.isdigit() or len(rest.split(":")[0]) != 64:
-            raise typer.BadParameter("use SEQ:HASH as printed by `audit head`",
+            raise typer.BadParameter(_("use SEQ:HASH as printed by `audit head`"),
                                      param_hint="--anchor")
         at = (int(seq), rest.split(":")[0])
     n, breaks = verify_now(database(), key=chain_key(settings().secret_key), anchor=at)
     if not breaks:
-        console.print(f"[green]audit log OK[/green]: {n} entries, chain intact")
+        ok = localize(nmsg("audit log OK: {n} entry, chain intact",
+                           "audit log OK: {n} entries, chain intact", n))
+        console.print(f"[green]{escape(ok)}[/green]")
         return
-    console.print(f"[red]audit log broken[/red]: {len(breaks)} problems in {n} entries")
+    bad = localize(nmsg("audit log broken: {problems} problems in {n} entry",
+                        "audit log broken: {problems} problems in {n} entries", n,
+                        problems=len(breaks)))
+    console.print(f"[red]{escape(bad)}[/red]")
     for b in breaks[:200]:
-        console.print(f"  {b}")
+        console.print(f"  {escape(localize(b))}")
     raise typer.Exit(1)
 
 
