@@ -132,7 +132,7 @@ def test_the_cli_requests_and_another_operator_approves(db, monkeypatch):
         r = cli("alice", "fund", "deposit", w.union_a, "2,000", "--source", "fiscal",
                 "--key", "f1")
         assert r.exit_code == 0, r.output
-        assert "需要复核" in r.output and "#1" in r.output and "财政拨款" in r.output
+        assert "needs a second person" in r.output and "#1" in r.output and "fiscal" in r.output
     assert _balance(db, w.union_a) == 0
     assert [a for a, _ in _entries(db, "fund.deposit.request")] == ["cli:alice"]
     listed = cli("bob", "fund", "pending")
@@ -140,10 +140,10 @@ def test_the_cli_requests_and_another_operator_approves(db, monkeypatch):
     own = cli("alice", "fund", "approve", "1")
     assert getattr(own.exception, "code", None) == "self_approval_refused"  # main.run: exit 2
     ok = cli("bob", "fund", "approve", "1")
-    assert ok.exit_code == 0 and "已批准 #1" in ok.output, ok.output
+    assert ok.exit_code == 0 and "approved #1" in ok.output, ok.output
     for user in ("bob", "carol"):
         again = cli(user, "fund", "approve", "1", "--key", "other")
-        assert again.exit_code == 0 and "此前已批准" in again.output, again.output
+        assert again.exit_code == 0 and "approved before" in again.output, again.output
     assert _balance(db, w.union_a) == 2_000_00
     [(actor, detail)] = _entries(db, "fund.deposit.approve")
     assert (actor, detail["maker"], detail["amount_fen"]) == ("cli:bob", "cli:alice", 2_000_00)
@@ -152,11 +152,11 @@ def test_the_cli_requests_and_another_operator_approves(db, monkeypatch):
     assert small.exit_code == 0 and "deposited ¥1,000.00" in small.output
     # over the threshold: a request, which another operator rejects
     big = cli("alice", "fund", "deposit", w.union_a, "100,000.01", "--key", "d2")
-    assert "超过复核限额" in big.output and "#2" in big.output
+    assert "over threshold" in big.output and "#2" in big.output
     no = cli("bob", "fund", "reject", "2", "--reason", "金额有误")
-    assert no.exit_code == 0 and "已驳回 #2" in no.output
+    assert no.exit_code == 0 and "rejected #2" in no.output
     late = cli("carol", "fund", "approve", "2")
     assert getattr(late.exception, "code", None) == "invalid_transition"
     assert _balance(db, w.union_a) == 2_000_00 + 1_000_00
-    assert "没有待复核的存入申请" in cli("bob", "fund", "pending").output
+    assert "no pending deposit requests" in cli("bob", "fund", "pending").output
     assert cli("bob", "audit", "verify").exit_code == 0

@@ -81,7 +81,7 @@ def test_a_keyed_rerun_without_a_time_replays(db, monkeypatch, command):
 def test_cli_shows_times_in_beijing_time(db, monkeypatch):
     build_world(db, members=(1, 0, 0))
     clock.set_clock(lambda: datetime(2020, 5, 4, 2))
-    r = _cli(db, monkeypatch, "settle", "--cutoff", "2020-05-04", "--key", "S1")
+    r = _cli(db, monkeypatch, "settle", "--cutoff", "2020-05-03", "--key", "S1")  # through the 3rd
     assert r.exit_code == 0, (r.output, r.exception)
     assert "up to 2020-05-04 00:00 +08:00" in _out(r)
     from sqlalchemy import select

@@ -13,7 +13,7 @@ from civicvoucher.auth import credentials
 from civicvoucher.auth.models import ApiUser
 from tests.world import SECRET, T0, build_world, run_cli
 
-CODE = re.compile(r"激活码（[^）]*）：([0-9A-Z]{5}-[0-9A-Z]{5})")
+CODE = re.compile(r"one-time activation code[^:]*: ([0-9A-Z]{5}-[0-9A-Z]{5})")
 
 
 def _code(output: str) -> str:
@@ -51,7 +51,7 @@ def test_cli_members_get_an_activation_code_not_a_password(db, monkeypatch):
     # the member activates; a new invitation voids the code and clears the password
     assert not _activate(db, code).replayed
     again = run_cli(db, monkeypatch, "user", "invite", "m1")
-    assert again.exit_code == 0 and "原密码已清除" in again.output, again.output
+    assert again.exit_code == 0 and "the old password is cleared" in again.output, again.output
     with pytest.raises(credentials.ActivationFailed):
         _activate(db, code, "another password 2")
     assert _activate(db, _code(again.output), "another password 2").user_id == users["m1"].id

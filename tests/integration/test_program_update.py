@@ -38,7 +38,7 @@ def test_a_program_changes_until_its_first_issuance(db, monkeypatch, tmp_path):
     assert r.exit_code == 0, (r.output, r.exception)
     assert _denominations(db, "edit-me") == [[5000, 5000]] and _updates(db) == 1
     r = run_cli(db, monkeypatch, "program", "update", str(f))  # the same file: nothing new
-    assert r.exit_code == 0 and "未变" in r.output and _updates(db) == 1
+    assert r.exit_code == 0 and "unchanged" in r.output and _updates(db) == 1
 
     fund(w, w.union_a, 10_000)
     assert run_cli(db, monkeypatch, "issue", str(w.union_a), "edit-me").exit_code == 0

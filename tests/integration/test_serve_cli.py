@@ -21,7 +21,7 @@ def test_serve_on_a_taken_port_says_so_and_stops(tmp_path):
             capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "serving on" not in r.stdout
-    assert "port_in_use" in r.stderr and "端口已被占用" in r.stderr
+    assert "port_in_use" in r.stderr and "the port is in use" in r.stderr
 
 
 def test_version():
