@@ -76,7 +76,9 @@ def db_upgrade() -> None:
     from civicvoucher.schema import current
 
     db = database()
-    console.print(f"{db.engine.url.render_as_string(hide_password=True)} at revision {current(db.engine)}")
+    console.print(i18n.localize(i18n.msg(
+        "{url} at revision {revision}", url=db.engine.url.render_as_string(hide_password=True),
+        revision=current(db.engine))))
 
 
 @ledger_app.command("verify")
@@ -87,10 +89,13 @@ def ledger_verify() -> None:
     with database().snapshot() as s:
         problems = verify(s)
     if not problems:
-        console.print("[green]ledger OK[/green]: transfers balance, accounts match their entries, "
-                      "nothing negative, vouchers reconcile")
+        ok = i18n._("ledger OK")
+        console.print(i18n.localize(i18n.msg(
+            "{ok}: transfers balance, accounts match their entries, nothing negative, "
+            "vouchers reconcile", ok="[green]" + ok + "[/green]")))
         return
-    console.print(f"[red]{len(problems)} problems[/red]")
+    console.print("[red]" + escape(i18n.localize(i18n.nmsg("{n} problem", "{n} problems",
+                                                           len(problems)))) + "[/red]")
     for p in problems[:200]:
         console.print(f"  {p}")
     raise typer.Exit(1)
