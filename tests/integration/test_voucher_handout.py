@@ -68,7 +68,7 @@ def test_xlsx_export_of_a_county_has_a_sheet_per_union_and_nothing_else(world, d
     a, b, c = (_vouchers(db, u) for u in (world.union_a, world.union_b, world.union_c))
     for name, vouchers in (("union A", a), ("union B", b)):
         sheet = wb[name]
-        assert name in sheet["A1"].value and "导出于 2020-05-01 18:00 +08:00" in sheet["A1"].value
+        assert name in sheet["A1"].value and "exported 2020-05-01 18:00 +08:00" in sheet["A1"].value
         assert [c.value for c in sheet[2]][:3] == ["券编号", "会员编号", "会员"]
         assert [c.value for c in sheet[3]][:3] == ["voucher id", "member id", "member"]
         assert sheet.freeze_panes == "A4"
@@ -88,7 +88,7 @@ def test_xlsx_export_of_a_county_has_a_sheet_per_union_and_nothing_else(world, d
     assert row["categories"].value.startswith("日用百货、粮油果蔬")
     assert row["channels"].value == "线下"
     assert row["region"].value == "山西省"
-    assert row["status"].value == "未使用" and row["form"].value == "纸质券"
+    assert row["status"].value == "issued" and row["form"].value == "paper"
     assert row["hand-out claim (opens in the member app; cannot pay)"].value.startswith("cvh1.")
     summary = {r[1].value: (r[3].value, r[4].value) for r in wb["汇总"].iter_rows(min_row=4)}
     assert summary == {"union A": (3, 900), "union B": (2, 600)}
