@@ -101,7 +101,7 @@ def test_redemption_list_names_the_merchant_and_the_union(world, db, monkeypatch
     rows = _rows(r.output)
     assert [(row[3], row[4]) for row in rows] == [("超市", "union A"), ("饭店", "union C")]
     assert rows[0][1] == "2020-05-01 18:00 +08:00"  # T0 (10:00 UTC) in Beijing
-    assert rows[0][7:9] == ["¥350.00", "¥300.00"] and rows[0][9] == "已核销"
+    assert rows[0][7:9] == ["¥350.00", "¥300.00"] and rows[0][9] == "posted"
     r = run_cli(db, monkeypatch, "redemption", "list", "--org", "140105")  # 小店区: A only
     assert [row[4] for row in _rows(r.output)] == ["union A"]
     r = run_cli(db, monkeypatch, "redemption", "list", "--merchant", world.merchants["饭店"])

@@ -49,7 +49,7 @@ def test_import_update_shows_the_changes_then_applies_them(db, cli, tmp_path):
                   "--changes-file", tmp_path / "changes.csv")
     assert preview.exit_code == 0, preview.output
     out = " ".join(preview.output.split())
-    assert "row 2" in out and "status: 在职(active) → 离会(left)" in out
+    assert "row 2" in out and "status: active → left" in out
     assert "phone: 138****0001 → 139****0001" in out
     assert "dry run: nothing was written" in out
     assert "13900000001" not in preview.output
@@ -74,7 +74,7 @@ def test_change_and_transfer_one_member(db, cli):
 
     left = cli("member", "change", make_id(2), "--status", "离会", "--reason", "辞职")
     assert left.exit_code == 0, left.output
-    assert "status: 在职(active) → 离会(left)" in " ".join(left.output.split())
+    assert "status: active → left" in " ".join(left.output.split())
     phone = cli("member", "change", str(_members(db)["成员3"].id), "--phone", "13912345678")
     assert phone.exit_code == 0 and "139****5678" in phone.output
     bad = cli("member", "change", make_id(2), "--status", "停用")

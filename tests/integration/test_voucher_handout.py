@@ -68,7 +68,7 @@ def test_xlsx_export_of_a_county_has_a_sheet_per_union_and_nothing_else(world, d
     a, b, c = (_vouchers(db, u) for u in (world.union_a, world.union_b, world.union_c))
     for name, vouchers in (("union A", a), ("union B", b)):
         sheet = wb[name]
-        assert name in sheet["A1"].value and "导出于 2020-05-01 18:00 +08:00" in sheet["A1"].value
+        assert name in sheet["A1"].value and "exported 2020-05-01 18:00 +08:00" in sheet["A1"].value
         assert [c.value for c in sheet[2]][:3] == ["券编号", "会员编号", "会员"]
         assert [c.value for c in sheet[3]][:3] == ["voucher id", "member id", "member"]
         assert sheet.freeze_panes == "A4"
@@ -88,7 +88,7 @@ def test_xlsx_export_of_a_county_has_a_sheet_per_union_and_nothing_else(world, d
     assert row["categories"].value.startswith("日用百货、粮油果蔬")
     assert row["channels"].value == "线下"
     assert row["region"].value == "山西省"
-    assert row["status"].value == "未使用" and row["form"].value == "纸质券"
+    assert row["status"].value == "issued" and row["form"].value == "paper"
     assert row["hand-out claim (opens in the member app; cannot pay)"].value.startswith("cvh1.")
     summary = {r[1].value: (r[3].value, r[4].value) for r in wb["汇总"].iter_rows(min_row=4)}
     assert summary == {"union A": (3, 900), "union B": (2, 600)}
@@ -158,7 +158,7 @@ def test_voucher_list_is_scoped_paged_and_audited(world, db, monkeypatch):
     a, c = _vouchers(db, world.union_a), _vouchers(db, world.union_c)
     r = run_cli(db, monkeypatch, "voucher", "list", "--org", world.union_uscc["A"])
     assert r.exit_code == 0, r.output
-    assert "共 3 张券" in r.output and "成*1" in r.output and "成员1" not in r.output
+    assert "3 vouchers" in r.output and "成*1" in r.output and "成员1" not in r.output
     assert "¥300.00" in r.output and "2020-07-10" in r.output
     lines = r.output.splitlines()
     shown = {int(x.split("│")[1]) for x in lines if x.startswith("│") and x.split("│")[1].strip().isdigit()}
@@ -168,7 +168,7 @@ def test_voucher_list_is_scoped_paged_and_audited(world, db, monkeypatch):
     assert f"--after {sorted(v.id for v in _all(db))[1]}" in r.output
     r = run_cli(db, monkeypatch, "voucher", "list", "--member", CLEAR_IDS[0])
     assert r.exit_code == 0, r.output
-    assert "共 1 张券" in r.output
+    assert "1 voucher" in r.output
     r = run_cli(db, monkeypatch, "voucher", "list", "--status", "bogus")
     assert r.exit_code != 0
     entries = _audit(db, "voucher.list")

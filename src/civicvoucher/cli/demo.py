@@ -19,6 +19,7 @@ from civicvoucher.cli.common import console, err_console
 from civicvoucher.cli.report import print_paths, produce, stage_progress
 from civicvoucher.config import normalise_url, sqlite_url
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, _, localize, msg
 
 
 def register(app: typer.Typer) -> None:
@@ -40,20 +41,21 @@ def demo(
     from civicvoucher.scenarios.model import apply_overrides, load_scenario, overrides_from_file
 
     if not 0.001 <= scale <= 1.0:
-        raise ValidationError("scale must be between 0.001 and 1.0", field="scale")
+        raise ValidationError(N_("scale must be between 0.001 and 1.0"), field="scale")
     base = load_scenario(scenario)
     changes = dict(overrides_from_file(overrides)) if overrides else {}
     for item in set_ or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValidationError(f"--set takes key=value, got {item!r}", field="set")
+            raise ValidationError(msg("--set takes key=value, got {item}", item=repr(item)),
+                                  field="set")
         changes[key.strip()] = value.strip()
     variant = apply_overrides(base, changes) if changes else None
 
     url = normalise_url(database_url) if database_url else sqlite_url("civicvoucher-demo.db")
     started = time.perf_counter()
-    base_report, _ = _run(base, url, out, scenario=scenario, scale=scale, seed=seed,
-                          reset=reset, label="baseline 基准", summary=variant is None)
+    base_report, _paths = _run(base, url, out, scenario=scenario, scale=scale, seed=seed,
+                          reset=reset, label=_("baseline"), summary=variant is None)
     _record(out, scale=scale, seed=seed, scenario=scenario, changes={}, url=url,
             seconds=time.perf_counter() - started)
     final_out = out
@@ -61,17 +63,17 @@ def demo(
         vurl = url.replace("civicvoucher-demo.db", "civicvoucher-demo-whatif.db") \
             if database_url is None else url
         if database_url is not None:
-            err_console.print("[yellow]the what-if run reuses --database-url after the baseline "
-                              "(its data is replaced)[/yellow]")
+            err_console.print("[yellow]" + _("the what-if run reuses --database-url after the "
+                                             "baseline (its data is replaced)") + "[/yellow]")
         final_out = whatif_folder(out, changes)
         _run(variant, vurl, final_out, scenario=scenario, scale=scale, seed=seed, reset=True,
-             label="what-if 情景", changes=changes, baseline=base_report)
+             label=_("what-if"), changes=changes, baseline=base_report)
         _record(final_out, scale=scale, seed=seed, scenario=scenario, changes=changes, url=vurl,
                 seconds=time.perf_counter() - started)
-        console.print(f"\n[bold]基准 baseline:[/bold] {(out / 'report.html').resolve()}")
+        console.print(f"\n[bold]{_('baseline:')}[/bold] {(out / 'report.html').resolve()}")
         url = vurl
     print_paths(final_out, url)
-    console.print(f"{time.perf_counter() - started:.1f} s")
+    console.print(localize(msg("{s} s", s=f"{time.perf_counter() - started:.1f}")))
 
 
 def whatif_folder(out: Path, changes: dict) -> Path:
@@ -91,13 +93,18 @@ def _run(scn: dict, url: str, out: Path, *, scenario: str, scale: float, seed: i
     from civicvoucher.scenarios.simulate import simulate
 
     db = _fresh(url, reset=reset)
-    console.print(f"[bold]{label}[/bold]: {scn['scenario']['name']}, scale {scale}, seed {seed}")
+    console.print(f"[bold]{label}[/bold]: " + localize(msg(
+        "{scenario}, scale {scale}, seed {seed}", scenario=scn["scenario"]["name"], scale=scale,
+        seed=seed)))
     with stage_progress() as progress:
         key = bind_key(db, load_settings(database_url=url))
         summary_ = simulate(db, scn, scale=scale, seed=seed, key=key, progress=progress)
-    console.print(f"  {summary_.unions:,} unions, {summary_.members:,} members, "
-                  f"{summary_.vouchers:,} vouchers, {summary_.tourism_cards:,} tourism cards, "
-                  f"{summary_.redeemed:,} redemptions, {summary_.expired:,} expired")
+    console.print("  " + localize(msg(
+        "{unions} unions, {members} members, {vouchers} vouchers, {cards} tourism cards, "
+        "{redeemed} redemptions, {expired} expired", unions=f"{summary_.unions:,}",
+        members=f"{summary_.members:,}", vouchers=f"{summary_.vouchers:,}",
+        cards=f"{summary_.tourism_cards:,}", redeemed=f"{summary_.redeemed:,}",
+        expired=f"{summary_.expired:,}")))
     # The base scenario is recorded, with the what-if settings beside it: the report groups
     # the counties by their baseline guarantees, so the what-if shows how the same counties
     # fare, not a regrouping.
@@ -133,8 +140,9 @@ def _fresh(url: str, *, reset: bool):
         with db.session() as s:
             if inspect(s.get_bind()).has_table("org") and s.execute(
                     select(func.count()).select_from(Org)).scalar():
-                raise ValidationError("the demo needs an empty database: pass --reset to empty "
-                                      "it (everything in it is deleted)", field="database_url")
+                raise ValidationError(N_("the demo needs an empty database: pass --reset to "
+                                         "empty it (everything in it is deleted)"),
+                                      field="database_url")
     return db
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import typer
 
+from civicvoucher import i18n
 from civicvoucher.cli.common import database, parse_when
-from civicvoucher.cli.tables import AFTER, EXPORT, LIMIT, Column, Row, page_or_export
+from civicvoucher.cli.tables import AFTER, EXPORT, LIMIT, Column, Row, named, page_or_export
+from civicvoucher.i18n import _, localize, msg
 
 redemption_app = typer.Typer(help="Redemptions: what was spent where.", no_args_is_help=True)
 settlement_app = typer.Typer(help="Settlement: payout batches per merchant.",
@@ -52,7 +54,7 @@ def _program_rows(s, after: int | None, limit: int) -> list[tuple]:
     out = []
     for p in programs:
         prods = products[p.id]
-        text = "；".join(f"{x.name} {len(x.denominations)}×{format_yuan(x.denominations[0])}"
+        text = ("；" if i18n.current() == i18n.ZH else "; ").join(f"{x.name} {len(x.denominations)}×{format_yuan(x.denominations[0])}"
                         if len(set(x.denominations)) == 1 else
                         f"{x.name} {'+'.join(format_yuan(d) for d in x.denominations)}"
                         for x in prods)
@@ -66,7 +68,7 @@ def _program_rows(s, after: int | None, limit: int) -> list[tuple]:
 
 def program_list(limit: int = LIMIT, after: int = AFTER, file: Path = EXPORT) -> None:
     """List programs: key, per-member value, products, validity, what was issued so far."""
-    page_or_export("活动", "活动 (programs)", PROGRAM_COLUMNS,
+    page_or_export("活动", _("programs"), PROGRAM_COLUMNS,
          lambda s, a, n: [Row(r) for r in _program_rows(s, a, n)], limit=limit, after=after,
          file=file, action="program.export", detail={})
 
@@ -89,8 +91,8 @@ def _redemption_row(r) -> Row:
     from civicvoucher.vouchers.rules import RedemptionStatus
 
     return Row((r.id, r.created_at, r.merchant_id, r.merchant_name, r.union_name,
-                 r.program_key, CHANNEL_LABEL_ZH[Channel(r.channel)], r.order_amount_fen,
-                 r.amount_fen, REDEMPTION_STATUS_LABEL_ZH[RedemptionStatus(r.status)],
+                 r.program_key, named(CHANNEL_LABEL_ZH, Channel(r.channel)), r.order_amount_fen,
+                 r.amount_fen, named(REDEMPTION_STATUS_LABEL_ZH, RedemptionStatus(r.status)),
                  r.voucher_id, r.settlement_batch_id))
 
 
@@ -123,7 +125,7 @@ def redemption_list(
                         merchant_id=m.id if m else None,
                         status=parse_redemption_status(status) if status else None,
                         since=parse_when(since, "since"), until=parse_when(until, "until"))
-    title = "核销记录 (redemptions)" + (f" · {o.name}" if o else "") + (f" · {m.name}" if m else "")
+    title = _("redemptions") + (f" · {o.name}" if o else "") + (f" · {m.name}" if m else "")
     page_or_export("核销记录", title, REDEMPTION_COLUMNS,
          lambda s, a, n: [_redemption_row(r) for r in list_redemptions(s, q, after_id=a,
                                                                       limit=n)],
@@ -177,7 +179,7 @@ def settlement_list(
     with database().session() as s:
         m = find_merchant(s, merchant) if merchant else None
     mid = m.id if m else None
-    title = ("结算批次 (settlement batches)" + (f" · 结算 {run}" if run else "")
+    title = (_("settlement batches") + (" · " + localize(msg("run {run}", run=run)) if run else "")
              + (f" · {m.name}" if m else ""))
     page_or_export("结算批次", title, SETTLEMENT_COLUMNS,
          lambda s, a, n: _batch_rows(s, a, n, run, mid), limit=limit, after=after, file=file,

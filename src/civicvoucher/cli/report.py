@@ -18,9 +18,14 @@ import typer
 
 from civicvoucher.cli.common import console, err_console
 from civicvoucher.errors import NotFound, ValidationError
+from civicvoucher.i18n import N_, Text, _, localize, msg
 
-STAGES = {"members": "会员登记 members", "deposits": "经费入账 deposits",
-          "issuance": "发放 issuance", "spending": "消费 spending", "report": "统计报告 report"}
+STAGES = {"members": N_("members"), "deposits": N_("deposits"), "issuance": N_("issuance"),
+          "spending": N_("spending"), "report": N_("report")}
+
+
+def stage_name(name: str) -> str:
+    return _(STAGES[name]) if name in STAGES else name
 
 
 def register(app: typer.Typer) -> None:
@@ -28,27 +33,26 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    program: str = typer.Argument(..., help="活动代码或编号 the program's key or id"),
+    program: str = typer.Argument(..., help="the program's key or id"),
     org: str = typer.Option(
-        None, "--org", help="只统计该单位及下属单位：单位编号、行政区划代码或统一社会信用代码 "
-                            "(restrict to an organisation's subtree: id, division code or USCC)"),
+        None, "--org", help="restrict to an organisation and those under it: its id, division "
+                            "code or USCC"),
     level: str = typer.Option(
-        None, "--level", help="按该层级逐个单位列出：city 市 | county 县 | union 基层工会 "
-                              "(one row per organisation of this level)"),
+        None, "--level", help="one row per organisation of this level: city, county or union"),
     out: Path = typer.Option(
-        None, help="输出目录，默认 report-<活动代码>[-<单位>] (where the report goes)"),
+        None, help="where the report goes (default: report-<program key>[-<organisation>])"),
     database_url: str = typer.Option(
-        None, help="数据库，默认为已配置的数据库 (default: CIVICVOUCHER_DATABASE_URL)"),
+        None, help="the database (default: the configured one, CIVICVOUCHER_DATABASE_URL)"),
 ) -> None:
-    """统计报告：任一活动的发放、核销与拉动效应（HTML、XLSX、CSV） · the policy report of a
-    program: HTML page, workbook and CSV tables."""
+    """The policy report of a program: issuance, redemption and leverage, as an HTML page, a
+    workbook (XLSX) and CSV tables."""
     from civicvoucher.cli.common import zone_or_fail
     from civicvoucher.config import normalise_url
 
     zone_or_fail()  # the report's days and times are local: an unknown zone is named, not traced
     if level is not None and level not in ("city", "county", "union"):
-        raise ValidationError(f"--level takes city, county or union, not {level!r}",
-                              field="level")
+        raise ValidationError(msg("--level takes city, county or union, not {level}",
+                                  level=repr(level)), field="level")
     if database_url:
         url = normalise_url(database_url)
     else:
@@ -60,7 +64,7 @@ def report(
     started = time.perf_counter()
     produce(url, out, program=program, org=org, level=level)
     print_paths(out, url)
-    console.print(f"[dim]{time.perf_counter() - started:.1f} s[/dim]")
+    console.print(f"[dim]{localize(msg('{s} s', s=f'{time.perf_counter() - started:.1f}'))}[/dim]")
 
 
 def produce(url: str, out: Path, *, program: str | int | None, org: str | None = None,
@@ -77,9 +81,11 @@ def produce(url: str, out: Path, *, program: str | int | None, org: str | None =
             rep = compute_report(url, program_key=program, org=org, level=level,
                                  progress=progress)
     except FileNotFoundError as exc:
-        raise NotFound(str(exc), code="database_not_found") from None
+        raise NotFound(msg("database not found: {reason}", reason=Text(str(exc))),
+                       code="database_not_found") from None
     except ValueError as exc:  # an in-memory or unsupported database
-        raise ValidationError(str(exc), field="database_url") from None
+        raise ValidationError(msg("cannot report on this database: {reason}",
+                                  reason=Text(str(exc))), field="database_url") from None
     paths = write_outputs(rep, out, baseline=baseline, title=title)
     if summary:
         print_summary(rep, console)
@@ -90,8 +96,9 @@ def print_paths(out: Path, url: str) -> None:
     from sqlalchemy.engine import make_url
 
     shown = make_url(url).render_as_string(hide_password=True)
-    console.print(f"\n[bold green]报告 report:[/bold green] {(out / 'report.html').resolve()}")
-    console.print(f"表格 tables (XLSX, CSV): {out.resolve()}/  ·  数据 data: {shown}")
+    console.print(f"\n[bold green]{_('report:')}[/bold green] {(out / 'report.html').resolve()}")
+    console.print(localize(msg("tables (XLSX, CSV): {folder}/  ·  data: {url}",
+                               folder=out.resolve(), url=shown)))
 
 
 def _safe(text: str) -> str:
@@ -115,8 +122,9 @@ def stage_progress():
         started = time.perf_counter()
 
         def line(name: str, total: int):
-            err_console.print(f"  {STAGES.get(name, name)}: {total:,} "
-                              f"(at {time.perf_counter() - started:.0f} s)")
+            err_console.print("  " + localize(msg(
+                "{stage}: {n} (at {s} s)", stage=stage_name(name), n=f"{total:,}",
+                s=f"{time.perf_counter() - started:.0f}")))
             return lambda n=1: None
 
         yield line
@@ -124,7 +132,7 @@ def stage_progress():
     with Progress(TextColumn("  {task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console) as bar:
         def stage(name: str, total: int):
-            task = bar.add_task(STAGES.get(name, name), total=total)
+            task = bar.add_task(stage_name(name), total=total)
             return lambda n=1: bar.advance(task, n)
 
         yield stage

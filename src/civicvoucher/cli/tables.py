@@ -41,11 +41,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from civicvoucher import i18n
 from civicvoucher.cli.common import audit, console, database
 from civicvoucher.core import clock
 from civicvoucher.core.money import FEN_PER_YUAN, format_yuan
 from civicvoucher.core.tabular import _formula_like, _printable
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import _, localize, msg
 
 MISSING = "—"
 KINDS = ("text", "id", "count", "fen", "instant", "day", "image")
@@ -66,7 +68,25 @@ class Column:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"column kind must be one of {KINDS}, not {self.kind!r}")
+            raise ValueError(f"column kind must be one of {KINDS}, not {self.kind!r}")  # a bug
+
+
+def named(labels, code: object) -> str:
+    """A code (a status, a category, a channel, a level) as the reader's language names it:
+    its Chinese label from the domain's table in zh, the code (with spaces) in en."""
+    if code is None:
+        return ""
+    if i18n.current() == i18n.EN:
+        return str(code).replace("_", " ")
+    for k, v in labels.items():
+        if str(k) == str(code):
+            return v
+    return str(code)
+
+
+def heading(c: Column) -> str:
+    """A column's header on screen: in the reader's language (files carry both)."""
+    return c.zh if i18n.current() == i18n.ZH else c.en
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,7 @@ def show(sheet: Sheet, *, limit: int | None = None) -> int:
     """Print ``sheet`` as a Rich table (at most ``limit`` rows); returns the rows shown."""
     cols = [c for c in sheet.columns if c.kind != "image"]
     keep = [i for i, c in enumerate(sheet.columns) if c.kind != "image"]
-    t = RichTable(*[f"{escape(c.zh)}\n[dim]{escape(c.en)}[/dim]" for c in cols],
+    t = RichTable(*[escape(heading(c)) for c in cols],
                   title=escape(sheet.title) if sheet.title else None, title_justify="left")
     for c, col in zip(cols, t.columns, strict=True):
         col.overflow = "fold"  # a long cell wraps, never loses characters to an ellipsis
@@ -120,10 +140,11 @@ def show(sheet: Sheet, *, limit: int | None = None) -> int:
     if len(cols) * NARROWEST > console.width:  # too narrow for a table: one block per row
         if sheet.title:
             console.print(f"[bold]{escape(sheet.title)}[/bold]")
+        colon = "：" if i18n.current() == i18n.ZH else ": "
         for line in cells:
             console.print("")
             for c, value in zip(cols, line, strict=True):
-                console.print(f"  {escape(c.zh)} [dim]{escape(c.en)}[/dim]: {value}")
+                console.print(f"  {escape(heading(c))}{colon}{value}")
         return len(cells)
     for line in cells:
         t.add_row(*line)
@@ -138,7 +159,7 @@ def check_target(path: Path) -> Path:
     """``path`` if it names a .csv or .xlsx file; checked before an export is audited."""
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".xlsx"):
-        raise ValidationError(f"{path.name}: 请用 .csv 或 .xlsx 文件 (use a .csv or .xlsx file)",
+        raise ValidationError(msg("{file}: use a .csv or .xlsx file", file=path.name),
                               field="file")
     return path
 
@@ -323,15 +344,16 @@ def page_or_export(name: str, title: str, columns: Sequence[Column],
         check_target(file)
         database().run(lambda s: audit(s, action, f"file:{file.name}"[:200], detail))
         with database().snapshot() as s:
+            stamp = localize(msg("{title} · exported {when}", title=title,
+                                 when=clock.format_local(clock.now())))
             written = export(file, [Sheet(name, columns, pages(lambda a, n: fetch(s, a, n)),
-                                          title=f"{title} · 导出于 "
-                                                f"{clock.format_local(clock.now())}")])
-        console.print(f"[green]已导出 (exported)[/green]: {', '.join(map(str, written))}")
+                                          title=stamp)])
+        console.print(f"[green]{_('exported')}[/green]: {', '.join(map(str, written))}")
         return
     with database().snapshot() as s:
         rows = fetch(s, after, limit + 1)
     shown = show(Sheet(name, columns, rows[:limit], title=title))
     if len(rows) > limit:
-        console.print(f"下一页 (next page): --after {rows[limit - 1][0]}")
+        console.print(localize(msg("next page: --after {id}", id=rows[limit - 1][0])))
     elif not shown:
-        console.print("（无 none）")
+        console.print(_("(none)"))

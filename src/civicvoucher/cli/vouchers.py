@@ -25,9 +25,9 @@ from pathlib import Path
 import typer
 
 from civicvoucher.cli.common import audit, console, database, err_console, settings
-from civicvoucher.cli.tables import Column, Image, Sheet, check_target, export, show
+from civicvoucher.cli.tables import Column, Image, Sheet, check_target, export, named, show
 from civicvoucher.core import clock
-from civicvoucher.core.money import format_yuan
+from civicvoucher.i18n import Yuan, _, localize, msg, nmsg
 
 voucher_app = typer.Typer(help="Vouchers: list them, export a union's for hand-out.",
                           no_args_is_help=True)
@@ -101,8 +101,8 @@ def _labels(line):
     from civicvoucher.vouchers.rules import VoucherForm, VoucherStatus
 
     first, last = validity_days(line.valid_from, line.expires_at)
-    return (first, last, VOUCHER_FORM_LABEL_ZH[VoucherForm(line.form)],
-            VOUCHER_STATUS_LABEL_ZH[VoucherStatus(line.status)])
+    return (first, last, named(VOUCHER_FORM_LABEL_ZH, VoucherForm(line.form)),
+            named(VOUCHER_STATUS_LABEL_ZH, VoucherStatus(line.status)))
 
 
 @voucher_app.command("list")
@@ -135,11 +135,11 @@ def voucher_list(
         first, last, form, state = _labels(v)
         rows.append((v.id, v.union_name, v.member_name, v.member_id_masked, v.program_key,
                      v.product_name, v.amount_fen, v.threshold_fen, first, last, form, state))
-    scope = f"{o.name} " if o is not None else ""
+    count = localize(nmsg("{n} voucher", "{n} vouchers", total, n=f"{total:,}"))
     show(Sheet("vouchers", LIST_COLUMNS, rows,
-               title=f"{scope}共 {total:,} 张券 ({total:,} vouchers)"))
+               title=f"{o.name} · {count}" if o is not None else count))
     if more:
-        console.print(f"下一页 (next page): --after {lines[-1].id}")
+        console.print(localize(msg("next page: --after {id}", id=lines[-1].id)))
 
 
 @voucher_app.command("export")
@@ -167,11 +167,12 @@ def voucher_export(
                   {**_filters(p, o, q), "file": file.name[:200], "unions": len(unions),
                    "vouchers": count, "qr_images": with_qr})
     if not unions:
-        err_console.print("没有符合条件的券，未写文件 (no vouchers match; no file written)")
+        err_console.print(_("no vouchers match; no file written"))
         raise typer.Exit(1)
     key = qr.handout_key(settings().secret_key)
     when = clock.format_local(clock.now())
-    what = p.name if p is not None else "全部活动 (all programs)"
+    what = p.name if p is not None else _("all programs")
+    everywhere = o.name if o is not None else _("all unions")
     columns = EXPORT_COLUMNS + ((QR_COLUMN,) if with_qr else ())
 
     def rows(session, union_id):
@@ -195,16 +196,20 @@ def voucher_export(
             sheets.append(Sheet("汇总", SUMMARY_COLUMNS,
                                 [(u.union.id, u.union.name, u.union.uscc or "", u.vouchers,
                                   u.amount_fen) for u in unions],
-                                title=f"{what} · {o.name if o is not None else '全部工会'} · "
-                                      f"{len(unions)} 个工会 {count:,} 张券 · 导出于 {when}"))
+                                title=localize(msg(
+                                    "{program} · {scope} · {unions} unions, {n} vouchers · "
+                                    "exported {when}", program=what, scope=everywhere,
+                                    unions=len(unions), n=f"{count:,}", when=when))))
         for u in unions:
             sheets.append(Sheet(
                 f"{u.union.name}", columns, rows(s, u.union.id),
-                title=f"{what} · {u.union.name}（{u.union.uscc or u.union.id}）· "
-                      f"{u.vouchers:,} 张券，共 {format_yuan(u.amount_fen)} · 导出于 {when}"))
+                title=localize(msg(
+                    "{program} · {union} ({code}) · {n} vouchers, {total} in all · exported "
+                    "{when}", program=what, union=u.union.name, code=u.union.uscc or u.union.id,
+                    n=f"{u.vouchers:,}", total=Yuan(u.amount_fen), when=when))))
         written = export(file, sheets)
-    console.print(f"[green]已导出 {count:,} 张券，{len(unions)} 个工会[/green] "
-                  f"({count:,} vouchers of {len(unions)} union"
-                  f"{'s' if len(unions) != 1 else ''} exported):")
+    console.print("[green]" + localize(nmsg(
+        "{n} vouchers of {unions} union exported:", "{n} vouchers of {unions} unions exported:",
+        len(unions), n=f"{count:,}", unions=len(unions))) + "[/green]")
     for f in written:
         console.print(f"  {f}")
