@@ -158,3 +158,5 @@ def run(argv: list[str] | None = None) -> None:
     except CivicVoucherError as exc:
         report_error(exc)
         sys.exit(2)
+    finally:
+        _argv_language = None  # an in-process caller's next run decides afresh
