@@ -12,8 +12,8 @@ it sends, and an authenticated one at most the cap. Every refusal is 413 problem
   app-wide ``UploadLimit`` middleware in ``api.uploads`` holds the same ceiling for every body);
 * a JSON body: 64 KB (``JSON_MAX``) unless ``CAPS`` says otherwise: 8 KB for the routes
   whose bodies are a handful of short fields (a login, a redemption, a callback), more for
-  the three that take long lists (an issuance's member_ids, an extension's union_ids, a
-  program's products);
+  the four that take long lists (an issuance's member_ids, an extension's union_ids, a
+  program's products, created or updated);
 * a route that takes no body: 1 KB (``NO_BODY_MAX``), room for an empty ``{}``.
 
 A body the route class reads (every route's but an upload's) must then be strict JSON, or
@@ -58,6 +58,7 @@ CAPS: dict[str, int] = {
     "create_issuance": 2 * 1024 * 1024,  # member_ids: up to 100,000 ids
     "create_extension": 256 * 1024,  # union_ids: up to 10,000 ids
     "create_program_route": 256 * 1024,  # a whole program: its products, their rules
+    "update_program_route": 256 * 1024,  # the same, edited before launch
 }
 
 FORM, JSON, NONE = "form", "json", "none"

@@ -127,6 +127,10 @@ TITLES: dict[str, str] = {
     # issue 10 (report): GET /reports/programs/{program}
     "program_not_found": N_("No such program"),
     "org_not_found": N_("No such organisation"),
+    # issue 10 item 6/8 (api): program update before launch; not-found codes of the routers
+    "program_launched": N_("Program already launched"),
+    "member_not_found": N_("No such member"),
+    "user_not_found": N_("No such user"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
