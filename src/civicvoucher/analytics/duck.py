@@ -176,7 +176,7 @@ def find_program(src: Source, program: str | int | None) -> ProgramInfo:
         found = [r for r in rows if r[1] == ref] or [
             r for r in rows if ref.isdigit() and r[0] == int(ref)]
         if not found:
-            raise NotFound(_holds(msg("no program {ref} in the database (it holds: {keys})",
+            raise NotFound(_holds(msg("no program '{ref}' in the database (it holds: {keys})",
                                       ref=ref, keys=[r[1] for r in rows]), rows, ref=ref),
                            code="program_not_found")
         return ProgramInfo(*found[0])
@@ -192,7 +192,7 @@ def _holds(found, rows, **params):
     if rows:
         return found
     if "ref" in params:
-        return msg("no program {ref} in the database (it holds none)", **params)
+        return msg("no program '{ref}' in the database (it holds none)", **params)
     return msg("say which program to report on; the database holds none")
 
 
