@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from civicvoucher.i18n import EN, N_, Msg, Text, localize, msg
+from civicvoucher.i18n import N_, Msg, Text, msg
 
-# error type → (English template, the ctx keys it takes); zh in i18n/zh_CN/api.po
+# error type → English sentence (parameters from the error's ctx); zh in i18n/zh_CN/api.po
 _REASONS: dict[str, str] = {
     "missing": N_("this field is required"),
     "extra_forbidden": N_("this field is not accepted here"),
@@ -121,10 +121,4 @@ def detail(error: Mapping[str, Any]) -> Msg:
     return msg("{field}: {reason}", field=f, reason=Text(r)) if f else r
 
 
-def shown(error: Mapping[str, Any], lang: str | None = None) -> str:
-    """The reason as text in ``lang``."""
-    r = reason(error)
-    return str.__str__(r) if lang == EN and isinstance(r, Reason) else localize(r, lang)
-
-
-__all__ = ["GENERIC", "Reason", "detail", "field_of", "reason", "shown"]
+__all__ = ["GENERIC", "Reason", "detail", "field_of", "reason"]
