@@ -24,6 +24,7 @@ import duckdb
 from sqlalchemy.engine import make_url
 
 from civicvoucher.errors import NotFound
+from civicvoucher.i18n import msg
 
 
 def extension_directory() -> Path:
@@ -175,15 +176,24 @@ def find_program(src: Source, program: str | int | None) -> ProgramInfo:
         found = [r for r in rows if r[1] == ref] or [
             r for r in rows if ref.isdigit() and r[0] == int(ref)]
         if not found:
-            keys = ", ".join(r[1] for r in rows) or "(none)"
-            raise NotFound(f"no program {ref!r} in the database (it holds: {keys})",
+            raise NotFound(_holds(msg("no program '{ref}' in the database (it holds: {keys})",
+                                      ref=ref, keys=[r[1] for r in rows]), rows, ref=ref),
                            code="program_not_found")
         return ProgramInfo(*found[0])
     if len(rows) != 1:
-        keys = ", ".join(r[1] for r in rows) or "(none)"
-        raise NotFound(f"say which program to report on; the database holds: {keys}",
+        raise NotFound(_holds(msg("say which program to report on; the database holds: {keys}",
+                                  keys=[r[1] for r in rows]), rows),
                        code="program_not_found")
     return ProgramInfo(*rows[0])
+
+
+def _holds(found, rows, **params):
+    """``found`` when the database holds programs; else the same said as "holds none"."""
+    if rows:
+        return found
+    if "ref" in params:
+        return msg("no program '{ref}' in the database (it holds none)", **params)
+    return msg("say which program to report on; the database holds none")
 
 
 def find_org(src: Source, ref: str | int) -> OrgInfo:
@@ -201,7 +211,7 @@ def find_org(src: Source, ref: str | int) -> OrgInfo:
         row = src.con.execute(f"{cols} WHERE CAST(id AS BIGINT) = $i",
                               {"i": int(text)}).fetchone()
     if row is None:
-        raise NotFound(f"no organisation {text}", code="org_not_found")
+        raise NotFound(msg("no organisation {ref}", ref=text), code="org_not_found")
     return OrgInfo(*row)
 
 

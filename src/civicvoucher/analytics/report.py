@@ -35,6 +35,7 @@ from civicvoucher.analytics.tables import (
 )
 from civicvoucher.core import clock
 from civicvoucher.errors import CivicVoucherError, ValidationError
+from civicvoucher.i18n import Term, msg
 
 # progress(name, total) -> tick(n=1): the demo's and the CLI's progress bars
 Progress = Callable[[str, int], Callable[..., None]]
@@ -75,8 +76,8 @@ def compute_report(
     if scale is not None and not 0 < scale <= 1:
         raise ValueError(f"scale must be in (0, 1], got {scale!r}")
     if level is not None and level not in BREAKDOWN_LEVELS:
-        raise ValidationError(f"level must be one of {', '.join(BREAKDOWN_LEVELS)}, "
-                              f"got {level!r}", field="level")
+        raise ValidationError(msg("level must be one of {levels}, got {level}",
+                                  levels=list(BREAKDOWN_LEVELS), level=level), field="level")
     tick = progress("report", _STEPS) if progress else (lambda n=1: None)
     generated = clock.now()
     try:
@@ -85,7 +86,9 @@ def compute_report(
             root = duck.find_org(src, org) if org is not None else None
             if root is not None and level is not None and \
                     _ORDER.index(level) <= _ORDER.index(root.level):
-                raise ValidationError(f"level {level} is not below {root.name} ({root.level})",
+                raise ValidationError(msg("level {level} is not below {name} ({root_level})",
+                                          level=Term(level, "org_level"), name=root.name,
+                                          root_level=Term(root.level, "org_level")),
                                       field="level")
             sample = _sample(src, program.key)
             if sample is not None and (published is None or guarantee_by_county is None):
@@ -103,8 +106,9 @@ def compute_report(
                               guarantee=guarantee_by_county, level=level,
                               root_path=root.path if root else "/", tick=tick)
     except (duckdb.IOException, duckdb.CatalogException) as exc:
-        raise ReportSourceUnavailable(f"cannot read the database for the report: "
-                                      f"{str(exc).splitlines()[0]}", retry_after=2) from exc
+        raise ReportSourceUnavailable(msg("cannot read the database for the report ({error})",
+                                          error=str(exc).splitlines()[0]),
+                                      retry_after=2) from exc
     return Report(
         program_key=program.key, program_name=program.name, scale=scale,
         tables=report[0], headline=report[1], program_id=program.id, scope=scope,

@@ -12,8 +12,8 @@ it sends, and an authenticated one at most the cap. Every refusal is 413 problem
   app-wide ``UploadLimit`` middleware in ``api.uploads`` holds the same ceiling for every body);
 * a JSON body: 64 KB (``JSON_MAX``) unless ``CAPS`` says otherwise: 8 KB for the routes
   whose bodies are a handful of short fields (a login, a redemption, a callback), more for
-  the three that take long lists (an issuance's member_ids, an extension's union_ids, a
-  program's products);
+  the four that take long lists (an issuance's member_ids, an extension's union_ids, a
+  program's products, created or updated);
 * a route that takes no body: 1 KB (``NO_BODY_MAX``), room for an empty ``{}``.
 
 A body the route class reads (every route's but an upload's) must then be strict JSON, or
@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive
 
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, msg
 
 JSON_MAX = 64 * 1024
 SMALL_JSON_MAX = 8 * 1024
@@ -57,15 +58,16 @@ CAPS: dict[str, int] = {
     "create_issuance": 2 * 1024 * 1024,  # member_ids: up to 100,000 ids
     "create_extension": 256 * 1024,  # union_ids: up to 10,000 ids
     "create_program_route": 256 * 1024,  # a whole program: its products, their rules
+    "update_program_route": 256 * 1024,  # the same, edited before launch
 }
 
 FORM, JSON, NONE = "form", "json", "none"
 
 
-def _size(n: int) -> str:
+def _size(n: int):
     if n >= 1024 * 1024:
         return f"{n / (1024 * 1024):.0f} MB"
-    return f"{n // 1024} KB" if n >= 1024 and n % 1024 == 0 else f"{n} bytes"
+    return f"{n // 1024} KB" if n >= 1024 and n % 1024 == 0 else msg("{n} bytes", n=n)
 
 
 class RequestTooLarge(ValidationError):
@@ -75,8 +77,8 @@ class RequestTooLarge(ValidationError):
     http_status = 413
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"请求体超过 {_size(limit)} 上限（the request body is larger than "
-                         f"{_size(limit)}）", field="body", limit=limit)
+        super().__init__(msg("the request body is larger than {size}", size=_size(limit)),
+                         field="body", limit=limit)
 
 
 class MalformedBody(ValidationError):
@@ -165,8 +167,8 @@ async def read_body(request: Request, kind: str) -> bytes:
     body = await request.body()
     if kind == FORM:
         if body and not body.startswith(b"--"):
-            raise MalformedBody("上传文件须以 multipart/form-data 发送（send the file as "
-                                "multipart/form-data）", code="invalid_input")
+            raise MalformedBody(N_("send the file as multipart/form-data"),
+                                code="invalid_input")
     elif body:
         check_json(body)
     return body
@@ -199,14 +201,13 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
 
 
 def _no_constant(name: str) -> Any:
-    raise MalformedBody(f"请求体含 {name}，JSON 不允许（{name} is not JSON）")
+    raise MalformedBody(msg("the body holds {name}, which is not JSON", name=name))
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise MalformedBody(f"数值 {text[:40]} 超出范围（the number {text[:40]} is out of "
-                            "range）")
+        raise MalformedBody(msg("the number {number} is out of range", number=text[:40]))
     return value
 
 
@@ -215,7 +216,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in out:
             shown = key[:60]
-            raise MalformedBody(f"键 “{shown}” 重复（the key \"{shown}\" appears twice）")
+            raise MalformedBody(msg('the key "{key}" appears twice', key=shown))
         out[key] = value
     return out
 
@@ -225,24 +226,24 @@ def check_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedBody(f"请求体不是 UTF-8（the body is not UTF-8: byte {exc.start}）"
-                            ) from None
+        raise MalformedBody(msg("the body is not UTF-8 (byte {position})",
+                                position=exc.start)) from None
     if too_deep(raw):
-        raise MalformedBody(f"JSON 嵌套超过 {MAX_DEPTH} 层（the JSON nests deeper than "
-                            f"{MAX_DEPTH} levels）", code="json_too_deep")
+        raise MalformedBody(msg("the JSON nests deeper than {depth} levels", depth=MAX_DEPTH),
+                            code="json_too_deep")
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
                            object_pairs_hook=_unique)
     except json.JSONDecodeError as exc:
-        raise MalformedBody(f"请求体不是 JSON（the body is not JSON: {exc.msg} at "
-                            f"position {exc.pos}）") from None
+        raise MalformedBody(msg("the body is not JSON (at position {position})",
+                                position=exc.pos)) from None
     except ValueError:  # an integer literal past Python's 4300 digits
-        raise MalformedBody("请求体中的数字过长（a number in the body is too long）") from None
+        raise MalformedBody(N_("a number in the body is too long")) from None
     try:  # "\ud800" parses to a lone surrogate, which no database driver can encode
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise MalformedBody("请求体含不成对的代理项 \\uD800-\\uDFFF（the body escapes a "
-                            "lone UTF-16 surrogate）") from None
+        raise MalformedBody(N_("the body escapes a lone UTF-16 surrogate (\\uD800-\\uDFFF)")
+                            ) from None
     return value
 
 

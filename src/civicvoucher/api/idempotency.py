@@ -88,6 +88,7 @@ from civicvoucher.core import clock
 from civicvoucher.core.sealed import ShownOnce
 from civicvoucher.db import Database, scrub_error
 from civicvoucher.errors import IdempotencyConflict, ValidationError
+from civicvoucher.i18n import N_, msg
 
 try:
     import fcntl
@@ -105,11 +106,11 @@ log = logging.getLogger(__name__)
 
 def check_key(key: str | None) -> str:
     if key is None:
-        raise ValidationError("this call changes data: send an Idempotency-Key header "
-                              "(a UUID per logical operation)", field=HEADER,
+        raise ValidationError(N_("this call changes data: send an Idempotency-Key header "
+                                 "(a UUID per logical operation)"), field=HEADER,
                               code="idempotency_key_required")
     if not KEY_PATTERN.fullmatch(key):
-        raise ValidationError("Idempotency-Key must be 1-200 printable ASCII characters",
+        raise ValidationError(N_("Idempotency-Key must be 1-200 printable ASCII characters"),
                               field=HEADER, code="idempotency_key_required")
     return key
 
@@ -332,7 +333,8 @@ def _holder(session: Session, user_id: int, key: str) -> IdempotencyRecord | Non
 
 def _check(row: IdempotencyRecord, key: str, rh: str) -> Claim | None:
     if row.request_hash != rh:
-        raise IdempotencyConflict(f"Idempotency-Key {key} was used for another request")
+        raise IdempotencyConflict(msg("Idempotency-Key {key} was used for another request",
+                                      key=key))
     if row.state == "done":
         return Claim(None, replay=stored_response(row))
     return None
@@ -368,8 +370,8 @@ def claim_in(session: Session, *, user_id: int, key: str, rh: str) -> Claim | Id
                      row.id, user_id)
             return Claim(row.id, token=token)
         return row
-    raise IdempotencyInFlight("a request with this Idempotency-Key is being claimed by "
-                              "another; retry shortly", retry_after=1)
+    raise IdempotencyInFlight(N_("a request with this Idempotency-Key is being claimed by "
+                                 "another; retry shortly"), retry_after=1)
 
 
 def peek(session: Session, *, user_id: int, key: str, rh: str) -> Claim | None:
@@ -406,8 +408,8 @@ def claim(db: Database, *, user_id: int, key: str, rh: str,
             if seen is not None:
                 return seen
         if time.monotonic() >= deadline:
-            raise IdempotencyInFlight("a request with this Idempotency-Key is still being "
-                                      "processed; retry shortly", retry_after=1)
+            raise IdempotencyInFlight(N_("a request with this Idempotency-Key is still being "
+                                         "processed; retry shortly"), retry_after=1)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
 

@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Select
 from sqlalchemy.orm import Session
 
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ class InvalidCursor(ValidationError):
     http_status = 400
 
     def __init__(self) -> None:
-        super().__init__("不是本接口给出的游标（not a cursor this API gave out）", field="cursor")
+        super().__init__(N_("not a cursor this API gave out"), field="cursor")
 
 
 def decode(cursor: str, max_id: int = BIGINT_MAX) -> int:

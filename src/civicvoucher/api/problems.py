@@ -127,11 +127,19 @@ TITLES: dict[str, str] = {
     # issue 10 (report): GET /reports/programs/{program}
     "program_not_found": N_("No such program"),
     "org_not_found": N_("No such organisation"),
+    # issue 10 item 6/8 (api): program update before launch; not-found codes of the routers
+    "program_launched": N_("Program already launched"),
+    "member_not_found": N_("No such member"),
+    "user_not_found": N_("No such user"),
 }
 _STATUS_CODE = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "invalid_input",
                 415: "invalid_input", 422: "invalid_input", 429: "rate_limited",
                 500: "internal_error", 503: "database_unavailable"}
+_HTTP_DETAIL = {400: N_("the request cannot be read"),
+                404: N_("nothing is at this address"),
+                405: N_("this address does not take this method"),
+                415: N_("the request body's content type is not accepted here")}
 # SQLSTATE classes of a database that cannot serve now: connection exception, insufficient
 # resources, operator intervention (admin or crash shutdown, cannot connect now)
 _UNAVAILABLE_SQLSTATE = ("08", "53", "57P")
@@ -226,17 +234,20 @@ def problem_for(request: Request, exc: Exception) -> JSONResponse:
                        row=exc.row if isinstance(exc, ValidationError) else None,
                        retry_after=int(retry) if isinstance(retry, int) else None)
     if isinstance(exc, RequestValidationError):
+        from civicvoucher.api import validation
+
+        lang = language(request)
         errs = exc.errors()
-        rows = [RowProblem(field=".".join(str(p) for p in e.get("loc", ())),
-                           reason=str(e.get("msg", "invalid"))) for e in errs[:50]]
-        first = rows[0] if rows else RowProblem(reason=N_("invalid request"))
+        rows = [RowProblem(field=validation.field_of(e) or None,
+                           reason=i18n.localize(validation.reason(e), lang)) for e in errs[:50]]
         return problem(request, status=422, code="invalid_input",
-                       detail=i18n.msg("{field}: {reason}", field=first.field,
-                                       reason=first.reason) if first.field else first.reason,
-                       field=first.field, errors=rows)
+                       detail=validation.detail(errs[0]) if errs else N_("invalid request"),
+                       field=rows[0].field if rows else None, errors=rows)
     if isinstance(exc, HTTPException):
         code = _STATUS_CODE.get(exc.status_code, "invalid_input")
-        return problem(request, status=exc.status_code, code=code, detail=str(exc.detail),
+        # Starlette's own details are English phrases ("Not Found"): said in the language
+        detail = _HTTP_DETAIL.get(exc.status_code) or str(exc.detail)
+        return problem(request, status=exc.status_code, code=code, detail=detail,
                        headers=dict(exc.headers or {}))
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, status=500, code="internal_error",

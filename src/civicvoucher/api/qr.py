@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from civicvoucher.core import clock, ids
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_
 from civicvoucher.vouchers.models import Voucher
 
 PREFIX = "cv1"
@@ -60,19 +61,18 @@ def read_payload(session: Session, key: bytes, payload: str, *,
     read, so the retry gets its first answer (the receipt) instead of ``qr_expired``."""
     parts = payload.split(".")
     if parts[0] == HANDOUT_PREFIX:
-        raise ValidationError("这是发放凭证上的二维码，不能用于付款：请会员在App中打开该券，出示付款码"
-                              " (a hand-out QR, not a payment: the member opens the voucher in "
-                              "the app and shows its payment QR)", field="payload",
+        raise ValidationError(N_("a hand-out QR code, not a payment: the member opens the "
+                                 "voucher in the app and shows its payment QR"), field="payload",
                               code="qr_not_for_payment")
     voucher_id = ids.as_id(parts[1], max_value=2**62) if len(parts) == 4 else None
     exp = ids.as_id(parts[2], max_value=2**62) if len(parts) == 4 else None
     if parts[0] != PREFIX or voucher_id is None or exp is None:
-        raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
+        raise ValidationError(N_("not a voucher QR code"), field="payload", code="qr_invalid")
     v = session.get(Voucher, voucher_id)
     if v is None or not hmac.compare_digest(_sig(key, voucher_id, exp, v.code), parts[3]):
-        raise ValidationError("not a voucher QR code", field="payload", code="qr_invalid")
+        raise ValidationError(N_("not a voucher QR code"), field="payload", code="qr_invalid")
     if exp < _epoch(clock.now()) and not (replaying is not None and replaying(v)):
-        raise ValidationError("this QR code has expired; ask the member to refresh it",
+        raise ValidationError(N_("this QR code has expired; ask the member to refresh it"),
                               field="payload", code="qr_expired")
     return v
 
@@ -111,7 +111,8 @@ def read_handout(session: Session, key: bytes, payload: str) -> Voucher:
         if (v is not None and v.member_id == member_id and hmac.compare_digest(
                 _handout_sig(key, v.id, member_id, v.code), parts[3])):
             return v
-    raise ValidationError("not a voucher hand-out QR code", field="payload", code="qr_invalid")
+    raise ValidationError(N_("not a voucher hand-out QR code"), field="payload",
+                          code="qr_invalid")
 
 
 IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}

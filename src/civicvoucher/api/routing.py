@@ -42,6 +42,7 @@ from civicvoucher.auth.policy import Public, Rule, rule_for
 from civicvoucher.auth.scope import Principal
 from civicvoucher.core import ids
 from civicvoucher.errors import Forbidden
+from civicvoucher.i18n import N_, Term, msg
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def bearer(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send Authorization: Bearer <token>")
+        raise Unauthenticated(N_("send Authorization: Bearer <token>"))
     return token.strip()
 
 
@@ -98,9 +99,9 @@ class CVRoute(APIRoute):
                         claim.replay.headers["X-Request-Id"] = request.state.request_id
                         return claim.replay
                     if claim.record_id is None:  # never run a mutating call without its key
-                        raise IdempotencyInFlight("a request with this Idempotency-Key is "
-                                                  "still being processed; retry shortly",
-                                                  retry_after=1)
+                        raise IdempotencyInFlight(N_("a request with this Idempotency-Key "
+                                                     "is still being processed; retry "
+                                                     "shortly"), retry_after=1)
                     request.state.idempotency_key = key
                 try:
                     response = await inner(request)
@@ -169,7 +170,7 @@ def _prepare(st: AppState, token: str, rule: Rule) -> Principal:
     def run(s: Session):
         p = tokens.authenticate(s, token)
         if p.role not in rule.roles:
-            return p, RoleForbidden(f"a {p.role} may not do this")
+            return p, RoleForbidden(msg("a {role} may not do this", role=Term(p.role, "role")))
         return p, None
 
     p, refused = st.db.run(run)
@@ -232,7 +233,7 @@ class Ctx:
 def ctx(request: Request) -> Ctx:
     p = request.state.principal
     if p is None:  # a public route asked for a principal: a programming error
-        raise Unauthenticated("not authenticated")
+        raise Unauthenticated(N_("not authenticated"))
     return Ctx(request, request.app.state.cv, p)
 
 

@@ -110,6 +110,17 @@ class ApiTokenOut(BaseModel):
     revoked: bool
 
 
+def _channel_word(value: object) -> object:
+    """A channel by its code or its Chinese name: "offline" or "线下" (merchants.rules)."""
+    if isinstance(value, str):
+        from civicvoucher.merchants.rules import parse_channels
+
+        found, unknown = parse_channels(value)
+        if len(found) == 1 and not unknown:
+            return found[0].value
+    return value
+
+
 class UserIn(In):
     username: Text
     role: Literal["province_admin", "city_admin", "county_admin", "union_admin",
@@ -118,7 +129,8 @@ class UserIn(In):
     org_id: Id | None = Field(None, description="binds the organisation roles, and only them")
     merchant_id: Id | None = Field(None, description="binds merchant_admin and cashier only")
     member_id: Id | None = Field(None, description="binds a member user only")
-    channels: Annotated[list[Literal["offline", "online", "takeaway", "groupbuy"]],
+    channels: Annotated[list[Annotated[Literal["offline", "online", "takeaway", "groupbuy"],
+                                       BeforeValidator(_channel_word)]],
                         Field(min_length=1, max_length=4,
                               description="a channel user only: the redemption channel kinds "
                                           "its callbacks may report (default online)")] | None = None
@@ -250,6 +262,7 @@ class ProgramOut(BaseModel):
     per_member_fen: FenOut
     products: list[ProductOut]
     created: bool | None = None
+    updated: bool | None = Field(None, description="PUT: whether the definition changed")
 
 
 # --- issuance -------------------------------------------------------------------------------
@@ -285,7 +298,8 @@ class IssuanceOut(BaseModel):
 
 # --- merchants ------------------------------------------------------------------------------
 
-Channel = Literal["offline", "online", "takeaway", "groupbuy"]
+Channel = Annotated[Literal["offline", "online", "takeaway", "groupbuy"],
+                    BeforeValidator(_channel_word)]
 
 
 class MerchantIn(In):

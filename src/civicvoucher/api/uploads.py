@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from civicvoucher.api.bodies import RequestTooLarge
 from civicvoucher.core.tabular import ImportLimits, ImportTooLarge, Table, read_table
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, msg
 
 ENV_UPLOAD_MAX = "CIVICVOUCHER_UPLOAD_MAX_BYTES"
 MAX_UPLOAD = 50 * 1024 * 1024
@@ -44,17 +45,16 @@ def upload_limit() -> int:
         return min(limit, ImportLimits().max_bytes)
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+def _mb(n: int):
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else msg("{n} bytes", n=n)
 
 
 class UploadTooLarge(ImportTooLarge):
     """An upload over ``upload_limit()``: 413, code import_too_large."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"上传文件超过 {_mb(limit)} 上限，未导入任何数据"
-                         f"（the upload is larger than {_mb(limit)}; nothing imported）",
-                         field="file")
+        super().__init__(msg("the upload is larger than {size}; nothing imported",
+                             size=_mb(limit)), field="file")
 
 
 class UploadLimit:
@@ -140,7 +140,7 @@ def saved_upload(file: UploadFile, stem: str) -> Iterator[Path]:
     .csv/.xlsx or larger than ``upload_limit()``. Copied in chunks: never whole in memory."""
     suffix = Path(file.filename or "upload.csv").suffix.lower()
     if suffix not in (".csv", ".xlsx"):
-        raise ValidationError("upload a .csv or .xlsx file", field="file")
+        raise ValidationError(N_("upload a .csv or .xlsx file"), field="file")
     limit = upload_limit()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{stem}{suffix}"
@@ -161,5 +161,5 @@ def read_upload(path: Path, aliases: dict) -> Table:
     except ValidationError:
         raise
     except Exception as exc:
-        raise ValidationError(f"cannot read the file: {exc.__class__.__name__}",
-                              field="file") from None
+        raise ValidationError(msg("cannot read the file ({error})",
+                                  error=exc.__class__.__name__), field="file") from None

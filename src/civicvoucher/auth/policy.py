@@ -120,6 +120,10 @@ RULES.update({
     "reject_deposit_request": Rule(FEDERATION_ADMINS, "org"),
 })
 
+# issue 10 item 8: a program can be updated before launch (PUT /programs/{program}), by whom
+# may define one
+RULES["update_program_route"] = Rule(frozenset({R.PROVINCE_ADMIN}), "global")
+
 
 def rule_for(route_name: str) -> Rule | Public | None:
     return RULES.get(route_name) or PUBLIC.get(route_name)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import msg
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -26,8 +27,9 @@ def scenario_path(name: str) -> Path:
         return p
     candidate = DATA_DIR / f"{name}.toml"
     if not candidate.exists():
-        known = ", ".join(sorted(f.stem for f in DATA_DIR.glob("*.toml")))
-        raise ValidationError(f"no scenario {name!r} (known: {known})", field="scenario")
+        known = sorted(f.stem for f in DATA_DIR.glob("*.toml"))
+        raise ValidationError(msg("no scenario {name} (known: {known})", name=name, known=known),
+                              field="scenario")
     return candidate
 
 
@@ -71,10 +73,11 @@ def _coerce(old: Any, text: str, key: str) -> Any:
         if isinstance(old, datetime):  # without an offset: the scenario's zone (see simulate)
             return datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"{key}: {text!r} is not a {type(old).__name__}", field=key) from None
+        raise ValidationError(msg("{key}: {text} is not a {kind}", key=key, text=repr(text),
+                                  kind=type(old).__name__), field=key) from None
     if isinstance(old, str):
         return text
-    raise ValidationError(f"{key} is a table; set one of its keys", field=key)
+    raise ValidationError(msg("{key} is a table; set one of its keys", key=key), field=key)
 
 
 def apply_overrides(data: dict, overrides: dict[str, str]) -> dict:
@@ -85,18 +88,21 @@ def apply_overrides(data: dict, overrides: dict[str, str]) -> dict:
             try:
                 value = float(text)
             except ValueError:
-                raise ValidationError(f"{key} needs a number, got {text!r}", field=key) from None
+                raise ValidationError(msg("{key} needs a number, got {text}", key=key,
+                                          text=repr(text)), field=key) from None
             if not 0 <= value <= 1:
-                raise ValidationError(f"{key} must be between 0 and 1", field=key)
+                raise ValidationError(msg("{key} must be between 0 and 1", key=key), field=key)
             KNOBS[key][0](out, value)
             continue
         node, parts = out, key.split(".")
         for part in parts[:-1]:
             if not isinstance(node, dict) or part not in node:
-                raise ValidationError(f"no setting {key} (knobs: {', '.join(KNOBS)})", field=key)
+                raise ValidationError(msg("no setting {key} (knobs: {knobs})", key=key,
+                                          knobs=list(KNOBS)), field=key)
             node = node[part]
         if not isinstance(node, dict) or parts[-1] not in node:
-            raise ValidationError(f"no setting {key} (knobs: {', '.join(KNOBS)})", field=key)
+            raise ValidationError(msg("no setting {key} (knobs: {knobs})", key=key,
+                                          knobs=list(KNOBS)), field=key)
         node[parts[-1]] = _coerce(node[parts[-1]], text, key)
     return out
 

@@ -28,6 +28,7 @@ from civicvoucher.auth.errors import BindingNotAllowed, OutOfScope, RateLimited
 from civicvoucher.auth.models import ApiUser
 from civicvoucher.auth.roles import Role, stray_binding
 from civicvoucher.errors import NotFound, ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.service import find_merchant
 from civicvoucher.orgs.service import get_org
@@ -98,17 +99,19 @@ def create_user(body: UserIn, c: Ctx = Depends(ctx)) -> UserOut:
 
     def run(s: Session) -> UserOut:
         if not scope.may_create_role(p, role):
-            raise OutOfScope(f"a {p.role} may not create a {role}")
+            raise OutOfScope(msg("a {role} may not create a {other}", role=Term(p.role, "role"),
+                                 other=Term(role, "role")))
         if role is Role.MEMBER and body.password is not None:
             raise credentials.MemberPasswordRefused(
-                "a member sets their own password: leave it out, and give the member the "
-                "activation code from the answer", field="password")
+                N_("a member sets their own password: leave it out, and give the member the "
+                   "activation code from the answer"), field="password")
         if role is not Role.MEMBER and body.send_code_to_phone is not None:
-            raise ValidationError("only a member user gets an activation code",
+            raise ValidationError(N_("only a member user gets an activation code"),
                                   field="send_code_to_phone")
         if stray := stray_binding(role, org_id=body.org_id, merchant_id=body.merchant_id,
                                   member_id=body.member_id, channels=body.channels):
-            raise BindingNotAllowed(f"a {role} user is not bound by {stray}", field=stray)
+            raise BindingNotAllowed(msg("a {role} user is not bound by {field}",
+                                        role=Term(role, "role"), field=stray), field=stray)
         # every binding given is checked, whatever the role
         if body.org_id is not None:
             scope.require_org(p, get_org(s, body.org_id))
@@ -169,13 +172,14 @@ def invite_member(body: InviteIn | None = None, user_id: int = Path(ge=1, le=2_1
 
     def run(s: Session) -> InviteOut:
         if not scope.may_create_role(c.principal, Role.MEMBER):
-            raise OutOfScope(f"a {c.principal.role} may not invite members")
+            raise OutOfScope(msg("a {role} may not invite members",
+                                 role=Term(c.principal.role, "role")))
         u = s.get(ApiUser, user_id)
         if u is None or u.role != Role.MEMBER:
-            raise NotFound(f"no member user {user_id}", code="user_not_found")
+            raise NotFound(msg("no member user {id}", id=user_id), code="user_not_found")
         member = s.get(Member, u.member_id) if u.member_id is not None else None
         if member is None:
-            raise NotFound(f"no member user {user_id}", code="user_not_found")
+            raise NotFound(msg("no member user {id}", id=user_id), code="user_not_found")
         scope.require_member(s, c.principal, member)
         inv, sent_to = _invite(c, s, u.id, phone)
         c.audit(s, "user.invite", target=f"user:{u.id}", detail=_delivery(inv, sent_to))

@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from civicvoucher.api import validation
 from civicvoucher.api.clientip import client_ip
 from civicvoucher.api.problems import MEDIA_TYPE
 from civicvoucher.api.routers import make_router
@@ -56,6 +57,7 @@ from civicvoucher.auth.models import ApiUser, PaymentChannel
 from civicvoucher.core import clock
 from civicvoucher.core.sealed import SealedSecretError
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.vouchers.redemption import redeem, redemption_by_key, refund
 
 router = make_router("/channels", "payment channels")
@@ -92,7 +94,7 @@ def _secret(st: AppState, channel: PaymentChannel | None) -> str:
     except SealedSecretError as exc:
         log.error("channel %s: cannot open its secret: %s", channel.name if channel else "-",
                   exc.message)
-        raise SealedSecretError("the server cannot check this callback's signature just now",
+        raise SealedSecretError(N_("the server cannot check this callback's signature just now"),
                                 code=exc.code) from None
 
 
@@ -107,14 +109,15 @@ def _check_signature(s: Session, st: AppState, request: Request, body: bytes):
     expected = sign(_secret(st, row[0] if row is not None else None), ts, body)
     good = hmac.compare_digest(expected.encode(), sig.lower().encode("utf-8", "replace"))
     if row is None or not row[1].active or not good:
-        raise Unauthenticated("unknown channel or bad signature", code="bad_signature")
+        raise Unauthenticated(N_("unknown channel or bad signature"), code="bad_signature")
     channel, user = row
     if not TIMESTAMP.fullmatch(ts):
-        raise Unauthenticated("X-CV-Timestamp must be Unix seconds (1-12 ASCII digits)",
+        raise Unauthenticated(N_("X-CV-Timestamp must be Unix seconds (1-12 ASCII digits)"),
                               code="stale_timestamp", channel=channel.name)
     now = calendar.timegm(clock.now().timetuple())
     if abs(now - int(ts)) > st.callback_window_s:
-        raise Unauthenticated(f"timestamp is more than {st.callback_window_s} s off",
+        raise Unauthenticated(msg("the timestamp is more than {seconds} seconds off",
+                                  seconds=st.callback_window_s),
                               code="stale_timestamp", channel=channel.name)
     return channel, user
 
@@ -183,8 +186,8 @@ def _handle(st: AppState, request: Request, body: bytes,
         cb = CallbackIn.model_validate_json(body)
     except PydanticError as bad:
         err = bad.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ValidationError(f"{loc}: {err['msg']}", field=loc or "body") from None
+        loc = validation.field_of(err)
+        raise ValidationError(validation.detail(err), field=loc or "body") from None
     actor = Actor(user.username, user.id, user.role, f"channel:{channel.id}", rid)
     key = f"chan:{channel.id}:{cb.txn_id}"
     if cb.kind == "redeem" and cb.channel not in channel.channel_set:
@@ -192,16 +195,18 @@ def _handle(st: AppState, request: Request, body: bytes,
                                    outcome="refused", target=f"merchant:{cb.merchant_id}",
                                    detail={"txn_id": cb.txn_id, "channel": cb.channel,
                                            "code": ChannelKindNotAllowed.code}))
-        raise ChannelKindNotAllowed(
-            f"channel {channel.name} may report {', '.join(sorted(channel.channel_set))} "
-            f"redemptions, not {cb.channel}")
+        raise ChannelKindNotAllowed(msg(
+            "channel {name} may report {allowed} redemptions, not {channel}", name=channel.name,
+            allowed=[Term(ch, "channel") for ch in sorted(channel.channel_set)],
+            channel=Term(cb.channel, "channel")))
 
     def run(s: Session) -> CallbackOut:
         if cb.kind == "redeem":
             missing = [f for f in ("code", "merchant_id", "order_amount_fen")
                        if getattr(cb, f) is None]
             if missing:
-                raise ValidationError(f"a redeem callback needs {missing[0]}", field=missing[0])
+                raise ValidationError(msg("a redeem callback needs {field}", field=missing[0]),
+                                      field=missing[0])
             r = redeem(s, code=cb.code, merchant_id=cb.merchant_id,  # type: ignore[arg-type]
                        order_amount_fen=cb.order_amount_fen,  # type: ignore[arg-type]
                        channel=cb.channel, idem_key=key)
@@ -214,7 +219,7 @@ def _handle(st: AppState, request: Request, body: bytes,
             return CallbackOut(txn_id=cb.txn_id, accepted=True, duplicate=r.replayed,
                                redemption_id=red.id, amount_fen=red.amount_fen)
         if cb.original_txn_id is None:
-            raise ValidationError("a refund callback names original_txn_id",
+            raise ValidationError(N_("a refund callback names original_txn_id"),
                                   field="original_txn_id")
         red = redemption_by_key(s, f"chan:{channel.id}:{cb.original_txn_id}")
         f = refund(s, redemption_id=red.id, idem_key=f"chanrefund:{channel.id}:{cb.txn_id}",

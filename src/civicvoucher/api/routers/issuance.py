@@ -12,6 +12,7 @@ from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import IssuanceOut, IssueIn
 from civicvoucher.auth import scope
 from civicvoucher.errors import NotFound
+from civicvoucher.i18n import msg
 from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.service import get_org
 from civicvoucher.vouchers.issuance import issue
@@ -72,7 +73,7 @@ def get_issuance(issuance_id: int = Path(ge=1, le=2_147_483_647),
     def run(s: Session) -> IssuanceOut:
         i = s.get(Issuance, issuance_id)
         if i is None:
-            raise NotFound(f"no issuance {issuance_id}", code="issuance_not_found")
+            raise NotFound(msg("no issuance {id}", id=issuance_id), code="issuance_not_found")
         scope.require_org(c.principal, get_org(s, i.union_id))
         return issuance_out(i)
 

@@ -17,6 +17,7 @@ from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import MemberVoucherView, QrOut
 from civicvoucher.errors import NotFound, ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.vouchers.models import Voucher
 from civicvoucher.vouchers.rules import VoucherForm, VoucherStatus
 
@@ -125,15 +126,16 @@ def my_voucher_qr(*, voucher_id: int = Path(ge=1, le=2**53),
     unspent voucher of the caller's own has one."""
     kind = format or negotiate(c.request.headers.get("accept"), QR_MEDIA_TYPES)
     if kind is None:
-        raise NotAcceptable("这里只提供 PNG、SVG 图片或 JSON (this route answers image/png, "
-                            "image/svg+xml or application/json)", field="accept")
+        raise NotAcceptable(N_("this route answers image/png, image/svg+xml or "
+                               "application/json"), field="accept")
 
     def run(s: Session) -> QrOut:
         v = s.get(Voucher, voucher_id)
         if v is None or v.member_id != c.principal.member_id:
-            raise NotFound(f"no voucher {voucher_id} of yours", code="voucher_not_found")
+            raise NotFound(msg("no voucher {id} of yours", id=voucher_id), code="voucher_not_found")
         if v.status != VoucherStatus.ISSUED:
-            raise ValidationError(f"this voucher is {v.status}", field="voucher_id",
+            raise ValidationError(msg("this voucher is {status}",
+                                      status=Term(v.status, "voucher_status")), field="voucher_id",
                                   code="voucher_not_redeemable")
         payload, exp = qr.make_payload(c.st.qr_key, v, period_s=c.st.qr_period_s)
         return QrOut(payload=payload, expires_at=exp,

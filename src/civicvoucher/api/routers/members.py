@@ -28,6 +28,7 @@ from civicvoucher.api.uploads import read_upload, saved_upload
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.errors import ImportRejected, NotFound, RowError
+from civicvoucher.i18n import N_, localize, msg, nmsg
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import MEMBER_ALIASES, validate_member_rows
 from civicvoucher.members.service import (
@@ -77,7 +78,7 @@ def get_member(member_id: int = Path(ge=1, le=2_147_483_647),
     def run(s: Session) -> MemberAdminView:
         m = s.get(Member, member_id)
         if m is None:
-            raise NotFound(f"no member {member_id}", code="member_not_found")
+            raise NotFound(msg("no member {id}", id=member_id), code="member_not_found")
         scope.require_member(s, c.principal, m)
         c.audit(s, "member.read", target=f"member:{m.id}")
         return member_view(m)
@@ -108,12 +109,13 @@ def import_members_upload(
             usccs = {r.union for _, r in good}
             unions = {o.uscc: o for o in s.execute(
                 select(Org).where(Org.uscc.in_(usccs), Org.level == OrgLevel.UNION)).scalars()}
-            bad = [RowError(n, "union", "this union is outside your scope")
+            bad = [RowError(n, "union", N_("this union is outside your scope"))
                    for n, r in good if normalise_code(r.union) in unions
                    and not scope.org_in_scope(c.principal, unions[normalise_code(r.union)])]
             if bad:
-                raise OutOfScope(f"{len(bad)} rows name unions outside your scope "
-                                 f"(first: row {bad[0].row})")
+                raise OutOfScope(nmsg("{n} row names a union outside your scope (row {row})",
+                                      "{n} rows name unions outside your scope (first: row "
+                                      "{row})", len(bad), row=bad[0].row))
             res = import_members(s, path=path, key=c.st.secret_key, update=update,
                                  dry_run=dry_run, audit=_audit_with(c))
             if not dry_run:
@@ -122,7 +124,7 @@ def import_members_upload(
                                 "unchanged": res.unchanged, "updated": res.updated})
             return MemberImportOut(
                 rows=res.rows, imported=res.imported, unchanged=res.unchanged,
-                rejected=[RowErrorOut(row=e.row, field=e.field, reason=e.reason)
+                rejected=[RowErrorOut(row=e.row, field=e.field, reason=localize(e.reason))
                           for e in res.rejected],
                 duplicates=len(res.duplicates), updated=res.updated, dry_run=dry_run,
                 changes_total=len(res.changes),
@@ -150,7 +152,7 @@ def _fields(change: MemberChange | None) -> list[FieldChangeOut]:
 def _member_in_scope(s: Session, c: Ctx, member_id: int) -> Member:
     m = s.get(Member, member_id)
     if m is None:
-        raise NotFound(f"no member {member_id}", code="member_not_found")
+        raise NotFound(msg("no member {id}", id=member_id), code="member_not_found")
     return scope.require_member(s, c.principal, m)
 
 

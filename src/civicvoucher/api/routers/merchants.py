@@ -14,6 +14,7 @@ from civicvoucher.api.schemas import MerchantIn, MerchantOut, MerchantStatusIn
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.errors import Conflict, ImportRejected, ValidationError
+from civicvoucher.i18n import msg
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.rules import validate_merchant_row
 from civicvoucher.merchants.service import find_merchant, register_merchant, set_status
@@ -68,7 +69,7 @@ def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> Me
         e = row[0]
         raise ValidationError(e.reason, field=e.field)
     if not scope.county_in_scope(c.principal, row.county_code):
-        raise OutOfScope(f"county {row.county_code} is outside your region")
+        raise OutOfScope(msg("county {county} is outside your region", county=row.county_code))
 
     def run(s: Session) -> MerchantOut:
         try:

@@ -28,6 +28,7 @@ from civicvoucher.errors import ImportRejected
 from civicvoucher.funds import approvals
 from civicvoucher.funds.models import DepositRequest
 from civicvoucher.funds.service import Deposit, fund_balance
+from civicvoucher.i18n import nmsg
 from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import ORG_ALIASES, validate_org_rows
 from civicvoucher.orgs.service import create_org, get_org, import_orgs
@@ -95,8 +96,9 @@ def import_orgs_upload(file: UploadFile = File(...), c: Ctx = Depends(ctx)) -> O
         created = import_orgs(s, rows)
         outside = [o for o in created if not scope.org_in_scope(c.principal, o)]
         if outside:  # the transaction rolls back: nothing is imported
-            raise OutOfScope(f"{len(outside)} rows would land outside your subtree "
-                             f"(first: {outside[0].name})")
+            raise OutOfScope(nmsg("{n} row would land outside your subtree ({name})",
+                                  "{n} rows would land outside your subtree (first: {name})",
+                                  len(outside), name=outside[0].name))
         c.audit(s, "org.import", target=f"file:{file.filename or ''}"[:200],
                 detail={"rows": len(table.rows), "imported": len(created)})
         return OrgImportOut(rows=len(table.rows), imported=len(created),

@@ -25,6 +25,7 @@ from civicvoucher.api.schemas import (
 from civicvoucher.auth import ratelimit, scope
 from civicvoucher.auth.ratelimit import bucket_key
 from civicvoucher.errors import NotFound, ValidationError
+from civicvoucher.i18n import N_, msg
 from civicvoucher.merchants.service import find_merchant
 from civicvoucher.orgs.models import Org
 from civicvoucher.vouchers.models import Redemption, Voucher
@@ -85,7 +86,7 @@ def _guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
     """Run ``fn(session, voucher)`` for a scanned payload or a typed code (rate-limited).
     ``replay_key``: the service key of a redemption this request may be a retry of."""
     if (ref.payload is None) == (ref.code is None):
-        raise ValidationError("send either the scanned payload or the typed code",
+        raise ValidationError(N_("send either the scanned payload or the typed code"),
                               field="payload")
     buckets = _code_buckets(c) if ref.code is not None else []
 
@@ -109,7 +110,7 @@ def _guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
 def _merchant(s: Session, c: Ctx, merchant_id: int | None):
     mid = merchant_id or c.principal.merchant_id
     if mid is None:
-        raise ValidationError("which merchant?", field="merchant_id")
+        raise ValidationError(N_("say which merchant (merchant_id)"), field="merchant_id")
     return scope.require_merchant(c.principal, find_merchant(s, mid))
 
 
@@ -171,7 +172,7 @@ def _redemption(s: Session, c: Ctx, redemption_id: int, *, moves_money: bool = F
                 ) -> Redemption:
     red = s.get(Redemption, redemption_id)
     if red is None:
-        raise NotFound(f"no redemption {redemption_id}", code="redemption_not_found")
+        raise NotFound(msg("no redemption {id}", id=redemption_id), code="redemption_not_found")
     scope.require_redemption(s, c.principal, red, moves_money=moves_money)
     return red
 
