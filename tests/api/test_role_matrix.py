@@ -117,6 +117,8 @@ def requests_for(aw, role: Role, side: str) -> dict:
         "list_programs": ("GET", "/programs", {}, "ok"),
         "get_program_detail": ("GET", f"/programs/{w.program}", {}, "ok"),
         "create_program_route": ("POST", "/programs", _spec(), "ok"),
+        "update_program_route": ("PUT", f"/programs/{w.program}",
+                                 {"json": {**_spec()["json"], "key": w.program}}, "ok"),
         "create_issuance": ("POST", "/issuances",
                             {"json": {"union_id": org, "program": w.program}}, refuse),
         "list_issuances": ("GET", f"/issuances?org_id={org}", {}, refuse),
