@@ -123,7 +123,7 @@ def control_problem(text: str) -> Msg | None:
     if m is None:
         return None
     return msg("contains the control character {char} at character {at}; remove it",
-               char=f"U+{ord(m.group()):04X}", at=m.start() + 1)
+               char="U+" + format(ord(m.group()), "04X"), at=m.start() + 1)
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def _unsupported(name: str, suffix: str) -> ValidationError:
 
 def _mb(n: int) -> Msg:
     if n >= MiB:
-        return msg("{n} MB", n=f"{n / MiB:.1f}")
+        return msg("{n} MB", n=format(n / MiB, ".1f"))
     return msg("{n} bytes", n=n)
 
 
@@ -404,16 +404,16 @@ def _cell_too_long(name: str, row_no: int, index: int | None,
                    limits: ImportLimits) -> ImportTooLarge:
     if index is not None:
         what = msg("row {row}, column {column}: the cell is longer than {n} characters",
-                   row=row_no, column=index + 1, n=f"{limits.max_cell:,}")
+                   row=row_no, column=index + 1, n=format(limits.max_cell, ","))
     else:
         what = msg("row {row}: a cell is longer than {n} characters", row=row_no,
-                   n=f"{limits.max_cell:,}")
+                   n=format(limits.max_cell, ","))
     return _too_large(name, what, row=row_no,
                       field=f"column {index + 1}" if index is not None else None)
 
 
 def _more_rows(limits: ImportLimits) -> Msg:
-    return msg("more than {n} rows", n=f"{limits.max_rows:,}")
+    return msg("more than {n} rows", n=format(limits.max_rows, ","))
 
 
 def _csv_lines(text: io.TextIOBase, first: str, name: str,
@@ -424,7 +424,7 @@ def _csv_lines(text: io.TextIOBase, first: str, name: str,
     while line:
         if len(line) > limits.max_line and not line.endswith(("\n", "\r")):
             raise _too_large(name, msg("line {line} is longer than {n} characters",
-                                       line=line_no, n=f"{limits.max_line:,}"))
+                                       line=line_no, n=format(limits.max_line, ",")))
         yield line
         line = text.readline(limits.max_line + 1)
         line_no += 1
@@ -443,7 +443,7 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
     if parts == 0xFFFF or directory == 0xFFFFFFFF or offset == 0xFFFFFFFF:
         raise _too_large(name, msg("a ZIP64 workbook is larger than any import may be"))
     if parts > _XLSX_MAX_PARTS or directory > _XLSX_MAX_DIRECTORY:
-        raise _too_large(name, msg("the workbook has {n} parts", n=f"{parts:,}"))
+        raise _too_large(name, msg("the workbook has {n} parts", n=format(parts, ",")))
     fh.seek(0)
     try:
         zf = zipfile.ZipFile(fh)
@@ -569,7 +569,7 @@ def _count_rows(zf: zipfile.ZipFile, part: str, name: str, limits: ImportLimits)
 
     def refuse() -> ImportTooLarge:
         return _too_large(name, msg("the sheet has more than {n} rows",
-                                    n=f"{limits.max_rows:,}"))
+                                    n=format(limits.max_rows, ",")))
 
     def scan(data: bytes, cut: int) -> int:
         n = 0
@@ -822,7 +822,7 @@ def validate_rows(
         if len(errors) > max_errors:  # a file this wrong is not worth holding every error of
             raise ImportTooLarge(
                 msg("more than {n} errors, the first: {first}; nothing imported: fix the file"
-                    " first", n=f"{max_errors:,}", first=errors[0].localized_msg()),
+                    " first", n=format(max_errors, ","), first=errors[0].localized_msg()),
                 row=errors[0].row, field=errors[0].field)
     return good, errors
 

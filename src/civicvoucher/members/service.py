@@ -31,7 +31,7 @@ from civicvoucher.errors import (
     RowError,
     ValidationError,
 )
-from civicvoucher.i18n import N_, Term, _, localize, msg
+from civicvoucher.i18n import N_, Msg, Term, _, localize, msg, terms
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import (
     _MOBILE,
@@ -92,6 +92,20 @@ class FieldChange:
             return v
 
         return f"{self.field}: {shown(self.old)} → {shown(self.new)}"
+
+    @property
+    def message(self) -> Msg:
+        """The change for a person: 状态：在职 → 离会 / status: active → left."""
+        def shown(v: str | None):
+            if v is None:
+                return msg("(empty)")
+            return Term(v, "member_status") if self.field == "status" else v
+
+        return msg("{field}: {old} → {new}", field=Term(self.field, "member_field"),
+                   old=shown(self.old), new=shown(self.new))
+
+
+terms.register("member_field", {"name": "姓名", "phone": "手机号", "status": "状态"})
 
 
 @dataclass(frozen=True)
