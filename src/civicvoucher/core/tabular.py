@@ -464,7 +464,8 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
                     and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
                 ratio = info.file_size // max(info.compress_size, 1)
                 raise _too_large(name, msg(
-                    "{part} unzips to {size}, {ratio}:1, over the {limit}:1 limit (a zip bomb?)",
+                    "{part} unzips to {size}, a ratio of {ratio}:1, over the {limit}:1 limit"
+                    " (a zip bomb?)",
                     part=info.filename, size=_mb(info.file_size), ratio=ratio,
                     limit=limits.max_ratio))
             if total > limits.max_xlsx_bytes:
