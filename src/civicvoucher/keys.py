@@ -54,6 +54,7 @@ from civicvoucher.core import clock
 from civicvoucher.core.sealed import DERIVED_ID, KEY_ID, Keyring, derive_key, key_id_of
 from civicvoucher.db import Base, Database, is_postgres
 from civicvoucher.errors import CivicVoucherError
+from civicvoucher.i18n import Msg, msg
 
 FINGERPRINT = "id_hash_key_fingerprint"
 SEALING_FILE_ENV = "CIVICVOUCHER_SEALING_KEYS_FILE"
@@ -80,10 +81,10 @@ def fingerprint(key: bytes) -> str:
     return hmac.new(key, b"civicvoucher id-hash key fingerprint v1", hashlib.sha256).hexdigest()[:32]
 
 
-def _where(settings: Settings) -> str:
+def _where(settings: Settings) -> str | Msg:
     if settings.secret_from_env:
         return "CIVICVOUCHER_SECRET_KEY"
-    return f"the file {settings.secret_file}"
+    return msg("the file {path}", path=str(settings.secret_file))
 
 
 def bind_key(db: Database, settings: Settings) -> bytes:
@@ -95,14 +96,11 @@ def bind_key(db: Database, settings: Settings) -> bytes:
     have = settings.secret_from_env or settings.secret_file.exists()
     if not have:
         if known is not None:
-            raise SecretKeyError(
-                f"身份证号哈希密钥缺失：此数据库已绑定密钥（指纹 {known[:8]}…），但 "
-                f"{settings.secret_file} 不存在。请设置 CIVICVOUCHER_SECRET_KEY，或用 "
-                "CIVICVOUCHER_SECRET_FILE 指向保存该密钥的文件；不要新建密钥。"
-                f" / The ID-hash key is missing: this database is bound to a key (fingerprint "
-                f"{known[:8]}…) but {settings.secret_file} does not exist. Set "
-                "CIVICVOUCHER_SECRET_KEY or point CIVICVOUCHER_SECRET_FILE at the file that "
-                "holds it; do not make a new one.", code="secret_key_missing")
+            raise SecretKeyError(msg(
+                "The ID-hash key is missing: this database is bound to a key (fingerprint"
+                " {known}…) but {path} does not exist. Set CIVICVOUCHER_SECRET_KEY or point"
+                " CIVICVOUCHER_SECRET_FILE at the file that holds it; do not make a new one.",
+                known=known[:8], path=str(settings.secret_file)), code="secret_key_missing")
         _create(settings.secret_file)
     key = _read(settings)
     mine = fingerprint(key)
@@ -117,14 +115,11 @@ def bind_key(db: Database, settings: Settings) -> bytes:
             known = s.execute(select(DeploymentSetting.value).where(
                 DeploymentSetting.name == FINGERPRINT)).scalar_one()
     if not hmac.compare_digest(known, mine):
-        raise SecretKeyError(
-            f"身份证号哈希密钥不符：此数据库绑定的密钥指纹为 {known[:8]}…，而 {_where(settings)} "
-            f"中的密钥指纹为 {mine[:8]}…。用另一个密钥会把同一个人算成另一个人（重复发券）。"
-            "请用 CIVICVOUCHER_SECRET_KEY 或 CIVICVOUCHER_SECRET_FILE 指向此数据库的密钥。"
-            f" / Wrong ID-hash key: this database is bound to key {known[:8]}…, {_where(settings)}"
-            f" holds key {mine[:8]}…; another key would hash the same person differently (and "
-            "entitle them twice). Point CIVICVOUCHER_SECRET_KEY or CIVICVOUCHER_SECRET_FILE at "
-            "this database's key.")
+        raise SecretKeyError(msg(
+            "Wrong ID-hash key: this database is bound to key {known}…, {where} holds key"
+            " {mine}…; another key would hash the same person differently (and entitle them"
+            " twice). Point CIVICVOUCHER_SECRET_KEY or CIVICVOUCHER_SECRET_FILE at this"
+            " database's key.", known=known[:8], where=_where(settings), mine=mine[:8]))
     bind_sealing(db, key, settings)
     seal_leftovers(db, key)
     return key
@@ -140,15 +135,15 @@ def _read(settings: Settings) -> bytes:
         key = settings.secret_key
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretKeyError(
-            f"无法读取身份证号哈希密钥 {_where(settings)}：{exc.__class__.__name__} / cannot read "
-            f"the ID-hash key from {_where(settings)}: {exc}", code="secret_key_unreadable"
+            msg("cannot read the ID-hash key from {where}: {error}", where=_where(settings),
+                error=str(exc)), code="secret_key_unreadable"
         ) from None
     if len(key) < MIN_KEY_CHARS:
         raise SecretKeyError(
-            f"身份证号哈希密钥太短（{len(key)} 个字符，至少 {MIN_KEY_CHARS} 个；建议 64 个十六进制字符："
-            "python -c 'import secrets; print(secrets.token_hex(32))'） / the ID-hash key in "
-            f"{_where(settings)} is too short ({len(key)} characters, at least {MIN_KEY_CHARS}; "
-            "use 32 random bytes in hex)", code="secret_key_too_short")
+            msg("the ID-hash key in {where} is too short ({n} characters, at least {least}; use"
+                " 32 random bytes in hex: python -c 'import secrets;"
+                " print(secrets.token_hex(32))')", where=_where(settings), n=len(key),
+                least=MIN_KEY_CHARS), code="secret_key_too_short")
     return key
 
 
@@ -180,13 +175,14 @@ def read_sealing_keys(path: Path) -> dict[str, bytes]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if os.environ.get(SEALING_FILE_ENV):  # named but missing: never seal under h1 silently
-            raise SecretKeyError(f"封装密钥文件 {path} 不存在 / the sealing-keys file {path} "
-                                 f"named by {SEALING_FILE_ENV} does not exist",
+            raise SecretKeyError(msg("the sealing-keys file {path} named by {var} does not exist",
+                                     path=str(path), var=SEALING_FILE_ENV),
                                  code="sealing_keys_invalid") from None
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise SecretKeyError(f"无法读取封装密钥文件 {path} / cannot read the sealing-keys file "
-                             f"{path}: {exc.__class__.__name__}", code="sealing_keys_invalid") from None
+        raise SecretKeyError(msg("cannot read the sealing-keys file {path}: {error}",
+                                 path=str(path), error=exc.__class__.__name__),
+                             code="sealing_keys_invalid") from None
     keys: dict[str, bytes] = {}
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -195,9 +191,9 @@ def read_sealing_keys(path: Path) -> dict[str, bytes]:
         m = _LINE.fullmatch(line)
         if m is None or m[1] == DERIVED_ID or m[1] in keys:
             raise SecretKeyError(
-                f"封装密钥文件 {path} 第 {n} 行无效（格式：<id> <64 个十六进制字符>，id 不重复且不是 "
-                f"{DERIVED_ID}） / line {n} of the sealing-keys file {path} is not '<id> <64 hex>' "
-                f"with an id of its own (not {DERIVED_ID})", code="sealing_keys_invalid")
+                msg("line {n} of the sealing-keys file {path} is not '<id> <64 hex>' with an id of"
+                    " its own (not {derived})", n=n, path=str(path), derived=DERIVED_ID),
+                code="sealing_keys_invalid")
         keys[m[1]] = bytes.fromhex(m[2])
     return keys
 
@@ -226,7 +222,7 @@ def add_sealing_key(settings: Settings) -> str:
     have = read_sealing_keys(path)
     kid = "k" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     if kid in have:
-        raise SecretKeyError(f"key {kid} exists already; try again in a second",
+        raise SecretKeyError(msg("key {kid} exists already; try again in a second", kid=kid),
                              code="sealing_keys_invalid")
     assert KEY_ID.fullmatch(kid)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -45,6 +45,7 @@ from civicvoucher.api import idempotency as idem
 from civicvoucher.auth.models import ApiToken, IdempotencyRecord, RateBucket
 from civicvoucher.core import clock, testpoints
 from civicvoucher.db import Database
+from civicvoucher.i18n import N_, localize
 from civicvoucher.vouchers.models import Voucher
 
 B, K, T, V = (RateBucket.__table__, IdempotencyRecord.__table__, ApiToken.__table__,
@@ -79,6 +80,11 @@ class Pruned:
     pruned: int = 0
     held: int = 0  # idempotency claims past their TTL whose owner still holds the lock: kept
     chunks: int = 0  # transactions that pruned something
+
+    @property
+    def label(self) -> str:
+        """What was pruned, in the current language (``en`` is its msgid)."""
+        return localize(self.en)
 
 
 @dataclass
@@ -162,21 +168,21 @@ def _prune(db: Database, pk, condition: ColumnElement[bool], chunk: int,
 
 
 def prune_buckets(db: Database, now: datetime, policy: Policy, dry_run: bool) -> Pruned:
-    out = Pruned("rate_bucket", "限流计数", "rate-limit buckets")
+    out = Pruned("rate_bucket", "限流计数", N_("rate-limit buckets"))
     cond = idle_bucket(now, policy)
     return _prune(db, B.c.key, cond, policy.chunk, lambda s, keys: len(keys) if dry_run else
                   s.execute(delete(B).where(B.c.key.in_(keys), cond)).rowcount, out)
 
 
 def prune_tokens(db: Database, now: datetime, policy: Policy, dry_run: bool) -> Pruned:
-    out = Pruned("api_token", "失效令牌", "expired or revoked tokens")
+    out = Pruned("api_token", "失效令牌", N_("expired or revoked tokens"))
     cond = dead_token(now, policy)
     return _prune(db, T.c.id, cond, policy.chunk, lambda s, ids: len(ids) if dry_run else
                   s.execute(delete(T).where(T.c.id.in_(ids), cond)).rowcount, out)
 
 
 def prune_spent_qr(db: Database, now: datetime, policy: Policy, dry_run: bool) -> Pruned:
-    out = Pruned("voucher.qr_used_exp", "已用二维码记录", "spent QR payloads")
+    out = Pruned("voucher.qr_used_exp", "已用二维码记录", N_("spent QR payloads"))
     cond = spent_qr_expired(now, policy)
     return _prune(db, V.c.id, cond, policy.chunk, lambda s, ids: len(ids) if dry_run else
                   s.execute(update(V).where(V.c.id.in_(ids), cond).values(qr_used_exp=None))
@@ -186,7 +192,7 @@ def prune_spent_qr(db: Database, now: datetime, policy: Policy, dry_run: bool) -
 def prune_idempotency(db: Database, now: datetime, policy: Policy, dry_run: bool) -> Pruned:
     """Answers past their TTL go in chunks; a claim still in progress past its TTL goes only
     if its key's lock is free (its owner is gone), deleted while we hold that lock."""
-    out = Pruned("idempotency_key", "过期幂等键", "expired idempotency keys")
+    out = Pruned("idempotency_key", "过期幂等键", N_("expired idempotency keys"))
     cond = expired_key(now, policy)
     locker = idem.locker_for(db)
     claims: dict[int, tuple[int, int, str, str | None]] = {}  # by id: a retried chunk adds none

@@ -63,7 +63,7 @@ def _cli(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
 def test_the_cli_refuses_a_zip_bomb_and_a_file_over_the_limits(tmp_path):
     bomb = tmp_path / "bomb.xlsx"
     write_xlsx_bomb(bomb, 20_000)
-    r = _cli(tmp_path, "member", "import", str(bomb))
+    r = _cli(tmp_path, "member", "import", str(bomb), CIVICVOUCHER_LANG="zh")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "import_too_large" in r.stderr and "压缩比" in r.stderr
     big = tmp_path / "big.csv"

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from civicvoucher.core.tabular import write_table
 from civicvoucher.errors import ImportRejected
+from civicvoucher.i18n import localize
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import with_ric_check
 from civicvoucher.members.service import import_members
@@ -100,7 +101,8 @@ def test_cards_issued_after_birth_import_and_ages_are_checked(db, tmp_path, monk
         import_members(s, path=path, key=SECRET)
     reasons = {e.row: e.reason for e in exc.value.errors}
     assert sorted(reasons) == [4, 5, 6]
-    assert reasons[4].startswith("未满16周岁") and "出生年份" in reasons[5]
+    assert localize(reasons[4], "zh").startswith("未满16周岁")
+    assert "出生年份" in localize(reasons[5], "zh") and "birth year" in reasons[5]
     assert "658571" in reasons[6]
     write_table(path, HEADER, [[n, with_ric_check(b), "", union, "在职"] for n, b in people[:3]])
     monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "5")

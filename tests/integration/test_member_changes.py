@@ -11,6 +11,7 @@ from civicvoucher.audit.models import AuditEntry
 from civicvoucher.audit.service import SYSTEM, append, chain_key, verify
 from civicvoucher.core.tabular import write_table
 from civicvoucher.errors import Conflict, ImportRejected, InvalidTransition, ValidationError
+from civicvoucher.i18n import localize
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import hash_id_number
 from civicvoucher.members.service import (
@@ -131,7 +132,7 @@ def test_a_refused_status_change_rejects_the_whole_update(db, tmp_path):
     with pytest.raises(ImportRejected) as exc, db.session() as s:
         import_members(s, path=path, key=SECRET, update=True, audit=audit)
     assert [(e.row, e.field) for e in exc.value.errors] == [(2, "状态 (status)")]
-    assert "离会" in exc.value.errors[0].reason
+    assert "离会" in localize(exc.value.errors[0].reason, "zh")
     m = by_name(db)
     assert (m["会员1"].status, m["会员3"].status) == ("transferred", "active")
     reject = tmp_path / "bad.csv"

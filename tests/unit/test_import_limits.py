@@ -4,6 +4,7 @@ full-size refusals are measured by bench/bench_import_limits.py."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from civicvoucher.core.tabular import (
     write_table,
 )
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import localize
 
 ALIASES = {"姓名": "name", "手机号": "phone"}
 
@@ -39,7 +41,7 @@ def test_a_csv_over_the_byte_limit_is_refused_before_it_is_read(tmp_path, monkey
     with pytest.raises(ImportTooLarge) as exc:
         read_table(path)
     assert exc.value.code == "import_too_large" and exc.value.http_status == 413
-    assert "超过" in exc.value.message and "big.csv" in exc.value.message
+    assert "超过" in zh(exc.value.message) and "big.csv" in exc.value.message
     assert opened == []  # refused on its size alone
 
 
@@ -49,7 +51,7 @@ def test_a_csv_with_too_many_rows_is_refused_when_read_and_names_the_row(tmp_pat
     monkeypatch.setenv("CIVICVOUCHER_IMPORT_MAX_ROWS", "5")
     with pytest.raises(ImportTooLarge) as exc:
         read_table(path)
-    assert exc.value.row == 7 and "5 行" in exc.value.message
+    assert exc.value.row == 7 and "5 行" in zh(exc.value.message)
 
 
 def test_a_csv_line_without_breaks_is_refused_without_reading_it_whole(tmp_path):
@@ -103,8 +105,9 @@ def test_a_zip_bomb_is_refused_on_its_ratio_before_anything_is_unzipped(tmp_path
     real_open = zipfile.ZipFile.open
     monkeypatch.setattr(zipfile.ZipFile, "open",
                         lambda self, *a, **k: unzipped.append(a) or real_open(self, *a, **k))
-    with pytest.raises(ImportTooLarge, match=r"压缩比 \d+:1"):
+    with pytest.raises(ImportTooLarge, match=r"\d+:1, over the 100:1 limit") as exc:
         read_table(path)
+    assert re.search(r"压缩比 \d+:1", zh(exc.value.message))
     assert unzipped == []
 
 
@@ -113,8 +116,9 @@ def test_an_xlsx_over_the_unzipped_limit_is_refused_on_its_directory(tmp_path, m
     write_xlsx_bomb(path, 2_000)  # ~500 KB unzipped: under the ratio's grace size
     assert len(read_table(path).rows) == 2_000
     monkeypatch.setenv("CIVICVOUCHER_IMPORT_MAX_XLSX_BYTES", "100000")
-    with pytest.raises(ImportTooLarge, match="解压后超过"):
+    with pytest.raises(ImportTooLarge, match="unzips to more than") as exc:
         read_table(path)
+    assert "解压后超过" in zh(exc.value.message)
 
 
 def test_bytes_unzipped_are_counted_even_if_the_directory_lied(tmp_path, monkeypatch):
@@ -122,7 +126,7 @@ def test_bytes_unzipped_are_counted_even_if_the_directory_lied(tmp_path, monkeyp
     write_xlsx_bomb(path, 2_000)
     monkeypatch.setattr(tabular, "_check_zip", lambda fh, name, limits: None)
     table = read_table(path, limits=ImportLimits(max_xlsx_bytes=200_000))
-    with pytest.raises(ImportTooLarge, match="解压后超过"):
+    with pytest.raises(ImportTooLarge, match="unzips to more than"):
         len(table.rows)
 
 
@@ -169,7 +173,7 @@ def test_a_control_character_is_an_error_of_its_row_and_column(tmp_path, char):
                                  required=["name"], aliases=ALIASES)
     assert [n for n, _ in good] == [2, 4] and seen == [2, 4]
     assert [(e.row, e.field) for e in errors] == [(3, "姓名 (name)")]
-    assert f"U+{ord(char):04X}" in errors[0].reason and "控制字符" in errors[0].reason
+    assert f"U+{ord(char):04X}" in errors[0].reason and "控制字符" in zh(errors[0].reason)
 
 
 def test_tab_and_line_breaks_inside_a_cell_are_allowed():
@@ -223,3 +227,8 @@ def test_a_file_with_more_errors_than_an_import_may_hold_is_refused_as_it_is_rea
                       validate_row=lambda n, r: [RowError(n, "name", "bad")],
                       required=["name"], aliases={}, max_errors=100)
     assert "more than 100 errors" in str(exc.value) and len(read) == 101
+
+
+def zh(text) -> str:
+    """The Chinese a person reads for ``text`` (the suite runs in English)."""
+    return localize(text, "zh")

@@ -15,6 +15,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from civicvoucher.core import clock
 from civicvoucher.core.tabular import Table, read_table, write_table
 from civicvoucher.errors import RowError
+from civicvoucher.i18n import localize
 from civicvoucher.members.rules import (
     MEMBER_ALIASES,
     MEMBER_TEMPLATE_HEADER,
@@ -192,13 +193,13 @@ def test_area_code_that_existed_at_any_time_is_accepted(body: str) -> None:
 def test_unknown_area_under_a_known_province_is_rejected_not_crashed() -> None:
     # stdnum's get_birth_place raises KeyError('county') for this one (province 65 known)
     reason = id_number_problem(make_ric("65857119800101000"))
-    assert reason is not None and "658571" in reason and reason.startswith("身份证号码中的地区代码")
+    assert reason is not None and "658571" in reason and zh(reason).startswith("身份证号码中的地区代码")
     assert not area_known("658571") and area_known("140105") and not area_known("140105", 1990)
 
 
 def test_birth_date_in_the_future_is_rejected() -> None:
     reason = id_number_problem(make_ric("14010520260602001"))
-    assert reason is not None and reason.startswith("身份证号码中的出生日期 2026-06-02 晚于今天")
+    assert reason is not None and zh(reason).startswith("身份证号码中的出生日期 2026-06-02 晚于今天")
     assert "in the future" in reason
 
 
@@ -207,19 +208,19 @@ def test_too_young_is_rejected_with_the_minimum_age() -> None:
     one_day_short = make_ric("14010520100602001")
     assert id_number_problem(sixteen_today) is None
     reason = id_number_problem(one_day_short)
-    assert reason is not None and reason.startswith("未满16周岁")
+    assert reason is not None and zh(reason).startswith("未满16周岁")
     assert "at least 16 years old" in reason
 
 
 def test_minimum_age_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     twelve = make_ric("14010520140101001")
     assert id_number_problem(twelve, min_age=12) is None
-    assert "未满16周岁" in (id_number_problem(twelve) or "")
+    assert "未满16周岁" in zh(id_number_problem(twelve) or "")
     monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "12")
     assert id_number_problem(twelve) is None
     got = validate_member_rows(_table(_row(id_number=twelve)))
     assert got[1] == [] and len(got[0]) == 1
-    assert "未满18周岁" in (id_number_problem(twelve, min_age=18) or "")
+    assert "未满18周岁" in zh(id_number_problem(twelve, min_age=18) or "")
     monkeypatch.setenv("CIVICVOUCHER_MIN_MEMBER_AGE", "sixteen")
     with pytest.raises(ValueError, match="CIVICVOUCHER_MIN_MEMBER_AGE"):
         id_number_problem(twelve)
@@ -227,8 +228,8 @@ def test_minimum_age_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_born_in_1895_gets_a_reason_about_age_not_county() -> None:
     reason = id_number_problem(make_ric("14010518950101001"))
-    assert reason is not None and "120" in reason and "出生年份" in reason
-    assert "county" not in reason and "地区代码" not in reason
+    assert reason is not None and "120" in reason and "出生年份" in zh(reason)
+    assert "county" not in reason and "地区代码" not in zh(reason)
 
 
 def test_truncated_id_gets_a_hint() -> None:
@@ -259,7 +260,7 @@ def test_bad_union(value: str, reason: str) -> None:
 
 
 def test_name_required_and_limited() -> None:
-    assert _only_error(_row(name=" ")).reason == "name is required"
+    assert _only_error(_row(name=" ")).reason == "the member's name is required"
     assert "longer than 50" in _only_error(_row(name="张" * 51)).reason
 
 
@@ -415,3 +416,8 @@ def _stdnum_valid(number: str) -> bool:
         return ric.is_valid(number)
     except KeyError:  # stdnum's area lookup raises for some records without a county name
         return False
+
+
+def zh(text) -> str:
+    """The Chinese a person reads for ``text`` (the suite runs in English)."""
+    return localize(text, "zh")

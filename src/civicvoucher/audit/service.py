@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.audit.models import AuditEntry, AuditHead
 from civicvoucher.core import clock, testpoints
 from civicvoucher.db import Database
+from civicvoucher.i18n import Msg, Text, localize, msg
 
 E = AuditEntry.__table__
 H = AuditHead.__table__
@@ -126,10 +127,17 @@ def _start_chain(session: Session) -> None:
 @dataclass(frozen=True)
 class Break:
     seq: int
-    reason: str
+    reason: str  # a Msg: English as a str, ``localize(reason)`` for a person
+
+    @property
+    def message(self) -> Msg:
+        return msg("entry {seq}: {reason}", seq=self.seq, reason=Text(self.reason))
 
     def __str__(self) -> str:
-        return f"entry {self.seq}: {self.reason}"
+        return str(self.message)
+
+    def localized(self, lang: str | None = None) -> str:
+        return localize(self.message, lang)
 
 
 def _entries(session: Session, batch: int = 2000) -> Iterator:
@@ -175,41 +183,45 @@ def verify(session: Session, *, key: bytes,
         if anchor is not None and r.seq == anchor[0]:
             anchor_seen = True
             if r.hash != anchor[1]:
-                breaks.append(Break(r.seq, "is not the entry exported as the head then "
-                                           "(chain rewritten)"))
+                breaks.append(Break(r.seq, msg("is not the entry exported as the head then"
+                                               " (chain rewritten)")))
         if r.seq != expected:
             missing = f"{expected}" if r.seq == expected + 1 else f"{expected}-{r.seq - 1}"
-            breaks.append(Break(expected, f"entries {missing} are missing (deleted)"))
+            breaks.append(Break(expected, msg("entries {missing} are missing (deleted)",
+                                              missing=missing)))
             running = r.prev_hash
         elif r.prev_hash != running:
-            breaks.append(Break(r.seq, "does not follow the previous entry (chain edited)"))
+            breaks.append(Break(r.seq, msg("does not follow the previous entry (chain edited)")))
         fields = _fields(r.seq, r.created_at, Actor(r.actor, r.actor_id, r.role, r.scope,
                                                     r.request_id),
                          r.action, r.target, r.outcome, r.detail)
         if entry_hash(key, r.prev_hash, fields) != r.hash:
-            breaks.append(Break(r.seq, f"contents do not match its hash (edited): "
-                                       f"{r.action} by {r.actor}"))
+            breaks.append(Break(r.seq, msg("contents do not match its hash (edited): {action}"
+                                           " by {actor}", action=r.action, actor=r.actor)))
         running, expected = r.hash, r.seq + 1
     testpoints.reached("audit.verify.before_head")
     if anchor is not None and not anchor_seen:
-        breaks.append(Break(anchor[0], "the entry exported as the head then is gone "
-                                       f"(the log now ends at {expected - 1}: entries deleted)"))
+        breaks.append(Break(anchor[0], msg("the entry exported as the head then is gone (the"
+                                           " log now ends at {last}: entries deleted)",
+                                           last=expected - 1)))
     head = read_head(session)
     if head is None:
         if n:
-            breaks.append(Break(expected - 1, "the chain head is gone (deleted)"))
+            breaks.append(Break(expected - 1, msg("the chain head is gone (deleted)")))
     elif head.seq != expected - 1:
-        breaks.append(Break(expected, f"the log ends at {expected - 1} but {head.seq} entries "
-                                      "were written (entries at the end deleted)"))
+        breaks.append(Break(expected, msg("the log ends at {last} but {n} entries were written"
+                                          " (entries at the end deleted)", last=expected - 1,
+                                          n=head.seq)))
     elif head.hash != running:
-        breaks.append(Break(head.seq, "the last entry is not the one the head recorded"))
+        breaks.append(Break(head.seq, msg("the last entry is not the one the head recorded")))
     elif head.mac is None:
         if head.seq != 0:
-            breaks.append(Break(head.seq, "the chain head is not sealed (its MAC was removed, "
-                                          "or no entry was appended since migration 0003)"))
+            breaks.append(Break(head.seq, msg("the chain head is not sealed (its MAC was"
+                                              " removed, or no entry was appended since"
+                                              " migration 0003)")))
     elif not hmac.compare_digest(head.mac, head_mac(key, head.seq, head.hash)):
-        breaks.append(Break(head.seq, "the chain head was rewritten without the audit key "
-                                      "(entries at the end deleted?)"))
+        breaks.append(Break(head.seq, msg("the chain head was rewritten without the audit key"
+                                          " (entries at the end deleted?)")))
     return n, breaks
 
 

@@ -62,6 +62,7 @@ from civicvoucher.auth.passwords import hash_password, verify_password
 from civicvoucher.core import clock
 from civicvoucher.db import Database
 from civicvoucher.errors import Conflict, NotFound, ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import _MOBILE, hash_id_number, mask_phone, normalise_phone
 
@@ -111,8 +112,8 @@ def usable(user: ApiUser) -> bool:
 
 def check_password(password: str, *, field: str = "password") -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise ValidationError(f"password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters",
-                              field=field)
+        raise ValidationError(msg("password must be {least}-{most} characters",
+                                  least=MIN_PASSWORD, most=MAX_PASSWORD), field=field)
 
 
 # --- the code ------------------------------------------------------------------------------
@@ -162,10 +163,11 @@ def invite(session: Session, *, user_id: int, key: bytes,
     now = now or clock.now()
     user = session.get(ApiUser, user_id)
     if user is None:
-        raise NotFound(f"no user {user_id}", code="user_not_found")
+        raise NotFound(msg("no user {ref}", ref=user_id), code="user_not_found")
     if user.role != MEMBER_ROLE:
-        raise ValidationError(f"user {user.username} is a {user.role}: only member users are "
-                              "invited with an activation code", field="user_id")
+        raise ValidationError(msg("user {user} is a {role}: only member users are invited with"
+                                  " an activation code", user=user.username,
+                                  role=Term(user.role, "role")), field="user_id")
     voided = (user.activation_hash is not None and user.activation_used_at is None
               and user.activation_expires_at is not None and user.activation_expires_at > now)
     had_password = user.password_hash is not None
@@ -194,9 +196,9 @@ class NoGateway:
     """The default: this project has no SMS gateway, so sending is refused, plainly."""
 
     def send(self, *, phone: str, text: str) -> None:
-        raise SmsUnavailable("no SMS gateway is configured: leave send_code_to_phone out and "
-                             "print the code on a sealed slip (CIVICVOUCHER_NOTIFIER=log is a "
-                             "development outbox only)")
+        raise SmsUnavailable(N_("no SMS gateway is configured: leave send_code_to_phone out and"
+                                " print the code on a sealed slip (CIVICVOUCHER_NOTIFIER=log is"
+                                " a development outbox only)"))
 
 
 class LogOutbox:
@@ -250,12 +252,12 @@ def deliver(session: Session, inv: Invitation, *, phone: str | None, id_key: byt
     number = normalise_phone(phone)
     member = session.get(Member, inv.user.member_id) if inv.user.member_id else None
     if not _MOBILE.fullmatch(number):
-        raise ValidationError("not a mainland mobile number (11 digits, 1…)",
+        raise ValidationError(N_("not a mainland mobile number (11 digits, 1…)"),
                               field="send_code_to_phone")
     if member is None or member.phone_hash is None or not hmac.compare_digest(
             member.phone_hash, hash_id_number(number, key=id_key)):
-        raise ValidationError("the code goes only to the member's phone on file, and this is "
-                              "not it", field="send_code_to_phone", code="phone_not_on_file")
+        raise ValidationError(N_("the code goes only to the member's phone on file, and this is"
+                                 " not it"), field="send_code_to_phone", code="phone_not_on_file")
     notifier().send(phone=number, text=message(inv))
     return mask_phone(number)
 
@@ -304,7 +306,7 @@ def activate(db: Database, *, code: str, password: str, ip: str, key: bytes,
     the same (a retry whose answer was lost), without a second audit entry. ``audit`` runs in
     the transaction that sets the password."""
     if (username is None) == (member_id is None):
-        raise ValidationError("give the member's username or member id, not both",
+        raise ValidationError(N_("give the member's username or member id, not both"),
                               field="username")
     by_ip = f"activate:ip:{ip[:64]}"
     ratelimit.hit(db, by_ip, limit=PER_IP, window=WINDOW)
@@ -321,8 +323,9 @@ def activate(db: Database, *, code: str, password: str, ip: str, key: bytes,
     def refuse() -> ActivationFailed:
         locked = ratelimit.fail(db, by_ip, threshold=IP_FAILURES_TO_LOCK, lock_for=LOCK_FOR,
                                 window=WINDOW)
-        return ActivationFailed("wrong, used or expired activation code: ask your union for a "
-                                "new one if it does not work", locked=locked, known=bool(found))
+        return ActivationFailed(N_("wrong, used or expired activation code: ask your union for"
+                                   " a new one if it does not work"), locked=locked,
+                                known=bool(found))
 
     if match is None:
         raise refuse()

@@ -43,6 +43,7 @@ from civicvoucher.auth.ratelimit import Limits, bucket_key, hashed
 from civicvoucher.auth.tokens import ACCESS_TTL, issue_token
 from civicvoucher.core import clock
 from civicvoucher.db import Database
+from civicvoucher.i18n import N_
 
 MAX_USERNAME = 100  # api_user.username is varchar(100): a longer name cannot exist
 
@@ -113,7 +114,7 @@ def _login(db: Database, gate: passwords.HashGate, username: str, password: str,
     # a member's credential counts only if the member set it (auth.credentials)
     if not verdict.ok or user is None or not credentials.usable(user):
         locked, slowed = db.run(lambda s: _failed(s, attempt.keys, limits))
-        raise Unauthenticated("wrong username or password", code="login_failed", locked=locked,
+        raise Unauthenticated(N_("wrong username or password"), code="login_failed", locked=locked,
                               slowed=slowed, known=user is not None,
                               user_id=user.id if user else None)
 
@@ -142,11 +143,10 @@ def _admit(s: Session, username: str, addr: str, limits: Limits, name_key: bytes
                               if k is not None])
     ratelimit.refuse_past_cap(
         rows.get(keys.ip_failures), cap=limits.login_failures_per_ip, window=limits.lock_for,
-        now=now, why="too many failed logins from this address: wait before trying again")
+        now=now, why=N_("too many failed logins from this address"))
     ratelimit.refuse_past_cap(
         rows.get(keys.name_ip), cap=limits.login_failures_to_lock, window=limits.lock_for,
-        now=now, why="too many wrong passwords for this user from this address: wait before "
-                     "trying again")
+        now=now, why=N_("too many wrong passwords for this user from this address"))
     trusted = keys.trust is not None and ratelimit.marked_since(
         rows.get(keys.trust), now - limits.login_trust_for)
     if not trusted:
@@ -154,7 +154,7 @@ def _admit(s: Session, username: str, addr: str, limits: Limits, name_key: bytes
             s, rows.get(keys.name), after=limits.login_backoff_after,
             base=limits.login_backoff_base, cap=limits.login_backoff_max,
             forget_after=limits.login_backoff_forget, now=now, code="login_slowed",
-            why="too many failed logins for this user: wait before trying again")
+            why=N_("too many failed logins for this user"))
     return _Attempt(user, keys)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from civicvoucher.core.sealed import Keyring, SealedSecretError
 from civicvoucher.db import Base, keyring_of
+from civicvoucher.i18n import msg
 
 
 class ApiUser(Base):
@@ -102,9 +103,10 @@ class PaymentChannel(Base):
 
     def open_secret(self, keyring: Keyring) -> str:
         if self.secret_sealed is None:  # only before the first keyed start after 0009
-            raise SealedSecretError(f"channel {self.name}: its secret is not sealed yet; start "
-                                    "any civicvoucher command with the key once (keys.bind_key "
-                                    "seals it)", code="sealed_secret_unreadable")
+            raise SealedSecretError(msg("channel {name}: its secret is not sealed yet; start any"
+                                        " civicvoucher command with the key once (keys.bind_key"
+                                        " seals it)", name=self.name),
+                                    code="sealed_secret_unreadable")
         return keyring.open(self.secret_sealed, context=self.context(self.user_id))
 
 

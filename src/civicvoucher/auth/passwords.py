@@ -39,6 +39,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from civicvoucher.errors import CivicVoucherError
+from civicvoucher.i18n import N_
 
 T = TypeVar("T")
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)  # argon2id
@@ -53,7 +54,7 @@ class HashingBusy(CivicVoucherError):
 
 
 def busy() -> HashingBusy:
-    return HashingBusy("too many logins at once: retry in a moment", retry_after=1)
+    return HashingBusy(N_("too many logins at once: retry in a moment"), retry_after=1)
 
 
 def hash_password(password: str) -> str:

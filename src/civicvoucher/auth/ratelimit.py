@@ -50,6 +50,7 @@ from civicvoucher.auth.models import RateBucket
 from civicvoucher.core import clock
 from civicvoucher.db import Database
 from civicvoucher.errors import ValidationError
+from civicvoucher.i18n import N_, Msg, Text, msg, nmsg
 
 B = RateBucket.__table__
 MAX_KEY = 200  # rate_bucket.key is varchar(200)
@@ -99,8 +100,8 @@ class Limits:
                 continue
             name = var.removeprefix(ENV_PREFIX).lower()
             if name not in known:
-                raise ValidationError(f"{var}: no such limit (known: "
-                                      f"{', '.join(ENV_PREFIX + n.upper() for n in known)})",
+                raise ValidationError(msg("{var}: no such limit (known: {known})", var=var,
+                                          known=", ".join(ENV_PREFIX + n.upper() for n in known)),
                                       field=var)
             text = raw.strip().replace("_", "")
             is_duration = isinstance(getattr(cls, name), timedelta)
@@ -110,9 +111,17 @@ class Limits:
                 number = -1
             least = 0 if name in MAY_BE_ZERO else 1e-9
             if not (least <= number < 10**9) or not math.isfinite(number):
-                what = "number of seconds" if is_duration else "whole number"
-                raise ValidationError(f"{var} must be a {'' if least == 0 else 'positive '}"
-                                      f"{what}, got {raw!r}", field=var)
+                if is_duration:
+                    text = (msg("{var} must be a number of seconds, got {raw!r}", var=var, raw=raw)
+                            if least == 0 else
+                            msg("{var} must be a positive number of seconds, got {raw!r}",
+                                var=var, raw=raw))
+                else:
+                    text = (msg("{var} must be a whole number, got {raw!r}", var=var, raw=raw)
+                            if least == 0 else
+                            msg("{var} must be a positive whole number, got {raw!r}", var=var,
+                                raw=raw))
+                raise ValidationError(text, field=var)
             values[name] = timedelta(seconds=number) if is_duration else number
         return cls(**values)  # type: ignore[arg-type]
 
@@ -198,10 +207,26 @@ def _retry_after(until: datetime, now: datetime) -> int:
     return max(1, math.ceil((until - now).total_seconds()))
 
 
+def wait_text(seconds: float) -> Msg:
+    """A wait as a person reads it: '45 seconds', '3 minutes', '2 hours' (rounded up)."""
+    s = max(1, math.ceil(seconds))
+    if s < 90:
+        return nmsg("{n} second", "{n} seconds", s)
+    if s < 90 * 60:
+        return nmsg("{n} minute", "{n} minutes", math.ceil(s / 60))
+    return nmsg("{n} hour", "{n} hours", math.ceil(s / 3600))
+
+
+def refusal(why: str, retry_after: float) -> Msg:
+    """``why`` (a constant message) and when to try again."""
+    return msg("{why}; try again in {wait}", why=Text(why), wait=wait_text(retry_after))
+
+
 def _locked(locked_until: datetime | None, now: datetime, key: str) -> None:
     if locked_until is not None and locked_until > now:
-        raise RateLimited("too many failures: locked for a while", code="locked_out",
-                          retry_after=_retry_after(locked_until, now), bucket=key)
+        wait = _retry_after(locked_until, now)
+        raise RateLimited(refusal(N_("too many failures: locked"), wait), code="locked_out",
+                          retry_after=wait, bucket=key)
 
 
 def hit(db: Database, key: str, *, limit: int, window: timedelta) -> Count:
@@ -215,8 +240,11 @@ def hit(db: Database, key: str, *, limit: int, window: timedelta) -> Count:
         counted.append(Count(hits, failures))
         _locked(locked_until, now, key)
         if hits > limit:
-            raise RateLimited(f"more than {limit} requests in {int(window.total_seconds())} s",
-                              retry_after=int(window.total_seconds()), bucket=key,
+            seconds = int(window.total_seconds())
+            raise RateLimited(msg("more than {limit} requests in {window}; try again in {wait}",
+                                  limit=limit, window=wait_text(seconds),
+                                  wait=wait_text(seconds)),
+                              retry_after=seconds, bucket=key,
                               first=hits == limit + 1)
 
     _commit_even_if_refused(db, run)
@@ -308,8 +336,8 @@ def refuse_past_cap(bucket: Bucket | None, *, cap: int, window: timedelta, now: 
     refusal is not counted, so it never prolongs the wait."""
     if bucket is None or bucket.window_start <= now - window or bucket.hits < cap:
         return
-    raise RateLimited(why, code="locked_out", bucket=bucket.key,
-                      retry_after=_retry_after(bucket.window_start + window, now))
+    wait = _retry_after(bucket.window_start + window, now)
+    raise RateLimited(refusal(why, wait), code="locked_out", bucket=bucket.key, retry_after=wait)
 
 
 # -- backoff (logins per username) -------------------------------------------------------
@@ -353,16 +381,16 @@ def take_turn(session: Session, bucket: Bucket | None, *, after: int, base: time
             or bucket.window_start <= now - forget_after):
         return
     if bucket.locked_until is not None and bucket.locked_until > now:
-        raise RateLimited(why, code=code, bucket=bucket.key,
-                          retry_after=_retry_after(bucket.locked_until, now))
+        wait = _retry_after(bucket.locked_until, now)
+        raise RateLimited(refusal(why, wait), code=code, bucket=bucket.key, retry_after=wait)
     hold = backoff_delay(bucket.failures, after=after, base=base, cap=cap)
     claimed = session.execute(
         B.update().where(B.c.key == bucket.key,
                          or_(B.c.locked_until.is_(None), B.c.locked_until <= now))
         .values(locked_until=now + hold)).rowcount
     if not claimed:  # another attempt took this turn a moment ago
-        raise RateLimited(why, code=code, bucket=bucket.key,
-                          retry_after=_retry_after(now + hold, now))
+        wait = _retry_after(now + hold, now)
+        raise RateLimited(refusal(why, wait), code=code, bucket=bucket.key, retry_after=wait)
 
 
 # -- housekeeping ------------------------------------------------------------------------

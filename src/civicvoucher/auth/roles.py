@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from civicvoucher.i18n import Msg, Term, msg, terms
+from civicvoucher.orgs import rules as _org_rules  # noqa: F401 (registers the org_level names)
+
 
 class Role(StrEnum):
     PROVINCE_ADMIN = "province_admin"
@@ -23,6 +26,20 @@ class Role(StrEnum):
         return cls(text.strip().lower().replace("-", "_"))
 
 
+ROLE_LABEL_ZH: dict[Role, str] = {
+    Role.PROVINCE_ADMIN: "省级总工会管理员",
+    Role.CITY_ADMIN: "市级总工会管理员",
+    Role.COUNTY_ADMIN: "县级总工会管理员",
+    Role.UNION_ADMIN: "基层工会管理员",
+    Role.MERCHANT_ADMIN: "商户管理员",
+    Role.CASHIER: "收银员",
+    Role.AUDITOR: "审计员",
+    Role.ANALYST: "数据分析员",
+    Role.CHANNEL: "支付渠道",
+    Role.MEMBER: "会员",
+}
+terms.register("role", ROLE_LABEL_ZH)  # Term(role, "role") in a message
+
 ADMIN_LEVEL: dict[Role, str] = {
     Role.PROVINCE_ADMIN: "province",
     Role.CITY_ADMIN: "city",
@@ -35,16 +52,18 @@ ALL_ROLES = frozenset(Role)
 
 
 def binding_problem(role: Role, *, org_level: str | None, merchant_id: int | None,
-                    member_id: int | None) -> str | None:
+                    member_id: int | None) -> Msg | None:
     """Why a user of ``role`` cannot be bound this way, or None: each role needs its anchor."""
     if role in ADMIN_LEVEL and org_level != ADMIN_LEVEL[role]:
-        return f"a {role} is bound to a {ADMIN_LEVEL[role]} organisation"
+        return msg("a {role} is bound to a {level} organisation", role=Term(role, "role"),
+                   level=Term(ADMIN_LEVEL[role], "org_level"))
     if role in (Role.AUDITOR, Role.ANALYST) and org_level is None:
-        return f"a {role} is bound to an organisation (its subtree is what it sees)"
+        return msg("a {role} is bound to an organisation (its subtree is what it sees)",
+                   role=Term(role, "role"))
     if role in MERCHANT_ROLES and merchant_id is None:
-        return f"a {role} is bound to a merchant"
+        return msg("a {role} is bound to a merchant", role=Term(role, "role"))
     if role is Role.MEMBER and member_id is None:
-        return "a member user is bound to a member"
+        return msg("a member user is bound to a member")
     return None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.auth.roles import ADMIN_LEVEL, MERCHANT_ROLES, ORG_ROLES, Role
 from civicvoucher.core.regions import region_prefix
+from civicvoucher.i18n import msg
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.orgs.models import Org
@@ -61,7 +62,8 @@ def org_in_scope(p: Principal, org: Org) -> bool:
 
 def require_org(p: Principal, org: Org) -> Org:
     if not org_in_scope(p, org):
-        raise OutOfScope(f"organisation {org.id} is outside your scope", target=f"org:{org.id}")
+        raise OutOfScope(msg("organisation {id} is outside your scope", id=org.id),
+                         target=f"org:{org.id}")
     return org
 
 
@@ -93,7 +95,7 @@ def merchant_in_scope(p: Principal, merchant: Merchant) -> bool:
 
 def require_merchant(p: Principal, merchant: Merchant) -> Merchant:
     if not merchant_in_scope(p, merchant):
-        raise OutOfScope(f"merchant {merchant.id} is outside your scope",
+        raise OutOfScope(msg("merchant {id} is outside your scope", id=merchant.id),
                          target=f"merchant:{merchant.id}")
     return merchant
 
@@ -119,7 +121,8 @@ def require_member(session: Session, p: Principal, member: Member) -> Member:
         return member
     union = session.get(Org, member.union_id)
     if union is None or not org_in_scope(p, union):
-        raise OutOfScope(f"member {member.id} is outside your scope", target=f"member:{member.id}")
+        raise OutOfScope(msg("member {id} is outside your scope", id=member.id),
+                         target=f"member:{member.id}")
     return member
 
 
@@ -159,9 +162,10 @@ def require_redemption(session: Session, p: Principal, redemption, *,
             merchant = session.get(Merchant, redemption.merchant_id)
             if merchant is not None and merchant_in_scope(p, merchant):
                 return
-            raise OutOfScope(f"merchant {redemption.merchant_id} of redemption {redemption.id} "
-                             "is outside your scope", target=f"merchant:{redemption.merchant_id}")
-    raise OutOfScope(f"redemption {redemption.id} is outside your scope",
+            raise OutOfScope(msg("merchant {merchant} of redemption {id} is outside your scope",
+                                 merchant=redemption.merchant_id, id=redemption.id),
+                             target=f"merchant:{redemption.merchant_id}")
+    raise OutOfScope(msg("redemption {id} is outside your scope", id=redemption.id),
                      target=f"redemption:{redemption.id}")
 
 

@@ -20,6 +20,7 @@ from civicvoucher.auth.passwords import hash_password
 from civicvoucher.auth.roles import Role, binding_problem, stray_binding
 from civicvoucher.core import clock
 from civicvoucher.errors import Conflict, NotFound, ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.rules import Channel
@@ -48,36 +49,38 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
     token-only test member) is the member's own. Only system setup and tests say so."""
     r = Role.parse(role) if isinstance(role, str) else role
     if origin not in (None, credentials.SELF) or (origin is not None and r is not Role.MEMBER):
-        raise ValidationError("origin='self' is only for a member's own credential",
+        raise ValidationError(N_("origin='self' is only for a member's own credential"),
                               field="origin")
     if r is Role.MEMBER and password is not None and origin != credentials.SELF:
         raise credentials.MemberPasswordRefused(
-            "a member sets their own password: create the member without one, and the "
-            "member activates the account with the one-time code", field="password")
+            N_("a member sets their own password: create the member without one, and the"
+               " member activates the account with the one-time code"), field="password")
     if stray := stray_binding(r, org_id=org_id, merchant_id=merchant_id, member_id=member_id,
                               channels=channels):
-        raise BindingNotAllowed(f"a {r} user is not bound by {stray}", field=stray)
+        raise BindingNotAllowed(msg("a {role} user is not bound by {field}",
+                                    role=Term(r, "role"), field=stray), field=stray)
     kinds = sorted(set(channels or ("online",)))
     if bad := [k for k in kinds if k not in {c.value for c in Channel}]:
-        raise ValidationError(f"unknown channel kind {bad[0]}", field="channels")
+        raise ValidationError(msg("unknown channel kind {kind}", kind=bad[0]), field="channels")
     username = username.strip()
     if not username or len(username) > 100:
-        raise ValidationError("username must be 1-100 characters", field="username")
+        raise ValidationError(N_("username must be 1-100 characters"), field="username")
     if password is not None and len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters",
+        raise ValidationError(msg("password must be at least {least} characters",
+                                  least=MIN_PASSWORD),
                               field="password")
     org = session.get(Org, org_id) if org_id is not None else None
     if org_id is not None and org is None:
-        raise NotFound(f"organisation {org_id} does not exist", code="org_not_found")
+        raise NotFound(msg("organisation {id} does not exist", id=org_id), code="org_not_found")
     if merchant_id is not None and session.get(Merchant, merchant_id) is None:
-        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+        raise NotFound(msg("no merchant {ref}", ref=merchant_id), code="merchant_not_found")
     if member_id is not None and session.get(Member, member_id) is None:
-        raise NotFound(f"no member {member_id}", code="member_not_found")
+        raise NotFound(msg("no member {id}", id=member_id), code="member_not_found")
     if problem := binding_problem(r, org_level=org.level if org else None,
                                   merchant_id=merchant_id, member_id=member_id):
         raise ValidationError(problem, field="role")
     if session.execute(select(ApiUser.id).where(ApiUser.username == username)).first():
-        raise Conflict(f"user {username} exists already", code="user_exists")
+        raise Conflict(msg("user {user} exists already", user=username), code="user_exists")
     user = ApiUser(username=username, role=str(r),
                    password_hash=hash_password(password) if password else None,
                    org_id=org_id, merchant_id=merchant_id, member_id=member_id, active=True,
@@ -99,5 +102,5 @@ def create_user(session: Session, *, username: str, role: str, password: str | N
 def find_user(session: Session, username: str) -> ApiUser:
     user = session.execute(select(ApiUser).where(ApiUser.username == username)).scalar()
     if user is None:
-        raise NotFound(f"no user {username}", code="user_not_found")
+        raise NotFound(msg("no user {ref}", ref=username), code="user_not_found")
     return user

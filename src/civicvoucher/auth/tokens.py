@@ -21,6 +21,7 @@ from civicvoucher.auth.roles import Role
 from civicvoucher.auth.scope import Principal, region_of
 from civicvoucher.core import clock
 from civicvoucher.errors import NotFound
+from civicvoucher.i18n import N_, msg
 from civicvoucher.orgs.models import Org
 
 ACCESS_TTL = timedelta(minutes=15)
@@ -37,8 +38,8 @@ def issue_token(session: Session, *, user_id: int, kind: str = "access", name: s
     credential may not be used (a member whose password an admin set, or not yet activated)."""
     user = session.get(ApiUser, user_id)
     if user is None or not credentials.usable(user):
-        raise Unauthenticated("this account cannot be used: a member activates it with "
-                              "their own code and password first")
+        raise Unauthenticated(N_("this account cannot be used: a member activates it with"
+                                 " their own code and password first"))
     secret = PREFIX[kind] + secrets.token_urlsafe(32)
     now = clock.now()
     row = ApiToken(user_id=user_id, kind=kind, token_hash=token_hash(secret),
@@ -56,7 +57,7 @@ def revoke(session: Session, *, token_id: int, user_id: int | None = None) -> Ap
         q = q.where(ApiToken.user_id == user_id)
     row = session.execute(q).scalar()
     if row is None:
-        raise NotFound(f"no token {token_id}", code="token_not_found")
+        raise NotFound(msg("no token {ref}", ref=token_id), code="token_not_found")
     session.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
                     .values(revoked_at=clock.now()))
     session.refresh(row)
@@ -73,11 +74,11 @@ def authenticate(session: Session, token: str) -> Principal:
         .where(ApiToken.token_hash == token_hash(token))
     ).first()
     if row is None:
-        raise Unauthenticated("invalid or expired token")
+        raise Unauthenticated(N_("invalid or expired token"))
     token_id, expires_at, revoked_at, user, org = row
     if revoked_at is not None or (expires_at is not None and expires_at <= now) or \
             not credentials.usable(user):
-        raise Unauthenticated("invalid or expired token")
+        raise Unauthenticated(N_("invalid or expired token"))
     return principal_for(user, org, token_id=token_id)
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from civicvoucher.errors import CivicVoucherError
+from civicvoucher.i18n import N_, msg
 
 VERSION = "cv1"
 KEY_ID = re.compile(r"^[a-z0-9]{1,16}$")
@@ -79,7 +80,7 @@ def key_id_of(sealed: str) -> str:
 def _split(sealed: str) -> tuple[str, str, str]:
     parts = sealed.split(":")
     if len(parts) != 3 or parts[0] != VERSION or not KEY_ID.fullmatch(parts[1]):
-        raise SealedSecretError("not a sealed value (cv1:<key id>:<data>)",
+        raise SealedSecretError(N_("not a sealed value (cv1:<key id>:<data>)"),
                                 code="sealed_secret_unreadable")
     return parts[0], parts[1], parts[2]
 
@@ -130,17 +131,16 @@ class Keyring:
         aead = self._aead.get(kid)
         if aead is None:
             raise SealedSecretError(
-                f"密钥 {kid} 不在本进程的密钥环中（{', '.join(self._keys)}）；请为每个进程部署同一份"
-                f"密钥环文件 / the key {kid} that sealed this secret is not in this process's "
-                f"keyring ({', '.join(self._keys)}): give every process the same sealing-keys "
-                "file (docs/secrets.md)", code="sealing_key_unknown", key_id=kid)
+                msg("the key {kid} that sealed this secret is not in this process's keyring"
+                    " ({keys}): give every process the same sealing-keys file (docs/secrets.md)",
+                    kid=kid, keys=", ".join(self._keys)), code="sealing_key_unknown", key_id=kid)
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             return aead.decrypt(raw[:_NONCE], raw[_NONCE:], self._aad(kid, context)).decode()
         except (InvalidTag, ValueError):
             raise SealedSecretError(
-                f"密封的密钥无法解开（密钥 {kid}）：数据被改动或属于另一行 / a secret sealed under "
-                f"key {kid} does not open: changed in the database, or copied from another row",
+                msg("a secret sealed under key {kid} does not open: changed in the database, or"
+                    " copied from another row", kid=kid),
                 code="sealed_secret_unreadable", key_id=kid) from None
 
     def needs_reseal(self, sealed: str) -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from civicvoucher.errors import RowError, ValidationError
+from civicvoucher.i18n import Msg, Text, msg
 
 T = TypeVar("T")
 
@@ -100,30 +101,29 @@ class ImportLimits:
             if not raw:
                 continue
             if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-                raise ValidationError(f"{var} must be a positive whole number, got {raw!r}",
-                                      field=var)
+                raise ValidationError(msg("{var} must be a positive whole number, got {raw!r}",
+                                          var=var, raw=raw), field=var)
             values[attr] = int(raw)
         return cls(**values)
 
 
-def _too_large(name: str, zh: str, en: str, *, row: int | None = None,
+def _too_large(name: str, what: Msg, *, row: int | None = None,
                field: str | None = None) -> ImportTooLarge:
-    return ImportTooLarge(f"{name}：{zh}，未导入任何数据（{en}; nothing imported）",
+    return ImportTooLarge(msg("{file}: {what}; nothing imported", file=name, what=what),
                           row=row, field=field or (None if row is not None else "file"))
 
 
 def _unreadable_xlsx(name: str) -> ValidationError:
-    return ValidationError(f"{name}: not a readable .xlsx file", field="file")
+    return ValidationError(msg("{file}: not a readable .xlsx file", file=name), field="file")
 
 
-def control_problem(text: str) -> str | None:
+def control_problem(text: str) -> Msg | None:
     """Why ``text`` cannot be stored (a control character), or None. TAB, LF, CR pass."""
     m = _CONTROL.search(text)
     if m is None:
         return None
-    return (f"含有控制字符 U+{ord(m.group()):04X}（第 {m.start() + 1} 个字符），请删除后重新导入"
-            f" (contains the control character U+{ord(m.group()):04X} at character "
-            f"{m.start() + 1}; remove it)")
+    return msg("contains the control character {char} at character {at}; remove it",
+               char="U+" + format(ord(m.group()), "04X"), at=m.start() + 1)
 
 
 @dataclass(frozen=True)
@@ -169,20 +169,18 @@ def read_table(path: Path, *, aliases: Mapping[str, str] | None = None,
     suffix = path.suffix.lower()
     if suffix == ".xls":
         raise ValidationError(
-            f"{path.name}: old .xls files are not supported; save it as .xlsx or CSV", field="file"
+            msg("{file}: old .xls files are not supported; save it as .xlsx or CSV",
+                file=path.name), field="file"
         )
     if suffix not in _SUFFIXES:
-        raise ValidationError(
-            f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx",
-            field="file",
-        )
+        raise _unsupported(path.name, suffix)
     try:
         src = _Source(path)
     except (FileNotFoundError, IsADirectoryError):
-        raise ValidationError(f"{path.name}: no such file", field="file") from None
+        raise ValidationError(msg("{file}: no such file", file=path.name), field="file") from None
     if src.size > limits.max_bytes:
-        raise _too_large(path.name, f"文件 {_mb(src.size)}，超过 {_mb(limits.max_bytes)} 上限",
-                         f"the file is {_mb(src.size)}, over the {_mb(limits.max_bytes)} limit")
+        raise _too_large(path.name, msg("the file is {size}, over the {limit} limit",
+                                        size=_mb(src.size), limit=_mb(limits.max_bytes)))
     if suffix == ".csv":
         encoding = _csv_encoding(src)
         raw = partial(_csv_rows, src, encoding, limits)
@@ -197,8 +195,19 @@ def read_table(path: Path, *, aliases: Mapping[str, str] | None = None,
     return Table(header=[name for _, name in columns], rows=rows, labels=labels)
 
 
-def _mb(n: int) -> str:
-    return f"{n / MiB:.1f} MB" if n >= MiB else f"{n} bytes"
+def _unsupported(name: str, suffix: str) -> ValidationError:
+    if suffix:
+        text = msg("{file}: unsupported file type {suffix}; use .csv or .xlsx", file=name,
+                   suffix=suffix)
+    else:
+        text = msg("{file}: unsupported file type (none); use .csv or .xlsx", file=name)
+    return ValidationError(text, field="file")
+
+
+def _mb(n: int) -> Msg:
+    if n >= MiB:
+        return msg("{n} MB", n=format(n / MiB, ".1f"))
+    return msg("{n} bytes", n=n)
 
 
 def _header(path: Path, raw: Callable[[], Iterator[tuple[int, list[str]]]],
@@ -211,7 +220,8 @@ def _header(path: Path, raw: Callable[[], Iterator[tuple[int, list[str]]]],
             if any(cells):
                 break
         else:
-            raise ValidationError(f"{path.name}: the file is empty (no header row)", field="file")
+            raise ValidationError(msg("{file}: the file is empty (no header row)", file=path.name),
+                                  field="file")
     finally:
         it.close()  # type: ignore[attr-defined]
     columns: list[tuple[int, str]] = []  # (cell index, canonical name)
@@ -222,8 +232,8 @@ def _header(path: Path, raw: Callable[[], Iterator[tuple[int, list[str]]]],
         name = lookup.get(normalise_header(text), text)
         if name in labels:
             raise ValidationError(
-                f"{path.name}: columns {labels[name]!r} and {text!r} both mean {name!r};"
-                " keep only one",
+                msg("{file}: columns {first!r} and {second!r} both mean {name!r}; keep only one",
+                    file=path.name, first=labels[name], second=text, name=name),
                 field=name,
                 row=header_no,
             )
@@ -333,9 +343,8 @@ class _Source:
     def open(self) -> io.BufferedReader:
         st = os.fstat(self.fd)
         if (st.st_size, st.st_mtime_ns) != self._stamp:
-            raise ValidationError(f"{self.name}: 文件在导入过程中被修改，请重新导入 (the file "
-                                  "changed while it was being imported; run it again)",
-                                  field="file")
+            raise ValidationError(msg("{file}: the file changed while it was being imported;"
+                                      " run it again", file=self.name), field="file")
         return io.BufferedReader(_PositionalFile(self.fd), 1 << 16)
 
 
@@ -370,8 +379,7 @@ def _csv_rows(src: _Source, encoding: str, limits: ImportLimits) -> Iterator[tup
             row_no = 0
             for row_no, cells in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
                 if row_no > limits.max_rows + 1:
-                    raise _too_large(name, f"超过 {limits.max_rows:,} 行上限",
-                                     f"more than {limits.max_rows:,} rows", row=row_no)
+                    raise _too_large(name, _more_rows(limits), row=row_no)
                 out = [c.strip(_STRIP) for c in cells]
                 for i, c in enumerate(out):
                     if len(c) > limits.max_cell:
@@ -379,12 +387,14 @@ def _csv_rows(src: _Source, encoding: str, limits: ImportLimits) -> Iterator[tup
                 yield row_no, out
         except UnicodeDecodeError:
             raise ValidationError(
-                f"{name}: text encoding not recognised; save the CSV as UTF-8 or GBK",
+                msg("{file}: text encoding not recognised; save the CSV as UTF-8 or GBK",
+                    file=name),
                 field="file") from None
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
                 raise _cell_too_long(name, row_no + 1, None, limits) from None
-            raise ValidationError(f"{name}: not a readable CSV file ({exc})", field="file",
+            raise ValidationError(msg("{file}: not a readable CSV file ({error})", file=name,
+                                      error=str(exc)), field="file",
                                   row=row_no + 1) from None
         finally:
             text.detach()
@@ -392,10 +402,18 @@ def _csv_rows(src: _Source, encoding: str, limits: ImportLimits) -> Iterator[tup
 
 def _cell_too_long(name: str, row_no: int, index: int | None,
                    limits: ImportLimits) -> ImportTooLarge:
-    where = f"第 {index + 1} 列" if index is not None else "一个单元格"
-    return _too_large(name, f"第 {row_no} 行{where}超过 {limits.max_cell:,} 个字符",
-                      f"row {row_no}: a cell is longer than {limits.max_cell:,} characters",
-                      row=row_no, field=f"column {index + 1}" if index is not None else None)
+    if index is not None:
+        what = msg("row {row}, column {column}: the cell is longer than {n} characters",
+                   row=row_no, column=index + 1, n=format(limits.max_cell, ","))
+    else:
+        what = msg("row {row}: a cell is longer than {n} characters", row=row_no,
+                   n=format(limits.max_cell, ","))
+    return _too_large(name, what, row=row_no,
+                      field=f"column {index + 1}" if index is not None else None)
+
+
+def _more_rows(limits: ImportLimits) -> Msg:
+    return msg("more than {n} rows", n=format(limits.max_rows, ","))
 
 
 def _csv_lines(text: io.TextIOBase, first: str, name: str,
@@ -405,8 +423,8 @@ def _csv_lines(text: io.TextIOBase, first: str, name: str,
     line, line_no = first, 1
     while line:
         if len(line) > limits.max_line and not line.endswith(("\n", "\r")):
-            raise _too_large(name, f"第 {line_no} 行超过 {limits.max_line:,} 个字符",
-                             f"line {line_no} is longer than {limits.max_line:,} characters")
+            raise _too_large(name, msg("line {line} is longer than {n} characters",
+                                       line=line_no, n=format(limits.max_line, ",")))
         yield line
         line = text.readline(limits.max_line + 1)
         line_no += 1
@@ -423,10 +441,9 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
         raise _unreadable_xlsx(name)
     _sig, _d, _cd, _n, parts, directory, offset, _c = struct.unpack("<4s4H2LH", tail[at:at + 22])
     if parts == 0xFFFF or directory == 0xFFFFFFFF or offset == 0xFFFFFFFF:
-        raise _too_large(name, "ZIP64 格式的工作簿过大", "a ZIP64 workbook is larger than any "
-                         "import may be")
+        raise _too_large(name, msg("a ZIP64 workbook is larger than any import may be"))
     if parts > _XLSX_MAX_PARTS or directory > _XLSX_MAX_DIRECTORY:
-        raise _too_large(name, f"工作簿包含 {parts:,} 个部件", f"the workbook has {parts:,} parts")
+        raise _too_large(name, msg("the workbook has {n} parts", n=format(parts, ",")))
     fh.seek(0)
     try:
         zf = zipfile.ZipFile(fh)
@@ -438,7 +455,7 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
             if not _streamed(info.filename):
                 held += info.file_size
                 if held > limits.max_xlsx_held:
-                    raise _too_large(name, _held_zh(limits), _held_en(limits))
+                    raise _too_large(name, _held(limits))
             if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
                                                                    zipfile.ZIP_DEFLATED):
                 raise _unreadable_xlsx(name)  # encrypted, or an unusual compression
@@ -446,15 +463,13 @@ def _check_zip(fh: io.BufferedReader, name: str, limits: ImportLimits) -> None:
             if (info.file_size > _RATIO_GRACE
                     and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
                 ratio = info.file_size // max(info.compress_size, 1)
-                raise _too_large(
-                    name, f"{info.filename} 解压后 {_mb(info.file_size)}，压缩比 {ratio}:1，"
-                    f"超过 {limits.max_ratio}:1（疑似压缩炸弹）",
-                    f"{info.filename} unzips to {_mb(info.file_size)}, {ratio}:1, over the "
-                    f"{limits.max_ratio}:1 limit (a zip bomb?)")
+                raise _too_large(name, msg(
+                    "{part} unzips to {size}, a ratio of {ratio}:1, over the {limit}:1 limit"
+                    " (a zip bomb?)",
+                    part=info.filename, size=_mb(info.file_size), ratio=ratio,
+                    limit=limits.max_ratio))
             if total > limits.max_xlsx_bytes:
-                raise _too_large(
-                    name, f"解压后超过 {_mb(limits.max_xlsx_bytes)} 上限",
-                    f"it unzips to more than the {_mb(limits.max_xlsx_bytes)} limit")
+                raise _too_large(name, _unzips_over(limits.max_xlsx_bytes))
 
 
 def _streamed(part: str) -> bool:
@@ -462,13 +477,13 @@ def _streamed(part: str) -> bool:
     return part.startswith("xl/worksheets/")
 
 
-def _held_zh(limits: ImportLimits) -> str:
-    return f"工作表以外的部件（共享字符串等）解压后超过 {_mb(limits.max_xlsx_held)} 上限"
+def _held(limits: ImportLimits) -> Msg:
+    return msg("its parts other than worksheets (shared strings, ...) unzip to more than the"
+               " {limit} limit", limit=_mb(limits.max_xlsx_held))
 
 
-def _held_en(limits: ImportLimits) -> str:
-    return (f"its parts other than worksheets (shared strings, ...) unzip to more than the "
-            f"{_mb(limits.max_xlsx_held)} limit")
+def _unzips_over(limit: int) -> Msg:
+    return msg("it unzips to more than the {limit} limit", limit=_mb(limit))
 
 
 class _Budget:
@@ -487,10 +502,8 @@ class _Budget:
             self.parent.spend(n)
         self.left -= n
         if self.left < 0:
-            self.error = (_too_large(self.name, _held_zh(self.limits), _held_en(self.limits))
-                          if self.held else
-                          _too_large(self.name, f"解压后超过 {_mb(self.limit)} 上限",
-                                     f"it unzips to more than the {_mb(self.limit)} limit"))
+            self.error = _too_large(self.name, _held(self.limits) if self.held
+                                    else _unzips_over(self.limit))
             raise self.error
 
     def failure(self) -> ImportTooLarge | None:
@@ -556,8 +569,8 @@ def _count_rows(zf: zipfile.ZipFile, part: str, name: str, limits: ImportLimits)
     rows, pending = 0, b""
 
     def refuse() -> ImportTooLarge:
-        return _too_large(name, f"工作表超过 {limits.max_rows:,} 行上限",
-                          f"the sheet has more than {limits.max_rows:,} rows")
+        return _too_large(name, msg("the sheet has more than {n} rows",
+                                    n=format(limits.max_rows, ",")))
 
     def scan(data: bytes, cut: int) -> int:
         n = 0
@@ -636,8 +649,7 @@ def _xlsx_rows(src: _Source, limits: ImportLimits) -> Iterator[tuple[int, list[s
             ws.reset_dimensions()
             for n, values in enumerate(ws.iter_rows(values_only=True), start=1):
                 if n > limits.max_rows + 1:
-                    raise _too_large(name, f"超过 {limits.max_rows:,} 行上限",
-                                     f"more than {limits.max_rows:,} rows", row=n)
+                    raise _too_large(name, _more_rows(limits), row=n)
                 cells = [cell_text(v) for v in values]
                 for i, c in enumerate(cells):
                     if len(c) > limits.max_cell:
@@ -698,10 +710,7 @@ def write_table(path: Path, header: list[str], rows: Iterable[Sequence[object]])
     elif suffix == ".xlsx":
         _write_xlsx(path, header, rows)
     else:
-        raise ValidationError(
-            f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx",
-            field="file",
-        )
+        raise _unsupported(path.name, suffix)
 
 
 def _formula_like(text: str) -> bool:
@@ -787,7 +796,8 @@ def validate_rows(
     missing = [name for name in required if name not in table.header]
     if missing:
         return [], [
-            RowError(1, name, f"column is missing; add a column headed {_example(name, aliases)}")
+            RowError(1, name, msg("column is missing; add a column headed {column}",
+                                  column=_example(name, aliases)))
             for name in missing
         ]
     good: list[tuple[int, T]] = []
@@ -804,22 +814,23 @@ def validate_rows(
             for column, what, value in unique_keys(row):
                 first = seen.setdefault((column, value), row_no)
                 if first != row_no:
-                    row_errors.append(RowError(row_no, column, f"same {what} as row {first}"))
+                    row_errors.append(RowError(row_no, column, msg(
+                        "same {what} as row {first}", what=Text(what), first=first)))
         if row_errors:
             errors.extend(RowError(e.row, table.label(e.field), e.reason) for e in row_errors)
         else:
             good.append((row_no, result))  # type: ignore[arg-type]
         if len(errors) > max_errors:  # a file this wrong is not worth holding every error of
             raise ImportTooLarge(
-                f"文件中的错误超过 {max_errors:,} 处（第一处：{errors[0]}），未导入任何数据，"
-                f"请先修正文件（more than {max_errors:,} errors, the first: {errors[0]}; nothing "
-                "imported: fix the file first)", row=errors[0].row, field=errors[0].field)
+                msg("more than {n} errors, the first: {first}; nothing imported: fix the file"
+                    " first", n=format(max_errors, ","), first=errors[0].localized_msg()),
+                row=errors[0].row, field=errors[0].field)
     return good, errors
 
 
-def _example(name: str, aliases: Mapping[str, str]) -> str:
+def _example(name: str, aliases: Mapping[str, str]) -> str | Msg:
     """The first alias for ``name`` (Chinese aliases come first), e.g. '身份证号 (or id_number)'."""
     for alias, canonical in aliases.items():
         if canonical == name and alias != name:
-            return f"{alias} (or {name})"
+            return msg("{alias} (or {name})", alias=alias, name=name)
     return name

@@ -24,6 +24,7 @@ from stdnum.cn import uscc as _uscc
 from civicvoucher.core import clock
 from civicvoucher.core.tabular import Table, validate_rows
 from civicvoucher.errors import RowError
+from civicvoucher.i18n import N_, Msg, Term, msg, terms
 from civicvoucher.orgs.rules import normalise_code, uscc_problem
 
 NAME_MAX = 50
@@ -50,6 +51,8 @@ MEMBER_STATUS_LABEL_ZH: dict[MemberStatus, str] = {
     MemberStatus.TRANSFERRED: "调出",
 }
 
+terms.register("member_status", MEMBER_STATUS_LABEL_ZH)
+
 _STATUS_WORDS: dict[str, MemberStatus] = {
     "在职": MemberStatus.ACTIVE,
     "正常": MemberStatus.ACTIVE,
@@ -73,13 +76,13 @@ STATUS_CHANGES: dict[MemberStatus, frozenset[MemberStatus]] = {
 }
 
 
-def status_change_problem(old: str, new: str) -> str | None:
+def status_change_problem(old: str, new: str) -> Msg | None:
     """Why a member may not go from ``old`` to ``new`` (None: allowed, or no change)."""
     a, b = MemberStatus(old), MemberStatus(new)
     if a == b or b in STATUS_CHANGES[a]:
         return None
-    return (f"会员状态不能从{MEMBER_STATUS_LABEL_ZH[a]}改为{MEMBER_STATUS_LABEL_ZH[b]}"
-            f" (a member cannot go from {a} to {b})")
+    return msg("a member cannot go from {old} to {new}", old=Term(a, "member_status"),
+               new=Term(b, "member_status"))
 
 MEMBER_ALIASES: dict[str, str] = {
     "姓名": "name",
@@ -207,47 +210,46 @@ def age_on(born: date, today: date) -> int:
 
 
 def id_number_problem(value: str, *, min_age: int | None = None,
-                      today: date | None = None) -> str | None:
+                      today: date | None = None) -> Msg | None:
     """Why ``value`` is not a valid 18-character resident ID number of a possible member
     (between ``min_age``, default :func:`min_member_age`, and 120 years old on ``today``,
     default the local date), or None if it is."""
     number = normalise_id_number(value)
     if _SCIENTIFIC.fullmatch(number):
-        return (
-            f"Excel stored the ID number as a number and dropped digits ({value}); format the"
-            " column as Text and type the numbers again"
-        )
+        shown = value if sum(c.isdigit() for c in value) < 15 else _mask(value, head=3, tail=4)
+        return msg("Excel stored the ID number as a number and dropped digits ({value}); format"
+                   " the column as Text and type the numbers again", value=shown)
     if re.fullmatch(r"\d{15}", number):
-        return "old 15-digit ID number; give the 18-digit number from the current ID card"
+        return msg("old 15-digit ID number; give the 18-digit number from the current ID card")
     if len(number) != 18:
-        return f"ID-card number must be 18 characters, got {len(number)}"
+        return msg("ID-card number must be 18 characters, got {n}", n=len(number))
     if not re.fullmatch(r"\d{17}[\dX]", number):
-        return "ID-card number must be 17 digits followed by a digit or X"
+        return msg("ID-card number must be 17 digits followed by a digit or X")
     if number[-1] != _ric.calc_check_digit(number):
-        hint = ""
         if number.endswith("000"):
-            hint = " (if the column was a number in Excel, its last digits were lost)"
-        return "ID-card number checksum is wrong" + hint
+            return msg("ID-card number checksum is wrong (if the column was a number in Excel,"
+                       " its last digits were lost)")
+        return msg("ID-card number checksum is wrong")
     try:  # stdnum's get_birth_date, without its slow re-cleaning of the number
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        return f"birth date {number[6:14]} in the ID-card number is not a real date"
+        return msg("birth date {date} in the ID-card number is not a real date",
+                   date=number[6:14])
     today = today or local_today()
     min_age = min_member_age() if min_age is None else min_age
     if born > today:
-        return (f"身份证号码中的出生日期 {born.isoformat()} 晚于今天"
-                f" (birth date {born.isoformat()} in the ID-card number is in the future)")
+        return msg("birth date {date} in the ID-card number is in the future",
+                   date=born.isoformat())
     age = age_on(born, today)
     if age < min_age:
-        return (f"未满{min_age}周岁，不能登记为会员：出生日期 {born.isoformat()}"
-                f" (a member must be at least {min_age} years old; born {born.isoformat()})")
+        return msg("a member must be at least {age} years old; born {date}", age=min_age,
+                   date=born.isoformat())
     if age > MAX_MEMBER_AGE:
-        return (f"出生日期 {born.isoformat()} 表示年龄超过{MAX_MEMBER_AGE}岁，请核对出生年份"
-                f" (born {born.isoformat()}: older than {MAX_MEMBER_AGE} years; check the"
-                " birth year)")
+        return msg("born {date}: older than {age} years; check the birth year",
+                   date=born.isoformat(), age=MAX_MEMBER_AGE)
     if not area_known(number[:6]):
-        return (f"身份证号码中的地区代码 {number[:6]} 不是已知的行政区划"
-                f" (area code {number[:6]} in the ID-card number is not a known county)")
+        return msg("area code {area} in the ID-card number is not a known county",
+                   area=number[:6])
     return None
 
 
@@ -273,27 +275,29 @@ def validate_member_row(row_no: int, row: dict[str, str], *, min_age: int | None
 
     name = row.get("name", "").strip()
     if not name:
-        errors.append(RowError(row_no, "name", "name is required"))
+        errors.append(RowError(row_no, "name", N_("the member's name is required")))
     elif len(name) > NAME_MAX:
-        errors.append(RowError(row_no, "name", f"name is longer than {NAME_MAX} characters"))
+        errors.append(RowError(row_no, "name", msg("the member's name is longer than {max}"
+                                                   " characters", max=NAME_MAX)))
 
     raw_id = row.get("id_number", "").strip()
     id_number = normalise_id_number(raw_id)
     if not raw_id:
-        errors.append(RowError(row_no, "id_number", "ID-card number is required"))
+        errors.append(RowError(row_no, "id_number", N_("ID-card number is required")))
     elif problem := id_number_problem(raw_id, min_age=min_age, today=today):
         errors.append(RowError(row_no, "id_number", problem))
 
     phone = normalise_phone(row.get("phone", "").strip()) or None
     if phone is not None and not _MOBILE.fullmatch(phone):
         errors.append(
-            RowError(row_no, "phone", f"{phone!r} is not a mainland mobile number (11 digits, 1…)")
+            RowError(row_no, "phone", msg("{phone!r} is not a mainland mobile number"
+                                          " (11 digits, 1…)", phone=phone))
         )
 
     union = normalise_code(row.get("union", ""))
     if not union:
         errors.append(
-            RowError(row_no, "union", "union is required: its unified social credit code")
+            RowError(row_no, "union", N_("union is required: its unified social credit code"))
         )
     elif problem := uscc_problem(union):
         errors.append(RowError(row_no, "union", problem))
@@ -305,8 +309,8 @@ def validate_member_row(row_no: int, row: dict[str, str], *, min_age: int | None
             RowError(
                 row_no,
                 "status",
-                f"unknown status {raw_status.strip()!r}; use 在职, 停用, 离会 or 调出"
-                " (active, suspended, left, transferred)",
+                msg("unknown status {value!r}; use 在职, 停用, 离会 or 调出"
+                    " (active, suspended, left, transferred)", value=raw_status.strip()),
             )
         )
 
@@ -319,7 +323,7 @@ def validate_member_row(row_no: int, row: dict[str, str], *, min_age: int | None
 def _member_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
     number = normalise_id_number(row.get("id_number", ""))
     if re.fullmatch(r"\d{17}[\dX]", number) and number[-1] == _ric.calc_check_digit(number):
-        return [("id_number", "ID number", number)]
+        return [("id_number", N_("ID number"), number)]
     return []
 
 

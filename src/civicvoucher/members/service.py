@@ -31,6 +31,7 @@ from civicvoucher.errors import (
     RowError,
     ValidationError,
 )
+from civicvoucher.i18n import N_, Msg, Term, _, localize, msg, terms
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import (
     _MOBILE,
@@ -92,6 +93,20 @@ class FieldChange:
 
         return f"{self.field}: {shown(self.old)} → {shown(self.new)}"
 
+    @property
+    def message(self) -> Msg:
+        """The change for a person: 状态：在职 → 离会 / status: active → left."""
+        def shown(v: str | None):
+            if v is None:
+                return msg("(empty)")
+            return Term(v, "member_status") if self.field == "status" else v
+
+        return msg("{field}: {old} → {new}", field=Term(self.field, "member_field"),
+                   old=shown(self.old), new=shown(self.new))
+
+
+terms.register("member_field", {"name": "姓名", "phone": "手机号", "status": "状态"})
+
 
 @dataclass(frozen=True)
 class MemberChange:
@@ -105,7 +120,7 @@ class MemberChange:
     values: dict  # the columns to write
     expect: dict  # the columns as read: the update applies only if they are still so
     row: int | None = None  # the roster row it came from
-    problem: str | None = None
+    problem: str | None = None  # a Msg
 
     def audit_detail(self, source: str) -> dict:
         # names are not copied into the (unerasable) audit log: that a name changed is enough
@@ -151,7 +166,8 @@ def add_members(
     for row_no, r in rows:
         union_id = unions.get(r.union)
         if union_id is None:
-            errors.append(RowError(row_no, "union", f"no grassroots union with code {r.union}"))
+            errors.append(RowError(row_no, "union",
+                                   msg("no grassroots union with code {code}", code=r.union)))
             continue
         records.append((
             union_id, r.name, hash_id_number(r.id_number, key=key), mask_id_number(r.id_number),
@@ -275,7 +291,7 @@ def _union_errors(session: Session, rows: Sequence[tuple[int, MemberRow]]) -> li
     unions = set(session.execute(
         select(Org.uscc).where(Org.level == OrgLevel.UNION,
                                Org.uscc.in_({r.union for _, r in rows}))).scalars())
-    return [RowError(n, "union", f"no grassroots union with code {r.union}")
+    return [RowError(n, "union", msg("no grassroots union with code {code}", code=r.union))
             for n, r in rows if r.union not in unions]
 
 
@@ -349,7 +365,8 @@ def apply_member_changes(session: Session, changes: Sequence[MemberChange], *, a
     the caller's transaction rolls back, nothing is half applied); one audit entry each."""
     bad = next((c for c in changes if c.problem), None)
     if bad is not None:
-        raise InvalidTransition(bad.problem or "", code="invalid_transition")
+        raise InvalidTransition(bad.problem or N_("invalid status change"),
+                                code="invalid_transition")
     when = clock.naive_utc(now or clock.now())
     for c in changes:
         values = dict(c.values)
@@ -361,8 +378,7 @@ def apply_member_changes(session: Session, changes: Sequence[MemberChange], *, a
                                           for k, v in c.expect.items())]
         done = session.execute(update(M).where(*cond).values(**values)).rowcount
         if done != 1:
-            raise Conflict(f"会员 {c.member_id} 在此期间已被修改，请重新执行 "
-                           f"(member {c.member_id} changed meanwhile; run again)",
+            raise Conflict(msg("member {id} changed meanwhile; run again", id=c.member_id),
                            code="member_changed")
         detail = c.audit_detail(source)
         if reason:
@@ -378,15 +394,15 @@ def get_member_for_update(session: Session, member_id: int) -> Member:
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if m is None:
-        raise NotFound(f"会员 {member_id} 不存在 (no member {member_id})", code="member_not_found")
+        raise NotFound(msg("no member {id}", id=member_id), code="member_not_found")
     return m
 
 
 def _check_reason(reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > REASON_MAX:
-        raise ValidationError(f"原因不能超过{REASON_MAX}个字符 (reason is longer than "
-                              f"{REASON_MAX} characters)", field="reason")
+        raise ValidationError(msg("reason is longer than {max} characters", max=REASON_MAX),
+                              field="reason")
     return reason
 
 
@@ -412,18 +428,18 @@ def change_member(
         try:
             new_status = MemberStatus(status)
         except ValueError:
-            raise ValidationError(f"未知的会员状态 {status!r} (unknown status; use active, "
-                                  "suspended, left or transferred)", field="status") from None
+            raise ValidationError(msg("unknown status {value!r}; use active, suspended, left or"
+                                      " transferred", value=status), field="status") from None
     new_phone = None
     if phone is not None:
         number = normalise_phone(phone)
         if not _MOBILE.fullmatch(number):
-            raise ValidationError(f"{number!r} 不是有效的手机号码 (not a mainland mobile number: "
-                                  "11 digits, 1…)", field="phone")
+            raise ValidationError(msg("{phone!r} is not a mainland mobile number"
+                                      " (11 digits, 1…)", phone=number), field="phone")
         new_phone = {"phone_hash": hash_id_number(number, key=key),
                      "phone_masked": mask_phone(number)}
     if new_status is None and new_phone is None and not clear_phone:
-        raise ValidationError("没有要修改的内容 (nothing to change: give a status or a phone)",
+        raise ValidationError(N_("nothing to change: give a status or a phone"),
                               field="status")
     m = get_member_for_update(session, member_id)
     change = _diff(m, name=None, phone=new_phone, status=new_status, clear_phone=clear_phone)
@@ -468,10 +484,10 @@ def transfer_member(
     m = get_member_for_update(session, member_id)
     target = session.get(Org, to_union_id)
     if target is None or target.level != OrgLevel.UNION:
-        raise ValidationError(f"{to_union_id} 不是基层工会 (organisation {to_union_id} is not a "
-                              "grassroots union)", field="to_union_id")
+        raise ValidationError(msg("organisation {id} is not a grassroots union", id=to_union_id),
+                              field="to_union_id")
     if target.id == m.union_id:
-        raise ValidationError("会员已在该工会 (the member is already in this union)",
+        raise ValidationError(N_("the member is already in this union"),
                               field="to_union_id")
     if m.status == MemberStatus.TRANSFERRED and m.transferred_to_id is not None:
         there = session.get(Member, m.transferred_to_id)
@@ -479,8 +495,8 @@ def transfer_member(
             return Transfer(m, there, created=False, changed=False)
     if m.status not in CURRENT:
         raise InvalidTransition(
-            f"{MEMBER_STATUS_LABEL_ZH[MemberStatus(m.status)]}的会员不能调出，请先恢复为在职 "
-            f"(a member who is {m.status} cannot be transferred)")
+            msg("a member who is {status} cannot be transferred; make them active first",
+                status=Term(m.status, "member_status")))
     when = clock.naive_utc(now)
     standing = m.status
     new = session.execute(
@@ -507,8 +523,8 @@ def transfer_member(
                 status_changed_at=when, status_reason=reason)
     ).rowcount
     if done != 1:
-        raise Conflict(f"会员 {m.id} 在此期间已被修改，请重新执行 (member {m.id} changed "
-                       "meanwhile; run again)", code="member_changed")
+        raise Conflict(msg("member {id} changed meanwhile; run again", id=m.id),
+                       code="member_changed")
     detail = {"from_union_id": m.union_id, "to_union_id": target.id, "from_status": standing,
               "new_member_id": new.id, "created": created}
     if reason:
@@ -521,8 +537,8 @@ def transfer_member(
 def _write_rejects(path: Path, table, errors: list[RowError]) -> None:
     reasons: dict[int, list[str]] = {}
     for e in errors:
-        reasons.setdefault(e.row, []).append(f"{e.field}: {e.reason}")
-    header = [*table.header, "row", "error"]
+        reasons.setdefault(e.row, []).append(f"{e.field}: {localize(e.reason)}")
+    header = [*table.header, _("row"), _("error")]
     rows = [
         [*(cells.get(h, "") for h in table.header), n, "; ".join(reasons[n])]
         for n, cells in table.rows

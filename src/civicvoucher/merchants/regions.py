@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from civicvoucher.i18n import Msg, msg
+
 ENV_REGIONS = "CIVICVOUCHER_MERCHANT_REGIONS"
 _SPAN = re.compile(r"^\[(\d*)-(\d*)\]")
 
@@ -54,20 +56,19 @@ def current_county(code: str) -> str | None:
     return None
 
 
-def county_problem(code: str) -> str | None:
+def county_problem(code: str) -> Msg | None:
     """Why ``code`` is not a county-level division that exists today, or None."""
     if code.endswith("00"):
-        return (f"区县代码 {code} 是省或地市的代码，请填写区县一级的代码（6 位，末两位不是 00）"
-                f" ({code} is a province or city code; give the county's)")
+        return msg("{code} is a province or city code; give the county's (6 digits, not"
+                   " ending in 00)", code=code)
     if current_county(code) is not None:
         return None
     history = county_history(code)
     if history:
         _first, last, name = history[-1]
-        return (f"区县代码 {code}（{name}）已于 {last} 年撤销，请填写现行代码"
-                f" ({code}, {name}, was abolished in {last}; use its current code)")
-    return (f"区县代码 {code} 不是现行行政区划（GB/T 2260 中没有这个区县）"
-            f" ({code} is not a county in GB/T 2260)")
+        return msg("{code} ({name}) was abolished in {year}; use its current code", code=code,
+                   name=name, year=last)
+    return msg("{code} is not a county in GB/T 2260", code=code)
 
 
 def region_of_code(division_code: str) -> str:
@@ -88,8 +89,8 @@ def allowed_regions(env: Mapping[str, str] | None = None) -> frozenset[str]:
         if not word:
             continue
         if not re.fullmatch(r"\d{2}|\d{4}|\d{6}", word):
-            raise ValidationError(f"{ENV_REGIONS}: {word!r} is not a 2-, 4- or 6-digit "
-                                  "division-code prefix", field=ENV_REGIONS)
+            raise ValidationError(msg("{var}: {word!r} is not a 2-, 4- or 6-digit division-code"
+                                      " prefix", var=ENV_REGIONS, word=word), field=ENV_REGIONS)
         out.add(region_of_code(word) if len(word) == 6 else word)
     return frozenset(out)
 
@@ -114,7 +115,7 @@ class MerchantMap:
     def prefixes(self) -> frozenset[str]:
         return frozenset(region_of_code(c) for c in self.federations)
 
-    def problem(self, county: str) -> str | None:
+    def problem(self, county: str) -> Msg | None:
         """Why a merchant cannot be in ``county``, or None."""
         declared = county in self.federations or county in self.allowed
         if not declared and (problem := county_problem(county)):
@@ -122,7 +123,6 @@ class MerchantMap:
         if _covers(self.prefixes, county) or _covers(self.allowed, county):
             return None
         where = current_county(county) or ""
-        return (f"区县 {county}（{province_name(county)}{where}）不在本系统的组织范围内："
-                f"没有哪一级工会覆盖它；如确需接纳，请在 {ENV_REGIONS} 中列出"
-                f" ({county} is outside the organisation tree: no federation covers it;"
-                f" list it in {ENV_REGIONS} to allow it)")
+        return msg("{county} ({name}) is outside the organisation tree: no federation covers"
+                   " it; list it in {var} to allow it", county=county,
+                   name=province_name(county) + where, var=ENV_REGIONS)

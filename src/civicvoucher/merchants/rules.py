@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from civicvoucher.core.tabular import Table, control_problem, validate_rows
 from civicvoucher.errors import RowError, ValidationError
+from civicvoucher.i18n import N_, msg, terms
 from civicvoucher.orgs.rules import division_problem, normalise_code, uscc_problem
 
 NAME_MAX = 200
@@ -67,6 +68,10 @@ MERCHANT_STATUS_LABEL_ZH: dict[MerchantStatus, str] = {
     MerchantStatus.ACTIVE: "正常",
     MerchantStatus.SUSPENDED: "暂停",
 }
+
+terms.register("category", CATEGORY_LABEL_ZH)
+terms.register("channel", CHANNEL_LABEL_ZH)
+terms.register("merchant_status", MERCHANT_STATUS_LABEL_ZH)
 
 _D, _G, _S, _H, _O = (
     Category.DAILY_GOODS,
@@ -153,12 +158,13 @@ def category_for_mcc(mcc: str) -> Category:
     """The voucher category of an MCC; a malformed or ineligible MCC is a ValidationError."""
     code = normalise_code(mcc)
     if not re.fullmatch(r"\d{4}", code):
-        raise ValidationError(f"MCC must be 4 digits, got {mcc!r}", field="mcc")
+        raise ValidationError(msg("MCC must be 4 digits, got {mcc!r}", mcc=mcc), field="mcc")
     try:
         return MCC_CATEGORIES[code][0]
     except KeyError:
         raise ValidationError(
-            f"MCC {code} is not in the voucher category table (not an eligible trade)",
+            msg("MCC {mcc} is not in the voucher category table (not an eligible trade)",
+                mcc=code),
             field="mcc",
         ) from None
 
@@ -211,6 +217,7 @@ def _label_key(text: str) -> str:
 _CATEGORY_WORDS: dict[str, Category] = {
     **{_label_key(label): cat for cat, label in CATEGORY_LABEL_ZH.items()},
     **{_label_key(cat.value): cat for cat in Category},
+    **{_label_key(cat.value.replace("_", " ")): cat for cat in Category},  # 'daily goods'
 }
 
 
@@ -262,20 +269,20 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
 
     uscc = normalise_code(row.get("uscc", ""))
     if not uscc:
-        bad("uscc", "unified social credit code is required")
+        bad("uscc", N_("unified social credit code is required"))
     elif problem := uscc_problem(uscc):
         bad("uscc", problem)
 
     name = row.get("name", "").strip()
     if not name:
-        bad("name", "merchant name is required")
+        bad("name", N_("merchant name is required"))
     elif len(name) > NAME_MAX:
-        bad("name", f"name is longer than {NAME_MAX} characters")
+        bad("name", msg("name is longer than {max} characters", max=NAME_MAX))
 
     mcc = normalise_code(row.get("mcc", ""))
     category: Category | None = None
     if not mcc:
-        bad("mcc", "MCC (merchant category code) is required")
+        bad("mcc", N_("MCC (merchant category code) is required"))
     else:
         try:
             category = category_for_mcc(mcc)
@@ -286,31 +293,32 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
     if raw_category:
         named = parse_category(raw_category)
         if named is None:
-            labels = "、".join(CATEGORY_LABEL_ZH.values())
-            bad("category", f"未知类别 {raw_category!r}，请填写：{labels}"
-                            f" (unknown category; use one of the five labels or keys)")
+            labels = "、".join(CATEGORY_LABEL_ZH.values())  # the words a file may use
+            bad("category", msg("unknown category {value!r}; use one of: {labels}",
+                                value=raw_category, labels=labels))
         elif category is not None:
             category = named
 
     county = normalise_code(row.get("county_code", ""))
     if not county:
-        bad("county_code", "county division code is required")
+        bad("county_code", N_("county division code is required"))
     elif problem := division_problem(county):
         bad("county_code", problem)
     elif county.endswith("00"):
-        bad("county_code", f"区县代码 {county} 是省或地市的代码，请填写区县一级的代码"
-                           f" ({county} is a province or city code; give the county's)")
+        bad("county_code", msg("{code} is a province or city code; give the county's (6 digits,"
+                               " not ending in 00)", code=county))
 
     channels, unknown = parse_channels(row.get("channels", ""))
     if unknown:
-        bad("channels", f"unknown channel {unknown[0]!r}; use 线下, 线上, 外卖 or 团购")
+        bad("channels", msg("unknown channel {value!r}; use 线下, 线上, 外卖 or 团购",
+                            value=unknown[0]))
     elif not channels:
-        bad("channels", "at least one channel is required (线下, 线上, 外卖 or 团购)")
+        bad("channels", N_("at least one channel is required (线下, 线上, 外卖 or 团购)"))
 
     raw_status = row.get("status", "").strip()
     status = _STATUS_WORDS.get(raw_status.lower()) if raw_status else MerchantStatus.PENDING
     if status is None:
-        bad("status", f"unknown status {raw_status!r}; use 待审核, 正常 or 暂停")
+        bad("status", msg("unknown status {value!r}; use 待审核, 正常 or 暂停", value=raw_status))
 
     if errors or category is None or status is None:
         return errors
@@ -328,7 +336,7 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
 def _merchant_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
     uscc = normalise_code(row.get("uscc", ""))
     if uscc and uscc_problem(uscc) is None:
-        return [("uscc", "unified social credit code", uscc)]
+        return [("uscc", N_("unified social credit code"), uscc)]
     return []
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
 from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError
+from civicvoucher.i18n import Text, msg
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.regions import MerchantMap
 from civicvoucher.merchants.rules import Category, Channel, MerchantRow, MerchantStatus
@@ -51,7 +52,7 @@ def registry_errors(session: Session, rows: Sequence[tuple[int, MerchantRow]]) -
     for row_no, r in rows:
         if r.uscc in known or r.uscc in seen:
             errors.append(RowError(row_no, "uscc",
-                                   f"商户 {r.uscc} 已登记 (merchant {r.uscc} is registered already)"))
+                                   msg("merchant {uscc} is registered already", uscc=r.uscc)))
         seen.add(r.uscc)
     return errors
 
@@ -80,13 +81,14 @@ def set_status(session: Session, *, merchant_id: int, status: str) -> Merchant:
         county = session.execute(
             select(Merchant.county_code).where(Merchant.id == merchant_id)).scalar()
         if county is not None and (problem := merchant_map(session).problem(county)):
-            raise Conflict(f"商户不能启用：{problem}", code="county_outside_map",
+            raise Conflict(msg("the merchant cannot be activated: {problem}",
+                               problem=Text(problem)), code="county_outside_map",
                            merchant_id=merchant_id)
     n = session.execute(
         update(Merchant.__table__).where(Merchant.id == merchant_id).values(status=st)
     ).rowcount
     if n != 1:
-        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+        raise NotFound(msg("no merchant {ref}", ref=merchant_id), code="merchant_not_found")
     return session.get(Merchant, merchant_id, populate_existing=True)
 
 
@@ -96,5 +98,5 @@ def find_merchant(session: Session, ref: str | int) -> Merchant:
     if m is None and (mid := ids.as_id(s)) is not None:
         m = session.get(Merchant, mid)
     if m is None:
-        raise NotFound(f"no merchant {s}", code="merchant_not_found")
+        raise NotFound(msg("no merchant {ref}", ref=s), code="merchant_not_found")
     return m

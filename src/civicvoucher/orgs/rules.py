@@ -19,6 +19,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from civicvoucher.core.tabular import Table, validate_rows
 from civicvoucher.errors import RowError
+from civicvoucher.i18n import N_, Msg, Term, msg, terms
 
 NAME_MAX = 200
 _CODE_JUNK = re.compile(r"[\s\-]")
@@ -83,6 +84,9 @@ ORG_ALIASES: dict[str, str] = {
     "上级工会": "parent",
 }
 
+terms.register("org_level", ORG_LEVEL_LABEL_ZH)
+terms.register("unit_type", UNIT_TYPE_LABEL_ZH)
+
 _LEVEL_WORDS: dict[str, OrgLevel] = {
     **{w: OrgLevel.PROVINCE for w in ("省", "省级", "省总", "省总工会", "省级总工会")},
     **{w: OrgLevel.CITY for w in ("市", "市级", "地市", "市总", "市总工会", "市级总工会")},
@@ -118,42 +122,43 @@ def normalise_code(text: str) -> str:
 
 
 @lru_cache(maxsize=65536)  # a member file repeats the same few union codes thousands of times
-def uscc_problem(value: str) -> str | None:
+def uscc_problem(value: str) -> Msg | None:
     """Why ``value`` is not a valid unified social credit code (GB 32100), or None if it is."""
     code = normalise_code(value)
     if re.search(r"[\u4e00-\u9fff]", code):
-        return "must be the 18-character unified social credit code (统一社会信用代码), not a name"
+        return msg("must be the 18-character unified social credit code, not a name")
     try:
         _uscc.validate(code)
     except InvalidLength:
-        return f"unified social credit code must be 18 characters, got {len(code)}"
+        return msg("unified social credit code must be 18 characters, got {n}", n=len(code))
     except InvalidChecksum:
-        return "unified social credit code check character is wrong (typo?)"
+        return msg("unified social credit code check character is wrong (typo?)")
     except StdnumError:
-        return (
-            "unified social credit code must be 8 digits then 10 digits or capital letters"
-            " (not I, O, S, V, Z)"
-        )
+        return msg("unified social credit code must be 8 digits then 10 digits or capital"
+                  " letters (not I, O, S, V, Z)")
     return None
 
 
-def division_problem(code: str) -> str | None:
+def division_problem(code: str) -> Msg | None:
     """Why ``code`` is not a 6-digit GB/T 2260 administrative division code, or None."""
     if not re.fullmatch(r"\d{6}", code):
-        return f"division code must be 6 digits, got {code!r}"
+        return msg("division code must be 6 digits, got {code!r}", code=code)
     if code[:2] not in PROVINCE_PREFIXES:
-        return f"division code {code} does not start with a province code (11-82)"
+        return msg("division code {code} does not start with a province code (11-82)",
+                   code=code)
     return None
 
 
-def level_problem(code: str, level: OrgLevel) -> str | None:
+def level_problem(code: str, level: OrgLevel) -> Msg | None:
     """Why a 6-digit ``code`` has the wrong shape for a federation at ``level``, or None."""
     if level is OrgLevel.PROVINCE and not code.endswith("0000"):
-        return f"a province code ends in 0000 (e.g. {code[:2]}0000), got {code}"
+        return msg("a province code ends in 0000 (e.g. {example}), got {code}",
+                   example=code[:2] + "0000", code=code)
     if level is OrgLevel.CITY and (not code.endswith("00") or code.endswith("0000")):
-        return f"a city code ends in 00 but not 0000 (e.g. {code[:4]}00), got {code}"
+        return msg("a city code ends in 00 but not 0000 (e.g. {example}), got {code}",
+                   example=code[:4] + "00", code=code)
     if level is OrgLevel.COUNTY and code.endswith("00"):
-        return f"a county code does not end in 00, got {code}"
+        return msg("a county code does not end in 00, got {code}", code=code)
     return None
 
 
@@ -172,15 +177,15 @@ def validate_org_row(row_no: int, row: dict[str, str]) -> OrgRow | list[RowError
     raw_level = row.get("level", "").strip()
     level = parse_level(raw_level)
     if not raw_level:
-        bad("level", "level is required (省 / 市 / 县 / 基层工会)")
+        bad("level", N_("level is required (省 / 市 / 县 / 基层工会)"))
     elif level is None:
-        bad("level", f"unknown level {raw_level!r}; use 省, 市, 县 or 基层工会")
+        bad("level", msg("unknown level {value!r}; use 省, 市, 县 or 基层工会", value=raw_level))
 
     name = row.get("name", "").strip()
     if not name:
-        bad("name", "name is required")
+        bad("name", N_("name is required"))
     elif len(name) > NAME_MAX:
-        bad("name", f"name is longer than {NAME_MAX} characters")
+        bad("name", msg("name is longer than {max} characters", max=NAME_MAX))
 
     division = normalise_code(row.get("division_code", "")) or None
     uscc = normalise_code(row.get("uscc", "")) or None
@@ -194,36 +199,40 @@ def validate_org_row(row_no: int, row: dict[str, str]) -> OrgRow | list[RowError
     if level is not None and level.is_federation:
         unit_type = None  # only grassroots unions have a unit type
         if division is None:
-            bad("division_code", f"a {level.value} federation needs its 6-digit division code")
+            bad("division_code", msg("a {level} federation needs its 6-digit division code",
+                                     level=Term(level.value, "org_level")))
         elif problem := (division_problem(division) or level_problem(division, level)):
             bad("division_code", problem)
     elif level is OrgLevel.UNION:
         if uscc is None:
-            bad("uscc", "a grassroots union needs its unified social credit code")
+            bad("uscc", N_("a grassroots union needs its unified social credit code"))
         if not raw_unit:
-            bad("unit_type", "unit type is required for a union (行政事业单位 or 企业)")
+            bad("unit_type", N_("unit type is required for a union (行政事业单位 or 企业)"))
         elif unit_type is None:
-            bad("unit_type", f"unknown unit type {raw_unit!r}; use 行政事业单位 or 企业")
+            bad("unit_type", msg("unknown unit type {value!r}; use 行政事业单位 or 企业",
+                                 value=raw_unit))
         if division is not None and division != parent:
             bad(
                 "division_code",
-                "a grassroots union has no division code of its own;"
-                " put its federation's code under parent (上级)",
+                N_("a grassroots union has no division code of its own;"
+                   " put its federation's code under parent (上级)"),
             )
         division = None
 
     if level is OrgLevel.PROVINCE:
         if parent is not None:
-            bad("parent", "a province federation has no parent; leave it empty")
+            bad("parent", N_("a province federation has no parent; leave it empty"))
     elif level is not None:
         if parent is None:
-            bad("parent", "parent (上级) is required: the parent federation's division code")
+            bad("parent", N_("parent (上级) is required: the parent federation's division code"))
         elif problem := division_problem(parent):
             bad("parent", problem)
         elif level is OrgLevel.CITY and not parent.endswith("0000"):
-            bad("parent", f"a city's parent must be a province code (ending 0000), got {parent}")
+            bad("parent", msg("a city's parent must be a province code (ending 0000), got {code}",
+                              code=parent))
         elif level is OrgLevel.COUNTY and not parent.endswith("00"):
-            bad("parent", f"a county's parent must be a province or city code, got {parent}")
+            bad("parent", msg("a county's parent must be a province or city code, got {code}",
+                              code=parent))
 
     if errors or level is None:
         return errors
@@ -241,11 +250,11 @@ def _org_unique_keys(row: dict[str, str]) -> list[tuple[str, str, str]]:
     keys = []
     uscc = normalise_code(row.get("uscc", ""))
     if uscc and uscc_problem(uscc) is None:
-        keys.append(("uscc", "unified social credit code", uscc))
+        keys.append(("uscc", N_("unified social credit code"), uscc))
     level = parse_level(row.get("level", ""))
     division = normalise_code(row.get("division_code", ""))
     if level is not None and level.is_federation and division:
-        keys.append(("division_code", "division code", division))
+        keys.append(("division_code", N_("division code"), division))
     return keys
 
 

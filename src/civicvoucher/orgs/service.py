@@ -11,6 +11,7 @@ from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock, ids
 from civicvoucher.core.regions import region_prefix
 from civicvoucher.errors import Conflict, ImportRejected, NotFound, RowError, ValidationError
+from civicvoucher.i18n import N_, Term, msg
 from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import (
     OrgLevel,
@@ -45,10 +46,11 @@ def create_org(
     if level != OrgLevel.UNION:
         _check_division(session, level, division_code, parent)
     if level == OrgLevel.UNION and not uscc:
-        raise ValidationError("a grassroots union needs its unified social credit code", field="uscc")
+        raise ValidationError(N_("a grassroots union needs its unified social credit code"),
+                              field="uscc")
     if uscc and session.execute(select(Org.id).where(Org.uscc == uscc)).first():
-        raise Conflict(f"an organisation with USCC {uscc} exists already", code="org_exists",
-                       field="uscc")
+        raise Conflict(msg("an organisation with USCC {uscc} exists already", uscc=uscc),
+                       code="org_exists", field="uscc")
     org = Org(
         parent_id=parent_id, level=level, name=name, division_code=division_code, uscc=uscc,
         unit_type=unit_type, path="", created_at=clock.now(),
@@ -66,16 +68,17 @@ def _check_division(session: Session, level: OrgLevel, code: str | None,
     """A federation's code has its level's shape and lies inside its parent's region: a city
     admin cannot mint a county of another city and so widen its own reach."""
     if not code:
-        raise ValidationError("a federation needs its division code", field="division_code")
+        raise ValidationError(N_("a federation needs its division code"), field="division_code")
     problem = division_problem(code) or level_problem(code, level)
     if problem:
         raise ValidationError(problem, field="division_code")
     if parent is not None and not code.startswith(region_prefix(parent.region_code, "county")):
         raise ValidationError(
-            f"{code} is not inside {parent.name}'s region {parent.region_code}",
+            msg("{code} is not inside {parent}'s region {region}", code=code,
+                parent=parent.name, region=parent.region_code),
             field="division_code")
     if session.execute(select(Org.id).where(Org.division_code == code)).first():
-        raise Conflict(f"an organisation with division code {code} exists already",
+        raise Conflict(msg("an organisation with division code {code} exists already", code=code),
                        code="org_exists", field="division_code")
 
 
@@ -83,13 +86,16 @@ def _check_parent(level: OrgLevel, parent: Org | None) -> None:
     allowed = PARENT_LEVELS[level]
     if not allowed:
         if parent is not None:
-            raise ValidationError("a province federation has no parent", field="parent")
+            raise ValidationError(N_("a province federation has no parent"), field="parent")
         return
     if parent is None:
-        raise ValidationError(f"a {level} organisation needs a parent", field="parent")
+        raise ValidationError(msg("a {level} organisation needs a parent",
+                                  level=Term(level, "org_level")), field="parent")
     if parent.level not in allowed:
         raise ValidationError(
-            f"a {level} organisation cannot sit under a {parent.level}", field="parent"
+            msg("a {level} organisation cannot sit under a {parent}",
+                level=Term(level, "org_level"), parent=Term(parent.level, "org_level")),
+            field="parent",
         )
 
 
@@ -110,13 +116,15 @@ def import_orgs(session: Session, rows: Sequence[tuple[int, OrgRow]]) -> list[Or
     for row_no, r in rows:
         parent = by_code.get(r.parent) if r.parent else None
         if r.parent and parent is None:
-            errors.append(RowError(row_no, "parent", f"no federation with code {r.parent}"))
+            errors.append(RowError(row_no, "parent",
+                                   msg("no federation with code {code}", code=r.parent)))
             continue
         if r.division_code and r.division_code in by_code:
-            errors.append(RowError(row_no, "division_code", f"{r.division_code} exists already"))
+            errors.append(RowError(row_no, "division_code",
+                                   msg("{code} exists already", code=r.division_code)))
             continue
         if r.uscc and r.uscc in known_uscc:
-            errors.append(RowError(row_no, "uscc", f"{r.uscc} exists already"))
+            errors.append(RowError(row_no, "uscc", msg("{code} exists already", code=r.uscc)))
             continue
         try:
             org = create_org(
@@ -139,7 +147,7 @@ def import_orgs(session: Session, rows: Sequence[tuple[int, OrgRow]]) -> list[Or
 def get_org(session: Session, org_id: int) -> Org:
     org = session.get(Org, org_id)
     if org is None:
-        raise NotFound(f"organisation {org_id} does not exist", code="org_not_found")
+        raise NotFound(msg("organisation {id} does not exist", id=org_id), code="org_not_found")
     return org
 
 
@@ -151,7 +159,7 @@ def find_org(session: Session, ref: str | int) -> Org:
     if org is None and len(s) != 6 and (oid := ids.as_id(s)) is not None:
         org = session.get(Org, oid)
     if org is None:
-        raise NotFound(f"no organisation {s}", code="org_not_found")
+        raise NotFound(msg("no organisation {ref}", ref=s), code="org_not_found")
     return org
 
 
@@ -179,7 +187,8 @@ def add_unions(session: Session, rows: Sequence[tuple[int, str, str, str]]) -> d
     for parent_id, name, uscc, unit_type in rows:
         parent = parents.get(parent_id)
         if parent is None or parent.level == OrgLevel.UNION:
-            raise ValidationError(f"union {uscc} needs a federation as parent", field="parent")
+            raise ValidationError(msg("union {uscc} needs a federation as parent", uscc=uscc),
+                                  field="parent")
         records.append((parent_id, str(OrgLevel.UNION), name, uscc, str(UnitType(unit_type)), "",
                         parent.region_code, now))
     bulk_insert(session, "org", ("parent_id", "level", "name", "uscc", "unit_type", "path",
