@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from civicvoucher.i18n import Text, localize, msg
+from civicvoucher.i18n import Text, localize, msg, nmsg
 
 
 class CivicVoucherError(Exception):
@@ -117,8 +117,10 @@ class ImportRejected(ValidationError):
         first = errors[0]
         rows = len({e.row for e in errors})
         if len(errors) > 1:
-            text = msg("nothing imported: {first} (and {more} more errors in {rows} rows)",
-                       first=first.localized_msg(), more=len(errors) - 1, rows=rows)
+            text = nmsg("nothing imported: {first} (and {n} more error in {rows})",
+                        "nothing imported: {first} (and {n} more errors in {rows})",
+                        len(errors) - 1, first=first.localized_msg(),
+                        rows=nmsg("{n} row", "{n} rows", rows))
         else:
             text = msg("nothing imported: {first}", first=first.localized_msg())
         super().__init__(text, field=first.field, row=first.row)

@@ -383,31 +383,6 @@ def member_template(file: Path = typer.Argument(Path("members-template.xlsx"))) 
     console.print(localize(msg("template written to {file}", file=file)))
 
 
-def _mask_cell(text: str) -> str:
-    """An ID number as a reject file may show it: first 3 and last 4 kept (as the registry
-    masks it), whatever the cell holds; a short cell is starred whole."""
-    t = str(text).strip()
-    return t[:3] + "*" * (len(t) - 7) + t[-4:] if len(t) > 7 else "*" * len(t)
-
-
-def write_rejects(path: Path, table, errors: Sequence) -> int:
-    """The bad rows as the user wrote them: the file's own headers and cells (ID numbers
-    masked: the file leaves the system), then the row number and every reason of the row, in
-    the operator's language. Returns the number of rows (not errors) written."""
-    reasons: dict[int, list[str]] = {}
-    for e in errors:
-        reasons.setdefault(e.row, []).append(localize(msg(
-            "{column}: {reason}", column=table.labels.get(e.field, e.field),
-            reason=Text(e.reason))))
-    header = [table.labels.get(h, h) for h in table.header] + [_("row"), _("error")]
-    sep = "；" if i18n.current() == i18n.ZH else "; "
-    rows = [[*(_mask_cell(cells.get(h, "")) if h == "id_number" and cells.get(h)
-               else cells.get(h, "") for h in table.header), n, sep.join(reasons[n])]
-            for n, cells in table.rows if n in reasons]
-    write_table(path, header, rows)
-    return len(rows)
-
-
 def _change_lines(field_changes) -> str:
     from civicvoucher.members.rules import MEMBER_STATUS_LABEL_ZH
 
@@ -439,9 +414,6 @@ def member_import(
     key: str = KEY,
 ) -> None:
     """Import members from CSV (UTF-8, UTF-8 with BOM, GBK) or XLSX."""
-    import tempfile
-
-    from civicvoucher.members.rules import MEMBER_ALIASES
     from civicvoucher.members.service import import_members
 
     if reject_file is not None:
@@ -450,13 +422,11 @@ def member_import(
         check_file_type(changes_file)
 
     def work(s) -> dict:
-        with progress(_("importing members"), None) as tick, \
-                tempfile.TemporaryDirectory() as tmp:
-            # the service writes its own reject file (canonical headers, clear ID numbers):
-            # it goes to a private folder and away; the user's file is written below
-            scratch = Path(tmp) / f"rejects{reject_file.suffix}" if reject_file else None
+        with progress(_("importing members"), None) as tick:
+            # the service writes the reject file (the user's headers, ID numbers masked)
+            # before the commit: once the import is committed, its files exist
             result = import_members(s, path=file, key=settings().secret_key,
-                                    reject_path=scratch, progress=tick, update=update,
+                                    reject_path=reject_file, progress=tick, update=update,
                                     dry_run=dry_run, audit=audit)
         bad_rows = len({e.row for e in result.rejected})
         if not dry_run:
@@ -464,10 +434,6 @@ def member_import(
                   {"rows": result.rows, "imported": result.imported,
                    "unchanged": result.unchanged, "updated": result.updated,
                    "rejected_rows": bad_rows})
-            # written before the commit: once the import is committed, its files exist
-            if result.rejected and reject_file is not None:
-                write_rejects(reject_file, read_table(file, aliases=MEMBER_ALIASES),
-                              result.rejected)
         if changes_file is not None:
             write_table(changes_file, ["row", "member_id", "id_masked", "field", "from", "to"],
                         [[c.row or "", c.member_id, c.id_masked, f.field, f.old or "",

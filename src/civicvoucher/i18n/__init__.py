@@ -215,8 +215,6 @@ def localize(text: Any, lang: str | None = None) -> str:
     msgid (a constant message), else shown as it is (a name, a code, data)."""
     if isinstance(text, Msg):
         return text.localized(lang)
-    if isinstance(text, Term):
-        return text.localized(lang)
     if not isinstance(text, str):
         return show(text, lang or current())
     return gettext(text, lang)
@@ -286,6 +284,8 @@ class Text:
 def show(value: Any, lang: str) -> str:
     """One parameter of a message, in ``lang``."""
     if isinstance(value, Msg | Term | Yuan | Text):
+        return value.localized(lang)
+    if callable(getattr(value, "localized", None)):  # an error, an audit break, a row error
         return value.localized(lang)
     if isinstance(value, list | tuple | set | frozenset):
         sep = "、" if lang == ZH else ", "

@@ -355,6 +355,13 @@ def _mask(text: str, *, head: int, tail: int) -> str:
     return text[:head] + "*" * (len(text) - head - tail) + text[-tail:]
 
 
+def mask_cell(text: str) -> str:
+    """An ID-number cell as a file that leaves the system may show it, whatever it holds
+    (valid or not): first 3 and last 4 kept; a short cell is starred whole."""
+    t = str(text).strip()
+    return t[:3] + "*" * (len(t) - 7) + t[-4:] if len(t) > 7 else "*" * len(t)
+
+
 def mask_id_number(id_number: str) -> str:
     """'110101199003071234' → '110***********1234': first 3 and last 4 kept, same length."""
     return _mask(normalise_id_number(id_number), head=3, tail=4)

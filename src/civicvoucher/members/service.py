@@ -20,6 +20,7 @@ from typing import Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from civicvoucher import i18n
 from civicvoucher.bulk import bulk_insert, db_datetime
 from civicvoucher.core import clock
 from civicvoucher.core.tabular import read_table, write_table
@@ -31,7 +32,7 @@ from civicvoucher.errors import (
     RowError,
     ValidationError,
 )
-from civicvoucher.i18n import N_, Msg, Term, _, localize, msg, terms
+from civicvoucher.i18n import N_, Msg, Term, Text, _, localize, msg, terms
 from civicvoucher.members.models import Member
 from civicvoucher.members.rules import (
     _MOBILE,
@@ -40,6 +41,7 @@ from civicvoucher.members.rules import (
     MemberRow,
     MemberStatus,
     hash_id_number,
+    mask_cell,
     mask_id_number,
     mask_phone,
     normalise_phone,
@@ -534,14 +536,19 @@ def transfer_member(
     return Transfer(m, new, created=created, changed=True)
 
 
-def _write_rejects(path: Path, table, errors: list[RowError]) -> None:
+def _write_rejects(path: Path, table, errors: list[RowError]) -> int:
+    """The bad rows as the user wrote them: the file's own headers and cells (ID numbers
+    masked: the file leaves the system), then the row number and every reason of the row, in
+    the reader's language. Returns the number of rows (not errors) written."""
     reasons: dict[int, list[str]] = {}
     for e in errors:
-        reasons.setdefault(e.row, []).append(f"{e.field}: {localize(e.reason)}")
-    header = [*table.header, _("row"), _("error")]
-    rows = [
-        [*(cells.get(h, "") for h in table.header), n, "; ".join(reasons[n])]
-        for n, cells in table.rows
-        if n in reasons
-    ]
+        reasons.setdefault(e.row, []).append(localize(msg(
+            "{column}: {reason}", column=table.labels.get(e.field, e.field),
+            reason=Text(e.reason))))
+    header = [table.labels.get(h, h) for h in table.header] + [_("row"), _("error")]
+    sep = "；" if i18n.current() == i18n.ZH else "; "
+    rows = [[*(mask_cell(cells.get(h, "")) if h == "id_number" and cells.get(h)
+               else cells.get(h, "") for h in table.header), n, sep.join(reasons[n])]
+            for n, cells in table.rows if n in reasons]
     write_table(path, header, rows)
+    return len(rows)

@@ -12,6 +12,7 @@ from civicvoucher.api.routing import Ctx, ctx
 from civicvoucher.api.schemas import AuditBreak, AuditEntryOut, AuditVerifyOut
 from civicvoucher.audit.models import AuditEntry
 from civicvoucher.audit.service import verify_now
+from civicvoucher.i18n import localize
 
 router = make_router("/audit", "audit")
 
@@ -46,5 +47,5 @@ def verify_audit(c: Ctx = Depends(ctx)) -> AuditVerifyOut:
     """Walk the hash chain: any edited or deleted entry is named."""
     n, breaks = verify_now(c.db, key=c.st.audit_key)
     return AuditVerifyOut(ok=not breaks, entries=n,
-                          breaks=[AuditBreak(seq=b.seq, reason=b.reason) for b in breaks[:500]])
+                          breaks=[AuditBreak(seq=b.seq, reason=localize(b.reason)) for b in breaks[:500]])
 
