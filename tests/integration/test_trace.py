@@ -19,7 +19,7 @@ from civicvoucher.settlement.service import settle
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.lifecycle import expire, extend
 from civicvoucher.vouchers.models import Voucher
-from civicvoucher.vouchers.redemption import redeem, refund, void
+from civicvoucher.vouchers.redemption import capture, redeem, refund, void
 from civicvoucher.vouchers.trace import find_vouchers, receipt_id, trace
 from tests.world import SECRET, T0, build_world, fund, make_id, program_spec
 
@@ -57,7 +57,8 @@ def story(db):
         a = [v for v in vs if v.union_id == w.union_a]
         out["v1"], out["v2"] = a[0].id, a[1].id
         out["vb"] = next(v.id for v in vs if v.union_id == w.union_b)
-        out["vc"] = next(v.id for v in vs if v.union_id == w.union_c)
+        out["vb2"] = [v.id for v in vs if v.union_id == w.union_b][1]
+        out["vc"], out["vc2"] = [v.id for v in vs if v.union_id == w.union_c]
         out["codes"] = {v.id: v.code for v in vs}
         out["issuance_b"] = rb.issuance.id
     c1, c2 = out["codes"][out["v1"]], out["codes"][out["v2"]]
@@ -66,6 +67,14 @@ def story(db):
                    hold=True, idem_key="h1", now=T0 + H).redemption
         out["hold"] = h.id
         audited(s, "cashier-1", "redemption.create", f"redemption:{h.id}")
+        stale = redeem(s, code=out["codes"][out["vb2"]], merchant_id=m1, order_amount_fen=30000,
+                       channel="online", hold=True, idem_key="stale", now=T0 + H).redemption
+        out["stale"] = stale.id
+        hc = redeem(s, code=out["codes"][out["vc2"]], merchant_id=m1, order_amount_fen=30000,
+                    channel="online", hold=True, idem_key="hc", now=T0 + H).redemption
+        out["hc"] = hc.id
+        capture(s, redemption_id=hc.id, now=T0 + H + timedelta(minutes=1))
+        audited(s, "cashier-1", "redemption.capture", f"redemption:{hc.id}")
     with db.session() as s:
         void(s, redemption_id=out["hold"], now=T0 + H + timedelta(minutes=5))
         audited(s, "cashier-1", "redemption.void", f"redemption:{out['hold']}")
@@ -198,6 +207,30 @@ def test_expired_voucher_names_its_run(db, story):
         assert t.steps[0].actor is None  # issued without an actor or an audit entry
 
 
+def test_timed_out_hold_voided_by_an_expiry_run_then_expired(db, story):
+    w = story["w"]
+    with db.session() as s:
+        t = trace(s, story["vb2"], org_path=None)
+    assert [x.code for x in t.steps] == ["issued", "pushed", "held", "voided", "expired"]
+    held, voided, expired = t.steps[2:]
+    assert held.actor is None and held.audit_seq is None  # nobody audited this hold
+    assert voided.outcome == "timed_out" and voided.at == T0 + 48 * H  # by the early run
+    assert voided.transfer_id == f"void:{story['stale']}" and voided.audit_seq is None
+    assert expired.expiry_run_id == story["expiry"]
+    assert expired.transfer_id == f"expire:{story['expiry']}:{w.union_b}:{t.program_id}"
+
+
+def test_captured_hold_is_redeemed_by_the_capture(db, story):
+    with db.session() as s:
+        t = trace(s, story["vc2"], org_path=None)
+    assert [x.code for x in t.steps] == ["issued", "printed", "held", "redeemed", "settled"]
+    held, redeemed, settled = t.steps[2:]
+    assert (held.transfer_id, redeemed.transfer_id) == ("redeem:hc", f"capture:{story['hc']}")
+    assert redeemed.actor == "cashier-1" and redeemed.at == T0 + H + timedelta(minutes=1)
+    assert redeemed.receipt_id == held.receipt_id == receipt_id(T0 + H, story["hc"])
+    assert settled.settlement_run_id == story["settle_run"]
+
+
 def test_out_of_subtree_is_the_same_not_found_as_missing(db, story):
     w = story["w"]
     other = story["paths"][w.county_b]
@@ -211,7 +244,8 @@ def test_out_of_subtree_is_the_same_not_found_as_missing(db, story):
         assert trace(s, story["vc"], org_path=other).voucher_id == story["vc"]
         for q in (str(story["v1"]), str(story["r2"]), receipt_id(T0 + 4 * H, story["r2"]),
                   make_id(1)):
-            assert find_vouchers(s, query=q, org_path=other, key=SECRET) == []
+            hits = find_vouchers(s, query=q, org_path=other, key=SECRET)
+            assert story["v1"] not in {h.voucher_id for h in hits}, q
 
 
 def test_search_by_each_key(db, story):
