@@ -37,9 +37,11 @@ NotFound as a missing voucher. Digital codes are secrets (``api/routers/me.py`` 
 and results show a code's last four characters for paper vouchers only. Pure reads: auditing
 a search or a trace (they show personal data, masked) is the door's business.
 
-Cost: a trace is six queries whatever the voucher's history (the voucher with its union,
+Cost: a trace is five queries whatever the voucher's history (the voucher with its union,
 member, product and issuance; its redemptions with refunds and settlement; the program's
-extensions; candidate expiry runs; the transfers; the audit entries).
+extensions; the transfers; the audit entries), six for an expired voucher (its candidate
+expiry runs). The audit query filters ``audit_entry.target``, which has no index in this
+tree (only ``action``).
 """
 
 from __future__ import annotations
