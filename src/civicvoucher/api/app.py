@@ -107,6 +107,9 @@ def create_app(db: Database | None = None, *, secret_key: bytes | None = None,
     app.add_middleware(Language)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _docs_page(app)
+    from civicvoucher.console.app import mount  # the web console, on the same services
+
+    mount(app)
     return app
 
 

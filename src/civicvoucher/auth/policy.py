@@ -127,3 +127,16 @@ RULES["update_program_route"] = Rule(frozenset({R.PROVINCE_ADMIN}), "global")
 
 def rule_for(route_name: str) -> Rule | Public | None:
     return RULES.get(route_name) or PUBLIC.get(route_name)
+
+# --- issue 11: the web console (console/), the same table for its pages ---------------------
+# A console page's rule is its route's name; a page whose name is missing here refuses to
+# start the app, as an API route does. Public pages authenticate the way they say.
+PUBLIC.update({
+    "console_login_page": Public("nothing: the sign-in form (with its double-submit token)"),
+    "console_login": Public("password through auth.login: the API's caps, lockout, backoff"),
+    "console_language": Public("the CSRF token of the session or of the sign-in form"),
+})
+RULES.update({
+    "console_home": Rule(AUTHENTICATED, "self"),
+    "console_logout": Rule(AUTHENTICATED, "self"),
+})

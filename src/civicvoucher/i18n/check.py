@@ -27,6 +27,8 @@ from civicvoucher.i18n.catalogue import merged
 PACKAGE = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "msg": None, "nmsg": (1, 2),
             "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
+# the console's templates say msg and nmsg as t and tn (console/render.py)
+TEMPLATE_KEYWORDS = {**KEYWORDS, "t": None, "tn": (1, 2)}
 SKIP_DIRS = ("migrations", "web/static")
 
 # Typer's own words in --help (its copy of Click writes parse errors as f-strings: those are
@@ -60,6 +62,10 @@ def extracted() -> list[Wanted]:
         found = list(extract_from_dir(
             str(PACKAGE), method_map=[("**.py", "python")], keywords=KEYWORDS,
             comment_tags=(), strip_comment_tags=True))
+        found += extract_from_dir(
+            str(PACKAGE), method_map=[("console/templates/**.j2", "jinja2.ext:babel_extract")],
+            keywords=TEMPLATE_KEYWORDS, options_map={"console/templates/**.j2": {
+                "trimmed": "true"}}, comment_tags=(), strip_comment_tags=True)
     finally:
         bx._warn_skipped_fstring = warn
     for filename, lineno, message, _comments, context in found:

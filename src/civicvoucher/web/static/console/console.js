@@ -1,0 +1,24 @@
+// civicvoucher console: small behaviours HTMX does not cover. No inline scripts (the CSP
+// allows only this origin's files).
+(function () {
+  "use strict";
+  // A form that moves money is sent once: its button is disabled while the request is out,
+  // and every attempt carries the same idempotency key (a retry after a flaky network
+  // replays the first answer instead of doing it twice).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var key = form.querySelector("input[name=idempotency_key]");
+    if (key && !key.value && window.crypto && crypto.randomUUID) key.value = crypto.randomUUID();
+    var button = form.querySelector("button[type=submit]");
+    if (button && form.dataset.once !== undefined) {
+      setTimeout(function () { button.disabled = true; }, 0);
+    }
+  }, true);
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-once]");
+    if (form) {
+      var button = form.querySelector("button[type=submit]");
+      if (button) button.disabled = false;
+    }
+  });
+})();
