@@ -125,6 +125,11 @@ def is_loopback(url: str) -> bool:
         "127.0.0.1", "::1")
 
 
+# Chromium logs a console error for every fetch answered 4xx/5xx. A test that expects a 4xx
+# (a wrong password, a refused form) says so: @pytest.mark.console_errors(HTTP_4XX).
+HTTP_4XX = r"the server responded with a status of 4\d\d"
+
+
 @dataclass
 class BrowserLog:
     """Everything a test's pages said: console messages, uncaught errors, failed requests,
@@ -232,4 +237,4 @@ def screenshot_dir(fallback: Path) -> Path:
 
 
 def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:150] or "shot"
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", text)).strip("-")[:150] or "shot"

@@ -13,6 +13,7 @@ import pytest
 from civicvoucher.auth.roles import Role
 from tests.browser.harness import (
     AXE_JS,
+    HTTP_4XX,
     BrowserLog,
     assert_no_serious_a11y,
     axe,
@@ -69,6 +70,22 @@ def test_the_member_set_their_own_password(page, login, live_server):
     # with bearer_header the page's own requests carry the token
     page.goto("/api/v1/me/vouchers")
     assert who.token and acct.member_id and '"items"' in page.content()
+
+
+@pytest.mark.console_errors(HTTP_4XX)
+def test_an_expected_4xx_is_allowed_by_its_pattern(page, login, browser_log):
+    page.goto("/api/v1/health")
+    assert page.evaluate("() => fetch('/api/v1/auth/me').then(r => r.status)") == 401
+    page.evaluate("1")
+    assert any("status of 401" in e for e in browser_log.console_errors)
+
+
+@pytest.mark.zh
+@pytest.mark.console_errors(HTTP_4XX)
+def test_a_zh_test_gets_a_chinese_browser(page):
+    answer = page.goto("/api/v1/auth/me")
+    assert page.evaluate("navigator.language") == "zh-CN"
+    assert answer.status == 401 and answer.headers["content-language"] == "zh-CN"
 
 
 def test_the_world_has_spendable_vouchers(live_server):
