@@ -199,11 +199,30 @@ def axe(page, *, context: str | dict | None = None, options: dict | None = None)
     ``{"runOnly": ["wcag2a", "wcag2aa"]}`` or ``{"rules": {"color-contrast": {"enabled":
     False}}}``. Injected once per document, from the file (never a CDN)."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE_JS))
+        inject_axe(page)
     result = page.evaluate(
         "([ctx, opts]) => window.axe.run(ctx === null ? document : ctx, opts)",
         [context, options or {}])
     return result["violations"]
+
+
+AXE_PATH = "/__tests__/axe-core/axe.min.js"  # answered by a route, never by the app
+
+
+def inject_axe(page) -> None:
+    """On a served page, as a same-origin script (a route answers it from the file), so a
+    console CSP of ``script-src 'self'`` lets it run; elsewhere (``set_content``) inline."""
+    parts = urlsplit(page.url)
+    if parts.scheme in ("http", "https") and is_loopback(page.url):
+        url = f"{parts.scheme}://{parts.netloc}{AXE_PATH}"
+        page.route(url, lambda route: route.fulfill(path=str(AXE_JS),
+                                                    content_type="application/javascript"))
+        try:
+            page.add_script_tag(url=url)
+        finally:
+            page.unroute(url)
+    else:
+        page.add_script_tag(path=str(AXE_JS))
 
 
 def describe(violations: list[dict]) -> str:

@@ -105,6 +105,15 @@ def test_axe_reports_a_critical_violation_and_the_assertion_fails(page):
     assert AXE_JS.is_file()
 
 
+def test_axe_runs_under_a_strict_content_security_policy(page):
+    """A console with ``script-src 'self'`` refuses inline scripts: axe comes same-origin."""
+    page.route("**/strict-csp", lambda r: r.fulfill(
+        body="<!doctype html><html lang='en'><title>csp</title><main><h1>ok</h1></main></html>",
+        content_type="text/html", headers={"Content-Security-Policy": "script-src 'self'"}))
+    page.goto("/strict-csp")
+    assert axe(page) == []
+
+
 @pytest.mark.console_errors(r"deliberate")
 def test_console_errors_are_collected(page, browser_log):
     page.goto("/api/v1/health")
