@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from civicvoucher.auth.roles import Role
 from tests.browser.world import Account, BrowserWorld
 
-# ==== CONSOLE LOGIN FORM: switch here ====================================================
-# The console's login page does not exist yet, so `login()` gets a token from the API
-# (POST /api/v1/auth/login, through the page's own request context, so any cookie the
-# answer sets lands in the browser). When the page exists: set CONSOLE_LOGIN_PATH to its
-# path and fit `_login_with_form` to the form (labels, the page it lands on). `login()`
-# then logs in as a person does, and `via="api"` stays for tests that just need a session.
-CONSOLE_LOGIN_PATH: str | None = None
-# =========================================================================================
+# `login()` signs in as a person does, through the console's sign-in form (which keeps the
+# session in its cookie); `via="api"` gets a bearer token instead, for tests of API pages.
+CONSOLE_LOGIN_PATH: str | None = "/login"
 
 
 @dataclass(frozen=True)
@@ -58,11 +53,10 @@ def _login_with_api(page, account: Account, base_url: str) -> LoggedIn:
 
 
 def _login_with_form(page, account: Account) -> LoggedIn:
-    # TODO(console): fit to the real login form once it exists (see CONSOLE_LOGIN_PATH).
     assert CONSOLE_LOGIN_PATH is not None
     page.goto(CONSOLE_LOGIN_PATH)
     page.locator("input[name=username]").fill(account.username)
     page.locator("input[name=password]").fill(account.password)
-    page.locator("form [type=submit]").click()
+    page.locator("form[action=\"/login\"] [type=submit]").click()
     page.wait_for_url(lambda url: CONSOLE_LOGIN_PATH not in url)
     return LoggedIn(account, None)

@@ -51,7 +51,7 @@ def test_api_docs_load_offline_with_no_console_error(page, browser_log, screensh
 def test_every_role_logs_in_with_its_password(page, login, live_server):
     assert set(live_server.world.accounts) == set(ROLES)
     for role in ROLES:
-        who = login(page, role)
+        who = login(page, role, via="api")
         me = page.request.get("/api/v1/auth/me", headers=who.headers)
         assert me.status == 200, me.text()
         assert me.json()["role"] == role.value
@@ -66,7 +66,7 @@ def test_the_member_set_their_own_password(page, login, live_server):
         "username": acct.username, "code": live_server.world.member_activation_code,
         "password": "someone-elses-pw"}, headers={"Accept-Language": "en"})
     assert again.status == 401 and again.json()["code"] == "activation_failed"
-    who = login(page, "member", bearer_header=True)
+    who = login(page, "member", via="api", bearer_header=True)
     # with bearer_header the page's own requests carry the token
     page.goto("/api/v1/me/vouchers")
     assert who.token and acct.member_id and '"items"' in page.content()

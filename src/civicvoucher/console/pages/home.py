@@ -105,4 +105,21 @@ async def switch_language(request: Request, lang: str = Form(..., max_length=10)
 
 @router.get("/", name="console_home")
 def home(c: PageCtx = Depends(page_ctx)) -> Response:
-    return render(c.request, "home.html.j2", title=N_("Home"))
+    return render(c.request, "home.html.j2", title=N_("Home"), where=c.db.run(
+        lambda s: where_bound(s, c.principal)))
+
+
+def where_bound(session, p) -> str:
+    """The organisation, merchant or member a user is bound to, by name (as people say it)."""
+    from civicvoucher.members.models import Member
+    from civicvoucher.vouchers.listing import mask_name
+    from civicvoucher.merchants.models import Merchant
+    from civicvoucher.orgs.models import Org
+
+    if p.org_id is not None and (org := session.get(Org, p.org_id)) is not None:
+        return org.name
+    if p.merchant_id is not None and (m := session.get(Merchant, p.merchant_id)) is not None:
+        return m.name
+    if p.member_id is not None and (mem := session.get(Member, p.member_id)) is not None:
+        return mask_name(mem.name)
+    return ""
