@@ -112,9 +112,9 @@ def home(c: PageCtx = Depends(page_ctx)) -> Response:
 def where_bound(session, p) -> str:
     """The organisation, merchant or member a user is bound to, by name (as people say it)."""
     from civicvoucher.members.models import Member
-    from civicvoucher.vouchers.listing import mask_name
     from civicvoucher.merchants.models import Merchant
     from civicvoucher.orgs.models import Org
+    from civicvoucher.vouchers.listing import mask_name
 
     if p.org_id is not None and (org := session.get(Org, p.org_id)) is not None:
         return org.name
