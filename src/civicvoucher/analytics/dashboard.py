@@ -279,6 +279,15 @@ def _local_day(col, dialect: str, periods: tuple):
     return cast(col + by, Date)
 
 
+def _segment_after(path_col, length: int, dialect: str):
+    """The org id that follows the first ``length`` characters of a materialised path (which
+    end with '/'), as an integer."""
+    rest = func.substr(path_col, length + 1)
+    find = func.instr if dialect == "sqlite" else func.strpos
+    at = find(rest, "/")
+    return case((at > 1, cast(func.substr(rest, 1, at - 1), Integer)))  # the node itself: NULL
+
+
 # --- the queries ---------------------------------------------------------------------------
 
 def _n(value) -> int:
@@ -379,6 +388,7 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
 
     per_union = (select(
         unions.c.id, unions.c.path, unions.c.level,
+        _segment_after(unions.c.path, len(node.path) if node else 1, dialect).label("child_id"),
         *[func.coalesce(src.c[name], 0).label(name)
           for name, src in [("members", ms)]
           + [(k, vs) for k in ("issued_fen", "issued_count", "digital_fen", "paper_fen",
@@ -409,10 +419,12 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
                      *sums(pu))
     q_level = (select(literal("level").label("grp"), pu.c.level, cast(null(), Integer),
                       no_str, no_str, no_str, no_str, *sums(pu)).group_by(pu.c.level))
+    # A union's child of the node is the id right after the node's path in the union's
+    # path ('/1/4/19/200/' under '/1/4/': 19): an equality join, not a prefix test per pair.
     q_child = (select(literal("child").label("grp"), no_str, children.c.id, children.c.name,
                       children.c.level, children.c.path, children.c.code, *sums(pu))
                .select_from(children)
-               .outerjoin(pu, pu.c.path.startswith(children.c.path))
+               .outerjoin(pu, pu.c.child_id == children.c.id)
                .group_by(children.c.id, children.c.name, children.c.level, children.c.path,
                          children.c.code))
     rows = session.execute(union_all(q_total, q_level, q_child)).mappings().all()
