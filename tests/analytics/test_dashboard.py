@@ -281,3 +281,21 @@ def test_empty_database(db):
         d = dashboard(s, org_path=None)
     assert d.figures == Figures() and d.children == () and d.by_day == ()
     assert d.figures.leverage is None and d.figures.digital_share is None
+
+
+def test_tourism_cards_are_not_counted(db):
+    """Only consumption vouchers count (the report's definition): spending a tourism card
+    changes no figure."""
+    rw = build_report_world(db, expire_rest=False)
+    w = rw.world
+    with db.session() as s:
+        before = dashboard(s, org_path=None, now=T0)
+    card = voucher_codes(db, w.union_a, "tourism")[0]
+    db.run(redeem, code=card, merchant_id=w.merchants["饭店"], order_amount_fen=50000,
+           idem_key="card", now=T0 + timedelta(hours=1))
+    with db.session() as s:
+        after = dashboard(s, org_path=None, now=T0)
+        assert s.execute(select(Redemption).where(Redemption.idem_key == "card")).scalar_one()
+    assert after.figures == before.figures
+    assert after.by_category == before.by_category and after.by_day == before.by_day
+    assert as_dict(after.figures) == figures_of(expected(db, None, T0))
