@@ -51,6 +51,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
     true,
     union_all,
 )
@@ -331,6 +332,11 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
     others = [r.id for r in products if r.kind != CONSUMPTION]
     other_products = bool(others)
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # The per-union LEFT JOINs make PostgreSQL overestimate the rows (no statistics on a
+        # CTE's keys), which turns on JIT: 2 s of compiling for 0.8 s of work at scale 0.1
+        # (bench/results/dashboard-postgresql.md). This transaction only.
+        session.execute(text("SET LOCAL jit = off"))
 
     # The subtree's grassroots unions, each with its parent federation's level.
     par = aliased(O)
