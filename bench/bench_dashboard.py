@@ -75,7 +75,8 @@ def time_ours(db: Database, org_path: str | None, repeat: int) -> list[float]:
 def pgbench(url: str, statements: list[str], repeat: int) -> tuple[float, list[float], str]:
     """Average latency of the whole script (ms), each statement's (ms), pgbench's output."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write("".join(s.rstrip(";") + ";\n" for s in statements))
+        # one transaction, as the dashboard's session is (its SET LOCAL holds only there)
+        f.write("BEGIN;\n" + "".join(s.rstrip(";") + ";\n" for s in statements) + "COMMIT;\n")
         path = f.name
     # one untimed pass (warm cache), then the timed one
     subprocess.run(["pgbench", "-n", "-t", "1", "-f", path, *libpq_args(url)],
@@ -91,7 +92,7 @@ def pgbench(url: str, statements: list[str], repeat: int) -> tuple[float, list[f
         if "statement latencies in milliseconds" in line:
             per = i
     if per is not None:
-        for line in lines[per + 1:]:
+        for line in lines[per + 2:-1]:  # without BEGIN and COMMIT
             parts = line.split()
             if parts and parts[0].replace(".", "", 1).isdigit():
                 per_stmt.append(float(parts[0]))
@@ -99,8 +100,9 @@ def pgbench(url: str, statements: list[str], repeat: int) -> tuple[float, list[f
 
 
 def explain(url: str, statement: str) -> str:
-    res = subprocess.run(["psql", "-X", "-q", "-c",
-                          f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *libpq_args(url)],
+    # as the dashboard runs it: JIT off (see analytics/dashboard.py)
+    res = subprocess.run(["psql", "-X", "-q", *libpq_args(url)],
+                         input=f"SET jit = off;\nEXPLAIN (ANALYZE, BUFFERS) {statement};\n",
                          check=True, capture_output=True, text=True)
     return res.stdout
 
