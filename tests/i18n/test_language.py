@@ -4,8 +4,6 @@ template can never reach into the objects it is given."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -103,33 +101,47 @@ def test_errors_say_where_and_why_in_the_language():
     assert not CJK.search(rejected.localized("en"))
 
 
-def _cli(*args, env_lang=None):
-    import os
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``civicvoucher ARGS`` in this process, through the real entry point (``run``: it reads
+    ``--lang`` off the line before Click parses), with no language in the environment."""
+    from types import SimpleNamespace
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CIVICVOUCHER_LANG", "LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE")}
-    if env_lang:
-        env["CIVICVOUCHER_LANG"] = env_lang
-    env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-c", "from civicvoucher.cli.main import run; run()",
-                           *args], capture_output=True, text=True, env=env, timeout=120)
+    from civicvoucher.cli.main import run
+
+    def call(*args, env_lang=None):
+        for var in ("CIVICVOUCHER_LANG", "LANG", "LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+            monkeypatch.delenv(var, raising=False)
+        if env_lang:
+            monkeypatch.setenv("CIVICVOUCHER_LANG", env_lang)
+        monkeypatch.setenv("COLUMNS", "200")
+        capsys.readouterr()
+        try:
+            run(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return call
 
 
-def test_cli_help_and_parse_errors_speak_the_language():
-    zh = _cli("--help")
+def test_cli_help_and_parse_errors_speak_the_language(cli):
+    zh = cli("--help")
     assert "显示本帮助后退出" in zh.stdout and "命令" in zh.stdout
-    en = _cli("--lang", "en", "--help")
+    en = cli("--lang", "en", "--help")
     assert "Show this message and exit." in en.stdout
     assert not CJK.search(en.stdout.replace("消费券", "")), en.stdout  # the tagline names it
     # --lang anywhere on the line, even after the subcommand; Click's own errors translated
-    bad = _cli("fund", "deposit", "--lang", "zh")
+    bad = cli("fund", "deposit", "--lang", "zh")
     assert bad.returncode == 2 and "缺少参数" in bad.stderr, bad.stderr
-    bad_en = _cli("fund", "deposit", env_lang="en")
+    bad_en = cli("fund", "deposit", env_lang="en")
     assert "Missing argument" in bad_en.stderr, bad_en.stderr
-    unknown = _cli("fund", "deposit", "x", "y", "--bogus")
+    unknown = cli("fund", "deposit", "x", "y", "--bogus")
     assert "没有这个选项" in unknown.stderr, unknown.stderr
 
 
-def test_cli_refuses_an_unknown_language():
-    out = _cli("--lang", "fr", "--version")
+def test_cli_refuses_an_unknown_language(cli):
+    out = cli("--lang", "fr", "--version")
     assert out.returncode == 0 or "zh" in out.stderr  # --lang fr: English fallback, no crash
