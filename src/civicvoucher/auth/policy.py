@@ -140,3 +140,14 @@ RULES.update({
     "console_home": Rule(AUTHENTICATED, "self"),
     "console_logout": Rule(AUTHENTICATED, "self"),
 })
+
+# --- issue 11, member ---
+# The member's phone pages (console/pages/member.py): their own vouchers, QR, history; the
+# public list of active merchants. Members only.
+RULES.update({
+    "console_member_vouchers": Rule(frozenset({R.MEMBER}), "self", personal_data=True),
+    "console_member_voucher": Rule(frozenset({R.MEMBER}), "self"),
+    "console_member_voucher_qr": Rule(frozenset({R.MEMBER}), "self"),
+    "console_member_merchants": Rule(frozenset({R.MEMBER}), "self"),
+    "console_member_history": Rule(frozenset({R.MEMBER}), "self", personal_data=True),
+})

@@ -13,9 +13,9 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import home
+    from civicvoucher.console.pages import home, member
 
-    return [home.router]
+    return [home.router, member.router]
 
 
 def mount(app: FastAPI) -> None:
