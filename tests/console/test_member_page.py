@@ -210,3 +210,11 @@ def test_the_member_is_named_masked_on_the_home_page(member):
         name = s.get(Member, member.aw.member_in).name
     home = member.client.get("/").text
     assert name not in home and 'href="/m"' in home
+
+
+def test_a_bad_path_or_query_value_is_not_a_fault(member):
+    """/m/vouchers/abc is no page (404), a bad page number names the field (400): neither is
+    a logged 500 (it was, before the console's route class took validation errors)."""
+    assert member.client.get("/m/vouchers/abc").status_code == 404
+    r = member.client.get("/m/merchants?page=abc")
+    assert r.status_code in (200, 400), r.status_code

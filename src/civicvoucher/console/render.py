@@ -46,7 +46,7 @@ def environment() -> Environment:
     return env
 
 
-def render(request: Request, template: str, *, status: int = 200, headers=None,
+def render(request: Request, template: str, *, status_code: int = 200, headers=None,
            **context) -> HTMLResponse:
     """``template`` with the page's common context: who is signed in, their language, the
     CSRF token for forms and HTMX, and the navigation their role may use."""
@@ -66,7 +66,7 @@ def render(request: Request, template: str, *, status: int = 200, headers=None,
                                     "style-src 'self'; script-src 'self'; frame-ancestors "
                                     "'none'; form-action 'self'; base-uri 'none'"}
     h.update(headers or {})
-    return HTMLResponse(html, status_code=status, headers=h)
+    return HTMLResponse(html, status_code=status_code, headers=h)
 
 
 STATUS_FOR_CODE = {"csrf_failed": 403}
@@ -88,7 +88,8 @@ def error_page(request: Request, exc: CivicVoucherError | None, *, status: int |
                             N_("the server failed; the request id identifies it in the logs"))
         where = ""
     fragment = request.headers.get("hx-request") == "true"
-    return render(request, "_error.html.j2" if fragment else "error.html.j2", status=status,
+    return render(request, "_error.html.j2" if fragment else "error.html.j2",
+                  status_code=status,
                   code=code, message=text, where=where,
                   request_id=getattr(request.state, "request_id", ""),
                   headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"}

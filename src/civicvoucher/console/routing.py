@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +34,7 @@ from civicvoucher.auth.policy import Rule, rule_for
 from civicvoucher.auth.scope import Principal
 from civicvoucher.console import session as sess
 from civicvoucher.core import ids
-from civicvoucher.errors import CivicVoucherError, Forbidden
+from civicvoucher.errors import CivicVoucherError, Forbidden, NotFound, ValidationError
 from civicvoucher.i18n import N_, Term, msg
 
 log = logging.getLogger("civicvoucher.console")
@@ -119,6 +120,8 @@ class ConsoleRoute(APIRoute):
                     return await inner(request)
                 except NeedsLogin:
                     return _to_login(request)
+                except RequestValidationError as exc:  # /m/vouchers/abc: not a page
+                    return error_page(request, _invalid(exc))
                 except CivicVoucherError as exc:
                     if isinstance(exc, Forbidden) and request.state.principal is not None \
                             and not isinstance(exc, RoleForbidden):
@@ -133,6 +136,20 @@ class ConsoleRoute(APIRoute):
                     return error_page(request, None, status=500)
 
         return handler
+
+
+def _invalid(exc: RequestValidationError) -> CivicVoucherError:
+    """A path or query value that is not what the page takes: 404 for a path (no such
+    page), 400 naming the field for a query or form value."""
+    from civicvoucher.api import validation
+
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("loc", ("",))[0] == "path":
+        return NotFound(N_("no such page"))
+    err = ValidationError(validation.detail(first) if first else N_("invalid request"),
+                          field=validation.field_of(first) if first else None)
+    err.http_status = 400
+    return err
 
 
 async def _check_csrf(request: Request, expected: str) -> None:

@@ -33,7 +33,7 @@ def _safe_next(target: str | None) -> str:
 def _login_form(request: Request, *, next_: str, status: int = 200, error: str | None = None,
                 username: str = "", retry_after: int | None = None) -> Response:
     token = sess.new_login_csrf()
-    response = render(request, "login.html.j2", status=status, next=_safe_next(next_),
+    response = render(request, "login.html.j2", status_code=status, next=_safe_next(next_),
                       login_csrf=token, error=error, username=username)
     response.set_cookie(sess.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=sess.secure_cookie(request.headers.get("host")), path="/")
