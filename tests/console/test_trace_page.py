@@ -197,7 +197,7 @@ def test_the_steps_in_chinese_with_yuan_transfer_and_audit_entry(tw):
     assert _steps(r.text) == ["发放", "推送电子券", "核销"]
     assert "¥300.00" in r.text and "订单 ¥350.00" in r.text
     assert "超市" in r.text and "u-cashier" in r.text and tw["receipt"] in r.text
-    assert f"审计记录 #{tw['redeem_seq']}" in r.text
+    assert f'<span class="mono seq">#{tw["redeem_seq"]}</span>' in r.text
     assert re.search(r"<code>redeem:[^<]+</code>", r.text)
     assert "2020-05-01 18:00 +08:00" in r.text  # T0 10:00 UTC, shown in Beijing time
     assert 'href="/audit' not in r.text  # no audit page yet: the entry is named, not linked
@@ -217,4 +217,4 @@ def test_the_steps_in_english(tw):
                           .replace("成*", "")), CJK.findall(body)[:20]
     redeemed = console.client.get(f"/trace/{tw['va']}", headers={"Accept-Language": "en"})
     assert _steps(redeemed.text) == ["issued", "pushed", "redeemed"]
-    assert f"audit entry {tw['redeem_seq']}" in redeemed.text
+    assert f'#{tw["redeem_seq"]}</span>' in redeemed.text and "Audit entry" in redeemed.text
