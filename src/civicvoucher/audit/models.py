@@ -22,7 +22,7 @@ class AuditEntry(Base):
     role: Mapped[str | None] = mapped_column(String(30))
     scope: Mapped[str | None] = mapped_column(String(400))  # org path, merchant:ID, member:ID
     action: Mapped[str] = mapped_column(String(80), index=True)
-    target: Mapped[str | None] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(200), index=True)  # the trace reads by it
     outcome: Mapped[str] = mapped_column(String(20))  # ok | refused
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON)

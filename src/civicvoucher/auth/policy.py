@@ -151,3 +151,13 @@ RULES.update({
     "console_member_merchants": Rule(frozenset({R.MEMBER}), "self"),
     "console_member_history": Rule(frozenset({R.MEMBER}), "self", personal_data=True),
 })
+
+# --- issue 11, tracepage ---
+# The voucher trace (溯源): org admins and auditors, in their subtree; both the search and the
+# trace read personal data (masked) and are audited. The search is a POST (an ID number stays
+# out of URLs) that changes nothing: no idempotency key.
+RULES.update({
+    "console_trace": Rule(ORG_READERS, "org"),
+    "console_trace_search": Rule(ORG_READERS, "org", personal_data=True, idempotent_key=False),
+    "console_trace_voucher": Rule(ORG_READERS, "org", personal_data=True),
+})
