@@ -13,9 +13,9 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import home
+    from civicvoucher.console.pages import cashier, home  # issue 11: cashier
 
-    return [home.router]
+    return [home.router, cashier.router]
 
 
 def mount(app: FastAPI) -> None:
