@@ -27,9 +27,14 @@ def _preview(console, voucher: str):
 
 
 def _redeem(console, voucher: str, amount: str, key: str):
-    return console.client.post("/c/redeem", data={
+    """The confirm form sent; a redemption answers 303 to its receipt, which is followed."""
+    r = console.client.post("/c/redeem", data={
         "voucher": voucher, "order_amount": amount, "idempotency_key": key,
         "csrf_token": console.csrf("/c")})
+    if r.status_code == 303:
+        assert r.headers["location"].startswith("/c/receipts/"), r.headers["location"]
+        return console.client.get(r.headers["location"])
+    return r
 
 
 def _count(console, **where) -> int:
@@ -72,6 +77,9 @@ def test_redeem_through_the_page_and_the_same_key_replays_the_receipt(console):
     rid = int(receipt.split("-")[1])
     shown = console.client.get(f"/c/receipts/{rid}")
     assert shown.status_code == 200 and receipt in shown.text
+    for path in ("/c/redeem", "/c/preview"):  # the language switch comes back with a GET
+        back = console.client.get(path)
+        assert back.status_code == 303 and back.headers["location"] == "/c"
 
 
 def test_a_new_attempt_on_a_spent_voucher_is_refused(console):

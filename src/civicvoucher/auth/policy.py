@@ -149,5 +149,6 @@ RULES.update({
     "console_cashier_preview": Rule(MERCHANT_STAFF, "merchant", idempotent_key=False),
     "console_cashier_redeem": Rule(MERCHANT_STAFF, "merchant"),
     "console_cashier_receipt": Rule(MERCHANT_STAFF, "redemption"),
+    "console_cashier_back": Rule(MERCHANT_STAFF, "merchant"),
     "console_cashier_settlement": Rule(frozenset({R.MERCHANT_ADMIN}), "merchant"),
 })

@@ -21,7 +21,7 @@ import pydantic
 from fastapi import APIRouter, Depends, Form, Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from civicvoucher import i18n
 from civicvoucher.api import qr
@@ -211,6 +211,7 @@ def _page(c: PageCtx, *, status: int = 200, **context) -> Response:
     context.setdefault("voucher", "")
     context.setdefault("order_amount", "")
     context.setdefault("key", "")
+    context.setdefault("new", False)
     return render(c.request, TEMPLATE, status=status, title=N_("Cashier"), merchant=name,
                   today=day, **context)
 
@@ -270,7 +271,15 @@ def cashier_redeem(voucher: str = Form("", max_length=200),
                 pv = None
         return _page(c, status=exc.http_status, preview=pv, voucher=voucher,
                      order_amount=order_amount, key=key, **_error(c, exc))
-    return _page(c, receipt=_receipt_view(c, out), status=200)
+    # the receipt at its own address: a reload or the language switch shows it, never resends
+    return RedirectResponse(f"/c/receipts/{out.id}?new=1", status_code=303)
+
+
+@router.get("/c/preview", name="console_cashier_back")
+@router.get("/c/redeem", name="console_cashier_back")
+def cashier_back() -> Response:
+    """A form's address opened as a page (the language switch, a bookmark): the page."""
+    return RedirectResponse("/c", status_code=303)
 
 
 def _receipt_view(c: PageCtx, r: Receipt) -> dict:
@@ -279,12 +288,12 @@ def _receipt_view(c: PageCtx, r: Receipt) -> dict:
 
 
 @router.get("/c/receipts/{redemption_id}", name="console_cashier_receipt")
-def cashier_receipt(redemption_id: int = Path(ge=1, le=2**53),
+def cashier_receipt(redemption_id: int = Path(ge=1, le=2**53), new: bool = False,
                     c: PageCtx = Depends(page_ctx)) -> Response:
     """One receipt of this merchant's (another merchant's is refused as the API refuses it)."""
     r = c.db.run(lambda s: api_redemptions.receipt(
         api_redemptions._redemption(s, c, redemption_id)))
-    return _page(c, receipt=_receipt_view(c, r), shown=True)
+    return _page(c, receipt=_receipt_view(c, r), new=new)
 
 
 @router.get("/c/settlement", name="console_cashier_settlement")
