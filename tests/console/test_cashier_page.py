@@ -132,7 +132,6 @@ def test_refusals_say_why_in_the_readers_language(console, now, lang, below, exp
 
     with console.aw.db.session() as s:  # this program leaves supermarkets out
         s.execute(update(Product).values(categories=["daily_goods", "hotel_dining"]))
-        s.commit()
     r = _preview(console, console.aw.codes_in[1])
     assert r.status_code == 200 and "category_not_allowed" in r.text and category in r.text
     assert "Confirm redemption" not in r.text and "确认核销" not in r.text
@@ -170,7 +169,6 @@ def test_another_merchants_receipt_is_not_visible(console):
         red = redeem(s, code=aw.codes_out[0], merchant_id=aw.merchant_out,
                      order_amount_fen=30_000, idem_key="elsewhere").redemption
         rid = red.id
-        s.commit()
     console.login(Role.CASHIER)
     _lang(console, "en")
     r = console.client.get(f"/c/receipts/{rid}")
@@ -205,7 +203,6 @@ def test_settlement_statements_for_the_merchant_admin_only(console):
         settle(s, cutoff=None, idem_key="run-1")
         redeem(s, code=aw.codes_out[0], merchant_id=aw.merchant_out, order_amount_fen=30_000,
                idem_key="out")
-        s.commit()
     console.login(Role.MERCHANT_ADMIN)
     _lang(console, "en")
     r = console.client.get("/c/settlement")
