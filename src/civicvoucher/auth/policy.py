@@ -161,3 +161,15 @@ RULES.update({
     "console_trace_search": Rule(ORG_READERS, "org", personal_data=True, idempotent_key=False),
     "console_trace_voucher": Rule(ORG_READERS, "org", personal_data=True),
 })
+
+# --- issue 11, cashier ---
+# The cashier's phone page (console/pages/cashier.py): merchant staff, their own merchant. The
+# settlement statements follow the API's list_settlement_batches (merchant admins, not cashiers).
+RULES.update({
+    "console_cashier": Rule(MERCHANT_STAFF, "merchant"),
+    "console_cashier_preview": Rule(MERCHANT_STAFF, "merchant", idempotent_key=False),
+    "console_cashier_redeem": Rule(MERCHANT_STAFF, "merchant"),
+    "console_cashier_receipt": Rule(MERCHANT_STAFF, "redemption"),
+    "console_cashier_back": Rule(MERCHANT_STAFF, "merchant"),
+    "console_cashier_settlement": Rule(frozenset({R.MERCHANT_ADMIN}), "merchant"),
+})
