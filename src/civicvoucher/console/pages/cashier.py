@@ -212,7 +212,7 @@ def _page(c: PageCtx, *, status: int = 200, **context) -> Response:
     context.setdefault("order_amount", "")
     context.setdefault("key", "")
     context.setdefault("new", False)
-    return render(c.request, TEMPLATE, status=status, title=N_("Cashier"), merchant=name,
+    return render(c.request, TEMPLATE, status_code=status, title=N_("Cashier"), merchant=name,
                   today=day, **context)
 
 
