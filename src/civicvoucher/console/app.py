@@ -13,9 +13,9 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import home
+    from civicvoucher.console.pages import dashpage, home
 
-    return [home.router]
+    return [home.router, dashpage.router]
 
 
 def mount(app: FastAPI) -> None:
