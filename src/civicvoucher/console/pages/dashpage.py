@@ -160,6 +160,7 @@ def chart_data(v: View) -> dict:
                          sum(r.figures.redeemed_fen for r in rest)])
     return {
         "lang": i18n.current(),
+        "empty": _("Nothing yet"),
         "series": {"planned": _("Planned"), "issued": _("Issued"), "redeemed": _("Redeemed"),
                    "redemptions": _("Redemptions")},
         "level": [[level_name(r.level), r.figures.planned_fen, r.figures.issued_fen,

@@ -45,6 +45,7 @@
   }
 
   function bars(el, d, rows, horizontal) {
+    if (!rows.length) return empty(el, d);
     var names = rows.map(function (r) { return r[0]; });
     var o = base(el, d);
     var cat = {type: "category", data: names,
@@ -52,14 +53,21 @@
     if (horizontal) { cat.inverse = true; o.xAxis = moneyAxis(d); o.yAxis = cat; }
     else { o.xAxis = cat; o.yAxis = moneyAxis(d); }
     o.series = [
-      {name: d.series.planned, type: "bar", data: rows.map(function (r) { return r[1]; })},
-      {name: d.series.issued, type: "bar", data: rows.map(function (r) { return r[2]; })},
-      {name: d.series.redeemed, type: "bar", data: rows.map(function (r) { return r[3]; })}
+      {name: d.series.planned, type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r[1]; })},
+      {name: d.series.issued, type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r[2]; })},
+      {name: d.series.redeemed, type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r[3]; })}
     ];
     return o;
   }
 
+  function empty(el, d) {  // nothing yet: say so instead of a grey ring
+    return {animation: false, textStyle: {fontFamily: FONT},
+            title: {text: d.empty, left: "center", top: "middle",
+                    textStyle: {fontSize: 14, fontWeight: "normal", color: "#57606a", fontFamily: FONT}}};
+  }
+
   function pie(el, d, rows) {
+    if (!rows.length) return empty(el, d);
     var o = base(el, d);
     o.tooltip = {trigger: "item", renderMode: "richText", confine: true,
                  valueFormatter: function (v) { return exact(v); }};
@@ -72,12 +80,13 @@
   }
 
   function daily(el, d) {
+    if (!d.day.length) return empty(el, d);
     var o = base(el, d);
     o.xAxis = {type: "category", data: d.day.map(function (r) { return r[0]; })};
     o.yAxis = moneyAxis(d);
     o.dataZoom = d.day.length > 31 ? [{type: "inside"}] : [];
     o.series = [
-      {name: d.series.issued, type: "bar", data: d.day.map(function (r) { return r[1]; }), itemStyle: {color: COLORS[1]}},
+      {name: d.series.issued, type: "bar", data: d.day.map(function (r) { return r[1]; }), itemStyle: {color: COLORS[1]}, barMaxWidth: 36},
       {name: d.series.redeemed, type: "line", data: d.day.map(function (r) { return r[2]; }), itemStyle: {color: COLORS[2]}, showSymbol: d.day.length < 40}
     ];
     return o;
