@@ -50,7 +50,9 @@
     var o = base(el, d);
     var cat = {type: "category", data: names,
                axisLabel: {interval: 0, width: narrow(el) ? 90 : 160, overflow: "truncate"}};
-    if (horizontal) { cat.inverse = true; o.xAxis = moneyAxis(d); o.yAxis = cat; }
+    if (horizontal) {  // room on the right for the last amount on the axis
+      cat.inverse = true; o.xAxis = moneyAxis(d); o.yAxis = cat; o.grid.right = 40;
+    }
     else { o.xAxis = cat; o.yAxis = moneyAxis(d); }
     o.series = [
       {name: d.series.planned, type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r[1]; })},
