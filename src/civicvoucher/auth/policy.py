@@ -173,3 +173,11 @@ RULES.update({
     "console_cashier_back": Rule(MERCHANT_STAFF, "merchant"),
     "console_cashier_settlement": Rule(frozenset({R.MERCHANT_ADMIN}), "merchant"),
 })
+
+# --- issue 11, dashpage ---
+# The dashboard page and the figures it polls: who may read the API's program report, over
+# their own subtree (console/pages/dashpage.py chooses it with scope.scoped_root).
+RULES.update({
+    "console_dashboard": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "console_dashboard_figures": Rule(ORG_READERS | {R.ANALYST}, "org"),
+})

@@ -13,9 +13,9 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import cashier, home, member, tracepage
+    from civicvoucher.console.pages import cashier, dashpage, home, member, tracepage
 
-    return [home.router, member.router, tracepage.router, cashier.router]
+    return [home.router, dashpage.router, member.router, tracepage.router, cashier.router]
 
 
 def mount(app: FastAPI) -> None:

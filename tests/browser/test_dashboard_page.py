@@ -1,0 +1,137 @@
+"""The dashboard page in a real browser as the county admin: the figures show, every chart
+draws under the console's CSP (no inline script or style), no chart is wider than a 390 px
+phone, a redemption made through the API shows after the next poll, axe finds nothing
+serious in Chinese or English, and the screenshots are kept."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from civicvoucher.auth.roles import Role
+from tests.browser.harness import assert_no_serious_a11y, both_viewports
+
+CHARTS = ("chart-level", "chart-children", "chart-category", "chart-channel", "chart-day")
+
+# What must fit the screen, and how far past its right edge it goes (as the analytics
+# report's browser test checks its page).
+OVERFLOW = """() => {
+  const vw = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.querySelectorAll(
+      '.dash-chart, .chart, .chart canvas, .table-wrap, .figures, header, nav, form, h1')) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && (r.right > vw + 0.5 || r.left < -0.5)) {
+      out.push(`${el.tagName}#${el.id || (el.closest('[id]') || {}).id} ${r.left}..${r.right}`);
+    }
+  }
+  return {vw, page: document.documentElement.scrollWidth, over: out};
+}"""
+
+SIZES = """ids => ids.map(id => {
+  const el = document.getElementById(id);
+  const c = el && el.querySelector('canvas');
+  const chart = el && echarts.getInstanceByDom(el);
+  return [id, c ? c.getBoundingClientRect().width : 0, c ? c.getBoundingClientRect().height : 0,
+          chart ? chart.getWidth() : 0, el ? el.getBoundingClientRect().width : 0];
+})"""
+
+
+def open_dashboard(page, login):
+    login(page, Role.COUNTY_ADMIN)
+    page.goto("/dashboard")
+    page.wait_for_selector(f"html[data-charts-ready='{len(CHARTS)}']")
+    return page
+
+
+def charts_drawn(page) -> list:
+    sizes = page.evaluate(SIZES, list(CHARTS))
+    for chart_id, w, h, drawn, box in sizes:
+        assert w > 100 and h > 100, (chart_id, w, h)
+        assert drawn == pytest.approx(box, abs=2), (chart_id, drawn, box)  # fills its box
+    return sizes
+
+
+def redeem_through_the_api(live_server) -> int:
+    """A cashier of 超市 redeems one of union A's vouchers: the amount redeemed."""
+    cashier = live_server.account(Role.CASHIER)
+    with httpx.Client(base_url=live_server.url, headers={"Accept-Language": "en"}) as http:
+        r = http.post("/api/v1/auth/login",
+                      json={"username": cashier.username, "password": cashier.password})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        for code in reversed(live_server.world.voucher_codes):  # one nobody spent yet
+            r = http.post("/api/v1/redemptions", headers=auth | {
+                "Idempotency-Key": str(uuid.uuid4())},
+                json={"code": code, "order_amount_fen": 35000})
+            if r.status_code == 201:
+                return r.json()["amount_fen"]
+            assert r.json()["code"] == "voucher_already_redeemed", r.text
+    raise AssertionError("every voucher of union A is spent")
+
+
+@both_viewports
+@pytest.mark.zh
+def test_the_county_admin_sees_figures_and_charts_in_chinese(page, login, screenshot,
+                                                               viewport):
+    open_dashboard(page, login)
+    assert page.get_by_role("heading", level=1).inner_text() == "数据看板：小店区总工会"
+    issued = page.locator("#fig-issued dd data").first
+    assert issued.inner_text().endswith(("万", "元", "亿"))
+    assert issued.get_attribute("title").startswith("¥")
+    assert page.locator("#table-unions tbody tr").count() == 2  # union A and union B
+    charts_drawn(page)
+    fit = page.evaluate(OVERFLOW)
+    assert fit["over"] == [] and fit["page"] <= fit["vw"], fit
+    assert_no_serious_a11y(page)
+    screenshot(page, "dashboard-zh")
+    page.locator("#chart-category").hover()  # a tooltip under the CSP: no refused style
+    page.mouse.move(10, 10)
+
+
+@pytest.mark.parametrize("viewport", ["phone"])
+@pytest.mark.zh
+def test_no_chart_wider_than_the_phone_even_after_a_resize(page, login, viewport):
+    open_dashboard(page, login)
+    page.set_viewport_size({"width": 1000, "height": 844})
+    page.wait_for_timeout(300)  # dashpage.js redraws 100 ms after the last resize
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(400)
+    sizes = charts_drawn(page)
+    assert all(w <= 390 for _, w, *_ in sizes), sizes
+    fit = page.evaluate(OVERFLOW)
+    assert fit["over"] == [] and fit["page"] <= 390, fit
+
+
+def test_english_and_a_redemption_shows_after_the_next_poll(page, login, live_server,
+                                                            screenshot):
+    open_dashboard(page, login)
+    assert page.get_by_role("heading", level=1).inner_text() == "Dashboard: 小店区总工会"
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert_no_serious_a11y(page)
+    before = int(page.locator("#fig-redeemed dd data").first.get_attribute("value"))
+    paid = redeem_through_the_api(live_server)
+    page.wait_for_function(
+        "want => Number(document.querySelector('#fig-redeemed dd data').getAttribute('value'))"
+        " === want", arg=before + paid, timeout=25_000)  # the poll runs every 10 s
+    assert page.locator("html[data-charts-ready='5']").count() == 1  # redrawn after the swap
+    charts_drawn(page)
+    assert_no_serious_a11y(page)
+    box = page.locator("#chart-level").bounding_box()  # a tooltip under the CSP (canvas-drawn)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+    screenshot(page, "dashboard-en-after-poll")
+
+
+@pytest.mark.zh
+def test_drill_down_and_breadcrumbs_by_keyboard(page, login):
+    open_dashboard(page, login)
+    page.get_by_role("link", name="union A").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard?org=*")
+    assert page.get_by_role("heading", level=1).inner_text() == "数据看板：union A"
+    crumbs = page.get_by_role("navigation", name="位置")
+    crumbs.get_by_role("link", name="小店区总工会").click()
+    page.wait_for_selector("h1:has-text('小店区总工会')")
