@@ -13,9 +13,9 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import home
+    from civicvoucher.console.pages import home, imports  # issue 11, imports: imports
 
-    return [home.router]
+    return [home.router, imports.router]
 
 
 def mount(app: FastAPI) -> None:
