@@ -181,3 +181,18 @@ RULES.update({
     "console_dashboard": Rule(ORG_READERS | {R.ANALYST}, "org"),
     "console_dashboard_figures": Rule(ORG_READERS | {R.ANALYST}, "org"),
 })
+
+# --- issue 11, imports ---
+# Organisations, members and roster imports in the console (console/pages/imports.py): the
+# same roles as the API routes they stand beside (list_orgs + get_fund_balance, list_members,
+# set_member_status, import_members_upload). No rule reveals an ID number: none is stored.
+RULES.update({
+    "console_orgs": Rule(ORG_READERS, "org"),
+    "console_org_children": Rule(ORG_READERS, "org"),
+    "console_members": Rule(ORG_READERS, "org", personal_data=True),
+    "console_members_export": Rule(ORG_READERS, "org", personal_data=True),
+    "console_member_status": Rule(ORG_ADMINS, "member"),
+    "console_import_members": Rule(ORG_ADMINS, "org"),
+    "console_import_members_preview": Rule(ORG_ADMINS, "org"),
+    "console_import_members_confirm": Rule(ORG_ADMINS, "org"),
+})

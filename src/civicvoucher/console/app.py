@@ -13,9 +13,10 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import cashier, dashpage, home, member, tracepage
+    from civicvoucher.console.pages import cashier, dashpage, home, imports, member, tracepage
 
-    return [home.router, dashpage.router, member.router, tracepage.router, cashier.router]
+    return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
+            cashier.router]
 
 
 def mount(app: FastAPI) -> None:
