@@ -82,7 +82,7 @@ def _code_failed(c: Ctx, buckets: list[str]) -> None:
                                detail={"locked": locked}))
 
 
-def _guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
+def guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
     """Run ``fn(session, voucher)`` for a scanned payload or a typed code (rate-limited).
     ``replay_key``: the service key of a redemption this request may be a retry of."""
     if (ref.payload is None) == (ref.code is None):
@@ -107,7 +107,7 @@ def _guarded(c: Ctx, ref: VoucherRef, fn, *, replay_key: str | None = None):
         raise
 
 
-def _merchant(s: Session, c: Ctx, merchant_id: int | None):
+def own_merchant(s: Session, c: Ctx, merchant_id: int | None):
     mid = merchant_id or c.principal.merchant_id
     if mid is None:
         raise ValidationError(N_("say which merchant (merchant_id)"), field="merchant_id")
@@ -119,7 +119,7 @@ def lookup_voucher(body: VoucherRef, c: Ctx = Depends(ctx)) -> CashierVoucherVie
     """What the cashier must know before redeeming: value, threshold, minimum order, window."""
 
     def show(s: Session, v: Voucher) -> CashierVoucherView:
-        _merchant(s, c, None)
+        own_merchant(s, c, None)
         chk = spend_check(s, v)
         return CashierVoucherView(
             status=chk.status, amount_fen=chk.amount_fen, threshold_fen=chk.threshold_fen,
@@ -127,7 +127,7 @@ def lookup_voucher(body: VoucherRef, c: Ctx = Depends(ctx)) -> CashierVoucherVie
             expires_at=chk.expires_at, categories=sorted(chk.categories),
             channels=sorted(chk.channels), region_prefix=chk.region_prefix)
 
-    return _guarded(c, body, show)
+    return guarded(c, body, show)
 
 
 @router.post("", response_model=Receipt, status_code=201, name="create_redemption")
@@ -136,7 +136,7 @@ def create_redemption(body: RedeemIn, c: Ctx = Depends(ctx)) -> Receipt:
     Idempotency-Key; a voucher is spent once whatever the keys."""
 
     def spend(s: Session, v: Voucher) -> Receipt:
-        m = _merchant(s, c, body.merchant_id)
+        m = own_merchant(s, c, body.merchant_id)
         r = redeem(s, code=v.code, merchant_id=m.id, order_amount_fen=body.order_amount_fen,
                    channel=body.channel, hold=body.hold, idem_key=c.service_key("redeem"),
                    qr_exp=qr.payload_expiry(body.payload) if body.payload is not None else None)
@@ -148,7 +148,7 @@ def create_redemption(body: RedeemIn, c: Ctx = Depends(ctx)) -> Receipt:
                             "by": "code" if body.code else "qr"})
         return receipt(red)
 
-    return _guarded(c, body, spend, replay_key=c.service_key("redeem"))
+    return guarded(c, body, spend, replay_key=c.service_key("redeem"))
 
 
 @router.get("", response_model=Page[Receipt], name="list_redemptions")
@@ -168,7 +168,7 @@ def list_redemptions(merchant_id: int | None = Query(None, ge=1, le=2_147_483_64
     return c.db.run(run)
 
 
-def _redemption(s: Session, c: Ctx, redemption_id: int, *, moves_money: bool = False
+def redemption_in_scope(s: Session, c: Ctx, redemption_id: int, *, moves_money: bool = False
                 ) -> Redemption:
     red = s.get(Redemption, redemption_id)
     if red is None:
@@ -179,12 +179,12 @@ def _redemption(s: Session, c: Ctx, redemption_id: int, *, moves_money: bool = F
 
 @router.get("/{redemption_id}", response_model=Receipt, name="get_redemption")
 def get_redemption(redemption_id: int = RedemptionId, c: Ctx = Depends(ctx)) -> Receipt:
-    return c.db.run(lambda s: receipt(_redemption(s, c, redemption_id)))
+    return c.db.run(lambda s: receipt(redemption_in_scope(s, c, redemption_id)))
 
 
 def _resolve(c: Ctx, redemption_id: int, fn, action: str) -> Receipt:
     def run(s: Session) -> Receipt:
-        before = _redemption(s, c, redemption_id, moves_money=True).status
+        before = redemption_in_scope(s, c, redemption_id, moves_money=True).status
         red = fn(s, redemption_id=redemption_id)
         if red.status != before:
             c.audit(s, action, target=f"redemption:{red.id}", detail={"status": red.status})
@@ -215,7 +215,7 @@ def refund_redemption(body: RefundIn, redemption_id: int = RedemptionId,
 
     def run(s: Session) -> RefundOut:
         # debits the merchant's payable (or, once settled, its receivable)
-        _redemption(s, c, redemption_id, moves_money=True)
+        redemption_in_scope(s, c, redemption_id, moves_money=True)
         r = refund(s, redemption_id=redemption_id, reason=body.reason,
                    idem_key=c.service_key("refund"))
         f = r.refund

@@ -194,7 +194,7 @@ def statements(session: Session, c: PageCtx, merchant: Merchant) -> dict:
 
 
 def _merchant(s: Session, c: PageCtx) -> Merchant:
-    return api_redemptions._merchant(s, c, None)  # the API's: the caller's own, in scope
+    return api_redemptions.own_merchant(s, c, None)  # the API's: the caller's own, in scope
 
 
 def _page(c: PageCtx, *, status: int = 200, **context) -> Response:
@@ -230,7 +230,7 @@ def _preview(c: PageCtx, ref: VoucherRef) -> Preview:
     def show(s: Session, v: Voucher) -> Preview:
         return preview(s, v, _merchant(s, c))
 
-    return api_redemptions._guarded(c, ref, show)
+    return api_redemptions.guarded(c, ref, show)
 
 
 @router.post("/c/preview", name="console_cashier_preview")
@@ -292,7 +292,7 @@ def cashier_receipt(redemption_id: int = Path(ge=1, le=2**53), new: bool = False
                     c: PageCtx = Depends(page_ctx)) -> Response:
     """One receipt of this merchant's (another merchant's is refused as the API refuses it)."""
     r = c.db.run(lambda s: api_redemptions.receipt(
-        api_redemptions._redemption(s, c, redemption_id)))
+        api_redemptions.redemption_in_scope(s, c, redemption_id)))
     return _page(c, receipt=_receipt_view(c, r), new=new)
 
 
