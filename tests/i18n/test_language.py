@@ -145,3 +145,33 @@ def test_cli_help_and_parse_errors_speak_the_language(cli):
 def test_cli_refuses_an_unknown_language(cli):
     out = cli("--lang", "fr", "--version")
     assert out.returncode == 0 or "zh" in out.stderr  # --lang fr: English fallback, no crash
+
+
+def test_the_compiled_catalogue_is_kept_and_never_stale(tmp_path, monkeypatch):
+    from civicvoucher.i18n import catalogue
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    catalogue.translations.cache_clear()
+    try:
+        assert catalogue.translations("zh").gettext("Sign out") == "退出登录"
+        (kept,) = (tmp_path / "cache" / "civicvoucher").glob("*.mo")
+        kept.write_bytes(b"not a catalogue")  # a damaged copy: compiled again, not trusted
+        catalogue.translations.cache_clear()
+        assert catalogue.translations("zh").gettext("Sign out") == "退出登录"
+        # a .po file that changes changes the name: the old copy is never read for it
+        first = catalogue._cache_file("zh")
+        po = catalogue.po_files("zh")[0]
+        stat = po.stat()
+        import os
+
+        os.utime(po, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        try:
+            assert catalogue._cache_file("zh") != first
+        finally:
+            os.utime(po, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        # a cache folder that cannot be written: compiled in memory all the same
+        monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-place")
+        catalogue.translations.cache_clear()
+        assert catalogue.translations("zh").gettext("Sign out") == "退出登录"
+    finally:
+        catalogue.translations.cache_clear()

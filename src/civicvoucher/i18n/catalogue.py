@@ -7,7 +7,9 @@ check in ``scripts/messages.py`` names both), never a silent pick.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 from functools import cache
 from pathlib import Path
 
@@ -47,12 +49,42 @@ def merged(lang: str) -> tuple[Catalog, list[str]]:
     return out, conflicts
 
 
+def _cache_file(lang: str) -> Path | None:
+    """Where the compiled catalogue is kept between processes: the user's cache folder, under
+    a name that changes whenever a ``.po`` file does (so a stale copy is never read)."""
+    try:
+        stamp = repr([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in po_files(lang)])
+        home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except (OSError, RuntimeError):
+        return None
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:20]
+    return Path(home) / "civicvoucher" / f"{LOCALES[lang]}-{digest}.mo"
+
+
 @cache
 def translations(lang: str) -> Translations:
+    """The language's compiled catalogue. Reading and merging the ``.po`` files costs about
+    0.2 s, paid by every command: the result is kept in the cache folder, and a process
+    whose folder cannot be written compiles in memory."""
     if lang not in LOCALES:
         return Translations()
+    cached = _cache_file(lang)
+    if cached is not None and cached.is_file():
+        try:
+            with cached.open("rb") as f:
+                return Translations(fp=io.BytesIO(f.read()), domain="civicvoucher")
+        except (OSError, ValueError):
+            pass  # unreadable or cut short: compile again below
     catalog, _ = merged(lang)
     buf = io.BytesIO()
     write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(fp=buf, domain="civicvoucher")
+    data = buf.getvalue()
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, cached)  # whole or not at all: a reader never sees half a file
+        except OSError:
+            pass
+    return Translations(fp=io.BytesIO(data), domain="civicvoucher")
