@@ -196,3 +196,12 @@ RULES.update({
     "console_import_members_preview": Rule(ORG_ADMINS, "org"),
     "console_import_members_confirm": Rule(ORG_ADMINS, "org"),
 })
+
+# --- issue 11, auditpage ---
+# The audit log viewer (console/pages/auditpage.py): who may read the API's list_audit, in the
+# same scope (the province everything, an auditor their subtree's actors); the chain's
+# verification as the API's verify_audit (global, run only when asked).
+RULES.update({
+    "console_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "org"),
+    "console_audit_verify": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
+})

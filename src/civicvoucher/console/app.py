@@ -14,9 +14,10 @@ from civicvoucher.console.routing import ConsoleRoute
 
 def routers() -> list:
     from civicvoucher.console.pages import cashier, dashpage, home, imports, member, tracepage
+    from civicvoucher.console.pages import auditpage  # issue 11, auditpage
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router]
+            cashier.router, auditpage.router]
 
 
 def mount(app: FastAPI) -> None:
