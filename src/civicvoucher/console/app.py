@@ -13,8 +13,15 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import cashier, dashpage, home, imports, member, tracepage
-    from civicvoucher.console.pages import auditpage  # issue 11, auditpage
+    from civicvoucher.console.pages import (
+        auditpage,
+        cashier,
+        dashpage,
+        home,
+        imports,
+        member,
+        tracepage,
+    )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
             cashier.router, auditpage.router]
