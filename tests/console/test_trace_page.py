@@ -200,7 +200,9 @@ def test_the_steps_in_chinese_with_yuan_transfer_and_audit_entry(tw):
     assert f'<span class="mono seq">#{tw["redeem_seq"]}</span>' in r.text
     assert re.search(r"<code>redeem:[^<]+</code>", r.text)
     assert "2020-05-01 18:00 +08:00" in r.text  # T0 10:00 UTC, shown in Beijing time
-    assert 'href="/audit' not in r.text  # no audit page yet: the entry is named, not linked
+    # a county admin may not open the audit log: the entry is named, not linked (a link
+    # would lead to a refusal); for an auditor or the province it is a link
+    assert 'href="/audit' not in r.text
     assert "成*1" in r.text and tw["id_a"] not in r.text
 
 
@@ -218,3 +220,13 @@ def test_the_steps_in_english(tw):
     redeemed = console.client.get(f"/trace/{tw['va']}", headers={"Accept-Language": "en"})
     assert _steps(redeemed.text) == ["issued", "pushed", "redeemed"]
     assert f'#{tw["redeem_seq"]}</span>' in redeemed.text and "Audit entry" in redeemed.text
+
+
+def test_the_province_follows_a_step_to_its_audit_entry(tw):
+    console = tw["console"]
+    console.login(Role.PROVINCE_ADMIN)
+    r = console.client.get(f"/trace/{tw['va']}")
+    link = f'href="/audit?seq={tw["redeem_seq"]}"'
+    assert link in r.text
+    entry = console.client.get(f"/audit?seq={tw['redeem_seq']}")
+    assert entry.status_code == 200 and "redemption" in entry.text
