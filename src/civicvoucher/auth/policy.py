@@ -196,3 +196,13 @@ RULES.update({
     "console_import_members_preview": Rule(ORG_ADMINS, "org"),
     "console_import_members_confirm": Rule(ORG_ADMINS, "org"),
 })
+
+# --- issue 11, programs ---
+# Issuance in the console (console/pages/programs.py): the API's create_issuance roles, over
+# the user's subtree. The funding check is a POST that reads only: no idempotency key.
+RULES.update({
+    "console_issue": Rule(ORG_ADMINS, "org"),
+    "console_issue_preview": Rule(ORG_ADMINS, "org", idempotent_key=False),
+    "console_issue_confirm": Rule(ORG_ADMINS, "org"),
+    "console_issuance": Rule(ORG_ADMINS, "org"),
+})

@@ -13,10 +13,18 @@ from civicvoucher.console.routing import ConsoleRoute
 
 
 def routers() -> list:
-    from civicvoucher.console.pages import cashier, dashpage, home, imports, member, tracepage
+    from civicvoucher.console.pages import (
+        cashier,
+        dashpage,
+        home,
+        imports,
+        member,
+        programs,
+        tracepage,
+    )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router]
+            cashier.router, programs.router]
 
 
 def mount(app: FastAPI) -> None:
