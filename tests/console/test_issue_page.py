@@ -63,6 +63,9 @@ def test_preview_shows_the_shortfall_and_writes_nothing(console, db):
     assert f'id="shortfall">{_yuan(2 * per)}<' in r.text
     assert "全有或全无" in r.text or "资金不足" in r.text
     assert (_count(db, Issuance), _count(db, Voucher), _count(db, AuditEntry)) == before
+    assert 'action="/issue/confirm"' not in r.text  # all or nothing, short: nothing to confirm
+    r = _preview(console, w.union_b, mode="partial")
+    assert 'action="/issue/confirm"' not in r.text  # an empty fund: partial issues nothing
 
 
 def _yuan(fen):

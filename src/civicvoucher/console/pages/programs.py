@@ -62,7 +62,17 @@ class Check:
     duplicates: int
     needed_fen: int
     available_fen: int
+    first_fen: int  # the first member's cost: partial stops at the first one that does not fit
     closed: bool
+
+    @property
+    def issues_something(self) -> bool:
+        """Whether a confirm would issue anything (as ``_issue`` decides it)."""
+        if self.closed or not self.to_receive:
+            return False
+        if self.mode == IssueMode.PARTIAL:
+            return self.available_fen >= self.first_fen
+        return self.available_fen >= self.needed_fen
 
     @property
     def shortfall_fen(self) -> int:
@@ -89,7 +99,8 @@ def funding_check(s: Session, c: PageCtx, *, union_id: int, program: str, mode: 
     return Check(program=prog.key, program_name=prog.name, union_id=union.id,
                  union_name=union.name, mode=mode, eligible=eligible, to_receive=len(plan),
                  duplicates=duplicates, needed_fen=sum(cost for _, _, cost in plan),
-                 available_fen=_available(s, union.id), closed=closed)
+                 available_fen=_available(s, union.id),
+                 first_fen=plan[0][2] if plan else 0, closed=closed)
 
 
 def _choices(s: Session, c: PageCtx) -> dict:
