@@ -206,3 +206,10 @@ RULES.update({
     "console_issue_confirm": Rule(ORG_ADMINS, "org"),
     "console_issuance": Rule(ORG_ADMINS, "org"),
 })
+# programs: the list and a program's page as the API's list_programs/get_program_detail; the
+# deadline extension as create_extension (the province admin)
+RULES.update({
+    "console_programs": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "console_program": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "console_program_extend": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+})

@@ -1,4 +1,12 @@
-"""Issuance in the console: choose a program and a union of the user's subtree, see the
+"""Programs and issuance in the console.
+
+Programs: the list, a program's products with their current deadlines (moved by any
+program-wide extension, as ``vouchers.issuance.deadline_of`` reads them) and its extensions;
+the province admin extends a program's deadline with a reason through the API's own
+``create_extension`` (``api/routers/runs.py``: the same service, audit and refusal of an
+earlier date, ``extension_not_later``), once per attempt key.
+
+Issuance: choose a program and a union of the user's subtree, see the
 funding check (members to receive, amount needed, the union fund's available balance, the
 shortfall) before anything is written, then confirm through the API's own handler
 (``api.routers.issuance.create_issuance``: the same scope checks, service and audit).
@@ -16,14 +24,17 @@ import re
 import uuid
 from dataclasses import dataclass
 
+import pydantic
 from fastapi import APIRouter, Depends, Form, Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from civicvoucher.api.routers import issuance as api_issuance
-from civicvoucher.api.schemas import IssueIn
+from civicvoucher.api.routers import runs as api_runs
+from civicvoucher.api.schemas import ExtensionIn, IssueIn
 from civicvoucher.auth import scope
+from civicvoucher.auth.policy import rule_for
 from civicvoucher.console import nav
 from civicvoucher.console.render import render
 from civicvoucher.console.routing import ConsoleRoute, PageCtx, page_ctx
@@ -36,11 +47,13 @@ from civicvoucher.orgs.models import Org
 from civicvoucher.orgs.rules import OrgLevel
 from civicvoucher.orgs.service import get_org
 from civicvoucher.programs.models import Program
-from civicvoucher.programs.service import get_program
+from civicvoucher.programs.service import get_program, products_of
 from civicvoucher.vouchers.issuance import _choose_products, _plan, deadline_of
+from civicvoucher.vouchers.models import Extension
 from civicvoucher.vouchers.rules import IssueMode
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+nav.register(nav.Link("console_programs", "/programs", N_("Programs")))
 nav.register(nav.Link("console_issue", "/issue", N_("Issue vouchers")))
 
 TEMPLATE = "programs/issue.html.j2"
@@ -191,3 +204,92 @@ def issuance_page(issuance_id: int = Path(ge=1, le=2_147_483_647),
 
     union_name, prog = c.db.run(names)
     return _page(c, result=out, result_union=union_name, result_program=prog.name)
+
+
+# --------------------------------------------------------------------------- programs
+
+PROGRAM_KEY = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+@router.get("/programs", name="console_programs")
+def programs_page(c: PageCtx = Depends(page_ctx)) -> Response:
+    def run(s: Session) -> list[dict]:
+        out = []
+        for p in s.execute(select(Program).order_by(Program.id.desc())).scalars():
+            products = products_of(s, p.id)
+            out.append({"key": p.key, "name": p.name, "per_member_fen": p.per_member_fen,
+                        "products": len(products),
+                        "until": max((deadline_of(s, x) for x in products), default=None)})
+        return out
+
+    return render(c.request, "programs/programs.html.j2", title=N_("Programs"),
+                  programs=c.db.run(run))
+
+
+def _detail(s: Session, key: str) -> dict:
+    p = get_program(s, key)
+    products = [{"key": x.key, "name": x.name, "kind": x.kind, "face_value_fen": x.face_value_fen,
+                 "denominations": list(x.denominations), "threshold_fen": x.threshold_fen,
+                 "optional": x.optional, "valid_from": x.valid_from,
+                 "expires_at": x.expires_at, "deadline": deadline_of(s, x)}
+                for x in products_of(s, p.id)]
+    exts = s.execute(select(Extension).where(Extension.program_id == p.id)
+                     .order_by(Extension.id.desc())).scalars().all()
+    return {"program": {"key": p.key, "name": p.name, "per_member_fen": p.per_member_fen,
+                        "documents": list(p.documents)},
+            "products": products,
+            "extensions": [{"id": e.id, "new_expires_at": e.new_expires_at,
+                            "vouchers": e.vouchers_extended, "actor": e.actor,
+                            "reason": e.reason, "document": e.document,
+                            "created_at": e.created_at, "program_wide": e.program_wide}
+                           for e in exts]}
+
+
+def _program_page(c: PageCtx, program: str, *, status: int = 200, **context) -> Response:
+    data = c.db.run(lambda s: _detail(s, program))
+    rule = rule_for("console_program_extend")
+    context.setdefault("error", None)
+    context.setdefault("error_code", None)
+    context.setdefault("form", {"until": "", "reason": "", "document": ""})
+    context.setdefault("key", str(uuid.uuid4()))
+    context.setdefault("extended", None)
+    return render(c.request, "programs/program.html.j2", status_code=status,
+                  title=N_("Programs"), may_extend=c.principal.role in rule.roles,
+                  **data, **context)
+
+
+@router.get("/programs/{program}", name="console_program")
+def program_page(program: str = Path(min_length=1, max_length=80, pattern=PROGRAM_KEY),
+                 extended: int | None = None, c: PageCtx = Depends(page_ctx)) -> Response:
+    return _program_page(c, program, extended=extended)
+
+
+@router.post("/programs/{program}/extend", name="console_program_extend")
+def program_extend(program: str = Path(min_length=1, max_length=80, pattern=PROGRAM_KEY),
+                   until: str = Form("", max_length=40),
+                   reason: str = Form("", max_length=500),
+                   document: str = Form("", max_length=200),
+                   idempotency_key: str = Form("", max_length=100),
+                   c: PageCtx = Depends(page_ctx)) -> Response:
+    """Extend the program's deadline through the API's own handler, once per attempt key."""
+    form = {"until": until, "reason": reason, "document": document}
+    again = {"form": form, "key": idempotency_key or str(uuid.uuid4())}
+    try:
+        if not KEY_RE.fullmatch(idempotency_key or ""):
+            raise ValidationError(N_("the page's attempt key is missing: reload the page"),
+                                  field="idempotency_key", code="idempotency_key_missing")
+        if not reason.strip():
+            raise ValidationError(N_("an extension records who and why"), field="reason")
+        try:
+            body = ExtensionIn(program=program, new_expires_at=until.strip(),
+                               reason=reason.strip(), document=document.strip() or None)
+        except pydantic.ValidationError:
+            raise ValidationError(N_("type the new last day as a date, e.g. 2020-07-31"),
+                                  field="new_expires_at") from None
+        c.request.state.idempotency_key = idempotency_key  # c.service_key derives the key
+        out = api_runs.create_extension(body, c)
+    except CivicVoucherError as exc:
+        if not isinstance(exc, ValidationError):  # not found, a key reused: the error page
+            raise
+        return _program_page(c, program, status=exc.http_status, **again, **_error(c, exc))
+    return RedirectResponse(f"/programs/{program}?extended={out.id}", status_code=303)
