@@ -205,3 +205,20 @@ RULES.update({
     "console_audit": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "org"),
     "console_audit_verify": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
 })
+
+# --- issue 11, programs ---
+# Issuance in the console (console/pages/programs.py): the API's create_issuance roles, over
+# the user's subtree. The funding check is a POST that reads only: no idempotency key.
+RULES.update({
+    "console_issue": Rule(ORG_ADMINS, "org"),
+    "console_issue_preview": Rule(ORG_ADMINS, "org", idempotent_key=False),
+    "console_issue_confirm": Rule(ORG_ADMINS, "org"),
+    "console_issuance": Rule(ORG_ADMINS, "org"),
+})
+# programs: the list and a program's page as the API's list_programs/get_program_detail; the
+# deadline extension as create_extension (the province admin)
+RULES.update({
+    "console_programs": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "console_program": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
+    "console_program_extend": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+})

@@ -20,11 +20,12 @@ def routers() -> list:
         home,
         imports,
         member,
+        programs,
         tracepage,
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router]
+            cashier.router, auditpage.router, programs.router]
 
 
 def mount(app: FastAPI) -> None:

@@ -1,0 +1,89 @@
+"""The issuance page in a real browser, as the county admin (create_issuance: org admins):
+choose a program and a fresh union of the county, see the funding check with its shortfall,
+confirm a partial issuance, see what was issued; axe in Chinese and English; screenshots at
+390 and 1400 px. The world's union A is issued already, so each run makes its own union."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from civicvoucher.auth.roles import Role
+from civicvoucher.core.money import format_yuan
+from civicvoucher.funds.service import deposit
+from civicvoucher.members.rules import MemberRow, MemberStatus
+from civicvoucher.members.service import add_members
+from civicvoucher.orgs.service import create_org
+from civicvoucher.programs.models import Program
+from civicvoucher.vouchers.models import Voucher
+from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.world import SECRET, make_id, make_uscc
+
+
+def _fresh_union(live_server, n: int) -> tuple[str, int, int]:
+    """A union of county A with two active members and a fund for one of them."""
+    w = live_server.world.w
+    name = f"新建工会{n}"
+    with live_server.db.session() as s:
+        u = create_org(s, level="union", name=name, uscc=make_uscc(600 + n),
+                       unit_type="enterprise", parent_id=w.county_a)
+        add_members(s, [(i, MemberRow(name=f"会员{n}{i}", id_number=make_id(600 + 10 * n + i),
+                                      phone=None, union=make_uscc(600 + n),
+                                      status=MemberStatus.ACTIVE)) for i in (1, 2)], key=SECRET)
+        per = s.execute(select(Program.per_member_fen).where(Program.key == w.program)).scalar()
+        deposit(s, org_id=u.id, amount_fen=per, source="dues", idem_key=f"browser-issue-{n}")
+        s.commit()
+        return name, u.id, per
+
+
+def _vouchers(live_server, union_id: int) -> int:
+    with live_server.db.session() as s:
+        return s.execute(select(func.count()).select_from(Voucher)
+                         .where(Voucher.union_id == union_id)).scalar_one()
+
+
+@both_viewports
+@pytest.mark.zh
+def test_preview_then_confirm_a_partial_issuance(page, login, live_server, screenshot,
+                                                 viewport):
+    name, union_id, per = _fresh_union(live_server, 1 if viewport == "phone" else 2)
+    login(page, Role.COUNTY_ADMIN)
+    page.goto("/issue")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert_no_serious_a11y(page)
+    page.locator("#i-union").select_option(label=name)
+    page.get_by_label("部分发放：按资金能覆盖的人数发放").check()
+    page.get_by_role("button", name="核对资金").click()
+    page.wait_for_load_state("load")
+    assert page.locator("#to-receive").inner_text() == "2"
+    assert page.locator("#needed").inner_text() == format_yuan(2 * per)
+    assert page.locator("#available").inner_text() == format_yuan(per)
+    assert page.locator("#shortfall").inner_text() == format_yuan(per)
+    assert _vouchers(live_server, union_id) == 0  # the check wrote nothing
+    assert_no_serious_a11y(page)
+    screenshot(page, "check")
+    page.get_by_role("button", name="确认发放").click()
+    page.wait_for_load_state("load")
+    assert "/issue/issuances/" in page.url
+    issued = _vouchers(live_server, union_id)
+    assert issued > 0
+    assert page.locator("#vouchers-issued").inner_text() == str(issued)
+    assert page.locator("#amount-issued").inner_text() == format_yuan(per)
+    assert page.locator("#result-shortfall").inner_text() == format_yuan(per)
+    assert_no_serious_a11y(page)
+    screenshot(page, "done")
+
+
+def test_the_page_in_english(page, login, live_server, screenshot):
+    login(page, Role.UNION_ADMIN)
+    page.goto("/issue")
+    assert "Issue vouchers" in page.locator("h1").inner_text()
+    assert_no_serious_a11y(page)
+    page.get_by_role("button", name="Check the funding").click()  # union A: issued already
+    page.wait_for_load_state("load")
+    assert "Funding check" in page.content()
+    assert page.locator("#to-receive").inner_text() == "0"
+    assert "Nothing to issue" in page.content()
+    assert page.get_by_role("button", name="Confirm issuance").count() == 0
+    assert_no_serious_a11y(page)
+    screenshot(page, "en")
