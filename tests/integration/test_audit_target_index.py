@@ -3,41 +3,11 @@ SQLite and PostgreSQL, and the downgrade takes it away again."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from civicvoucher.db import Database
 from civicvoucher.schema import alembic_config, current, upgrade
-from tests.conftest import PG_ADMIN_URL, REQUIRE_PG, _pg_available
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def blank_db(request, tmp_path):
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'mig.db'}")
-        yield db
-        db.dispose()
-        return
-    if reason := _pg_available():
-        if REQUIRE_PG:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"cv_test_0010_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _indexes(db: Database) -> dict[str, list[str]]:

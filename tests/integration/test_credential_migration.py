@@ -6,12 +6,8 @@ The old rows are written the old way, straight into a database at revision 0007.
 
 from __future__ import annotations
 
-import os
-import uuid
-
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from civicvoucher.api.app import create_app
 from civicvoucher.auth.passwords import hash_password
@@ -22,36 +18,9 @@ from civicvoucher.members.rules import MemberRow, MemberStatus
 from civicvoucher.members.service import add_members
 from civicvoucher.orgs.service import create_org
 from civicvoucher.schema import upgrade
-from tests.conftest import PG_ADMIN_URL, REQUIRE_PG, _pg_available
 from tests.world import SECRET, T0, make_id, make_uscc
 
 ADMIN_CHOSE = "chosen by the admin 1"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def blank_db(request, tmp_path):
-    """An empty database of each kind, not migrated yet (PostgreSQL: one made for this test)."""
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-        yield db
-        db.dispose()
-        return
-    if reason := _pg_available():
-        if REQUIRE_PG:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"cv_test_mig_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _old_world(db: Database) -> dict:
