@@ -9,6 +9,8 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +43,18 @@ VIEWPORTS: dict[str, Viewport] = {
     "desktop": Viewport("desktop", 1400, 900),
 }
 both_viewports = pytest.mark.parametrize("viewport", list(VIEWPORTS))  # phone, desktop
+
+
+@contextmanager
+def loads(page) -> Iterator[None]:
+    """The click or key inside leads to a new page: return once that page has loaded.
+
+    ``page.wait_for_load_state("load")`` after a click returns at once, while the old page is
+    still showing; so does ``wait_for_url`` when the new page has the old one's address (a
+    language switch, a form that posts to itself). Waiting for the next ``load`` event, armed
+    before the action, is neither."""
+    with page.expect_event("load"):
+        yield
 
 
 # --------------------------------------------------------------------------- live server

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from civicvoucher.auth.roles import Role
 from civicvoucher.vouchers.models import Redemption, Voucher
-from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.browser.harness import assert_no_serious_a11y, both_viewports, loads
 
 RECEIPT = re.compile(r"R\d{8}-\d{8}")
 
@@ -100,7 +100,8 @@ def test_a_cashier_redeems_a_voucher_once(page, login, live_server, screenshot, 
     # today's list has it; then the page in English
     page.goto("/c")
     assert number in page.locator(".today").inner_text()
-    page.get_by_role("button", name="English").click()
+    with loads(page):
+        page.get_by_role("button", name="English").click()
     page.wait_for_url("**/c")
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("heading", level=1).inner_text().startswith("Cashier")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from civicvoucher.auth.roles import Role
-from tests.browser.harness import HTTP_4XX, assert_no_serious_a11y, both_viewports
+from tests.browser.harness import HTTP_4XX, assert_no_serious_a11y, both_viewports, loads
 
 
 @both_viewports
@@ -30,7 +30,8 @@ def test_sign_in_and_out_in_chinese(page, login, screenshot):
 @pytest.mark.zh  # a Chinese browser: the page starts in Chinese, the switch makes it English
 def test_a_wrong_password_is_told_in_english_after_the_switch(page, live_server):
     page.goto("/login")
-    page.get_by_role("button", name="English").click()
+    with loads(page):
+        page.get_by_role("button", name="English").click()
     page.wait_for_url("**/login")
     page.get_by_label("Username").fill(live_server.account(Role.COUNTY_ADMIN).username)
     page.get_by_label("Password").fill("not the password")

@@ -16,7 +16,7 @@ from civicvoucher.members.service import add_members
 from civicvoucher.orgs.service import create_org
 from civicvoucher.programs.models import Program
 from civicvoucher.vouchers.models import Voucher
-from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.browser.harness import assert_no_serious_a11y, both_viewports, loads
 from tests.world import SECRET, make_id, make_uscc
 
 
@@ -53,8 +53,8 @@ def test_preview_then_confirm_a_partial_issuance(page, login, live_server, scree
     assert_no_serious_a11y(page)
     page.locator("#i-union").select_option(label=name)
     page.get_by_label("部分发放：按资金能覆盖的人数发放").check()
-    page.get_by_role("button", name="核对资金").click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("button", name="核对资金").click()
     assert page.locator("#to-receive").inner_text() == "2"
     assert page.locator("#needed").inner_text() == format_yuan(2 * per)
     assert page.locator("#available").inner_text() == format_yuan(per)
@@ -62,8 +62,8 @@ def test_preview_then_confirm_a_partial_issuance(page, login, live_server, scree
     assert _vouchers(live_server, union_id) == 0  # the check wrote nothing
     assert_no_serious_a11y(page)
     screenshot(page, "check")
-    page.get_by_role("button", name="确认发放").click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("button", name="确认发放").click()
     assert "/issue/issuances/" in page.url
     issued = _vouchers(live_server, union_id)
     assert issued > 0
@@ -79,8 +79,8 @@ def test_the_page_in_english(page, login, live_server, screenshot):
     page.goto("/issue")
     assert "Issue vouchers" in page.locator("h1").inner_text()
     assert_no_serious_a11y(page)
-    page.get_by_role("button", name="Check the funding").click()  # union A: issued already
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("button", name="Check the funding").click()  # union A: issued already
     assert "Funding check" in page.content()
     assert page.locator("#to-receive").inner_text() == "0"
     assert "Nothing to issue" in page.content()

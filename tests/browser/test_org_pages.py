@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from civicvoucher.auth.roles import Role
 from civicvoucher.members.models import Member
-from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.browser.harness import assert_no_serious_a11y, both_viewports, loads
 from tests.world import make_id
 
 
@@ -26,8 +26,8 @@ def _csv(rows) -> bytes:
 def _upload(page, name: str, content: bytes, button: str) -> None:
     page.locator("input[type=file]").set_input_files(
         {"name": name, "mimeType": "text/csv", "buffer": content})
-    page.get_by_role("button", name=button).click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("button", name=button).click()
 
 
 @both_viewports
@@ -62,8 +62,8 @@ def test_a_bad_roster_shows_its_errors_and_a_good_one_imports(page, login, live_
     assert "没有错误" in page.locator("main").inner_text()
     assert _members(live_server) == before
     screenshot(page, "preview")
-    page.get_by_role("button", name="导入 2 名会员").click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("button", name="导入 2 名会员").click()
     assert "已导入 2 名会员" in page.get_by_role("status").last.inner_text()
     assert _members(live_server) == before + 2
     assert_no_serious_a11y(page)
@@ -74,8 +74,8 @@ def test_a_bad_roster_shows_its_errors_and_a_good_one_imports(page, login, live_
     assert "union C" not in page.locator("main").inner_text()
     assert_no_serious_a11y(page)
     screenshot(page, "orgs")
-    page.get_by_role("link", name="union A").first.click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("link", name="union A").first.click()
     text = page.locator("main").inner_text()
     assert f"新*{str(base)[-1]}" in text or "新*" in text
     assert make_id(base + 1) not in text
@@ -99,8 +99,8 @@ def test_the_pages_in_english_and_the_tree_opens(page, login, screenshot):
     assert_no_serious_a11y(page)
     page.get_by_role("link", name="union C").count()  # not on this page: fine
     page.goto("/orgs?q=union")
-    page.get_by_role("link", name="union A").first.click()
-    page.wait_for_load_state("load")
+    with loads(page):
+        page.get_by_role("link", name="union A").first.click()
     page.get_by_text("Change status").first.click()
     assert page.get_by_label("Reason").first.is_visible()
     assert_no_serious_a11y(page)

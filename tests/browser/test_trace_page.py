@@ -9,6 +9,7 @@ import itertools
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from civicvoucher.members.models import Member
@@ -16,7 +17,7 @@ from civicvoucher.members.rules import MemberRow, MemberStatus
 from civicvoucher.members.service import add_members
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.models import Voucher
-from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.browser.harness import assert_no_serious_a11y, both_viewports, loads
 from tests.world import SECRET, make_id
 
 _people = itertools.count(700)
@@ -58,8 +59,10 @@ def _search(page, query: str) -> None:
     page.locator(".trace-results h2").wait_for()
 
 
-def _steps(page) -> list[str]:
-    return page.locator(".trace-step .step-name").all_inner_texts()
+def _expect_steps(page, names: list[str]) -> None:
+    """The trace shows these steps, in order. Playwright's expect waits for the page the last
+    click or reload asked for: reading the steps at once can catch the page before it."""
+    expect(page.locator(".trace-step .step-name")).to_have_text(names)
 
 
 @pytest.mark.zh
@@ -76,13 +79,13 @@ def test_county_admin_traces_a_voucher_in_chinese(page, login, screenshot, fresh
     link.focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/trace/{fresh['id']}")
-    assert _steps(page) == ["发放", "推送电子券"]
+    _expect_steps(page, ["发放", "推送电子券"])
     assert_no_serious_a11y(page)
     screenshot(page, "issued-zh")
 
     receipt = _redeem(page, login, fresh["code"])
     page.reload()
-    assert _steps(page) == ["发放", "推送电子券", "核销"]
+    _expect_steps(page, ["发放", "推送电子券", "核销"])
     redeemed = page.locator(".step-redeemed").inner_text()
     assert "超市" in redeemed and "¥300.00" in redeemed and "订单 ¥320.00" in redeemed
     assert receipt["receipt_id"] in redeemed and "cashier" in redeemed
@@ -106,12 +109,13 @@ def test_county_admin_traces_a_voucher_in_english_by_id_number(page, login, scre
     screenshot(page, "search-en")
 
     page.get_by_role("link", name=f"Voucher {fresh['id']}").click()
-    assert _steps(page) == ["issued", "pushed", "redeemed"]
+    _expect_steps(page, ["issued", "pushed", "redeemed"])
     assert "¥300.00" in page.locator(".step-issued").inner_text()
     assert_no_serious_a11y(page)
     screenshot(page, "redeemed-en")
 
-    page.get_by_role("button", name="中文").click()  # the switch keeps the page
+    with loads(page):
+        page.get_by_role("button", name="中文").click()  # the switch keeps the page
     page.wait_for_url(f"**/trace/{fresh['id']}")
-    assert _steps(page) == ["发放", "推送电子券", "核销"]
+    _expect_steps(page, ["发放", "推送电子券", "核销"])
 
