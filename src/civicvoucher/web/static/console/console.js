@@ -14,6 +14,14 @@
       setTimeout(function () { button.disabled = true; }, 0);
     }
   }, true);
+  // The file field drawn in the page's language (console.css .file-pick) shows what was picked.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    var pick = input.closest && input.closest(".file-pick");
+    var shown = pick && pick.querySelector(".file-name");
+    if (!shown || input.type !== "file") return;
+    shown.textContent = input.files && input.files.length ? input.files[0].name : shown.dataset.none;
+  });
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.target.closest && event.target.closest("form[data-once]");
     if (form) {
