@@ -51,8 +51,10 @@ def test_preview_then_confirm_a_partial_issuance(page, login, live_server, scree
     page.goto("/issue")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert_no_serious_a11y(page)
+    page.locator("#i-program").select_option(value=live_server.world.w.program)
     page.locator("#i-union").select_option(label=name)
-    page.get_by_label("部分发放：按资金能覆盖的人数发放").check()
+    page.locator('form[action="/issue/preview"]').get_by_label(
+        "部分发放：按资金能覆盖的人数发放").check()
     with loads(page):
         page.get_by_role("button", name="核对资金").click()
     assert page.locator("#to-receive").inner_text() == "2"
@@ -79,6 +81,7 @@ def test_the_page_in_english(page, login, live_server, screenshot):
     page.goto("/issue")
     assert "Issue vouchers" in page.locator("h1").inner_text()
     assert_no_serious_a11y(page)
+    page.locator("#i-program").select_option(value=live_server.world.w.program)
     with loads(page):
         page.get_by_role("button", name="Check the funding").click()  # union A: issued already
     assert "Funding check" in page.content()
