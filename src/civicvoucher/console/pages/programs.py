@@ -355,6 +355,9 @@ def start_run(c: PageCtx, run_key: str, plan: dict) -> bool:
         found = _RUNNING.get(run_key)
         if found is not None and found["thread"].is_alive():
             return False
+        if len(_RUNNING) > 500:  # forget finished runs (their issuances are in the database)
+            for k in [k for k, v in _RUNNING.items() if not v["thread"].is_alive()]:
+                del _RUNNING[k]
         t = threading.Thread(target=_work, args=(c, run_key, plan), daemon=True,
                              name=f"issue-run-{run_key[:8]}")
         _RUNNING[run_key] = {"thread": t, "errors": {}}
