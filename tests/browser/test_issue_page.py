@@ -51,8 +51,10 @@ def test_preview_then_confirm_a_partial_issuance(page, login, live_server, scree
     page.goto("/issue")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert_no_serious_a11y(page)
+    page.locator("#i-program").select_option(value=live_server.world.w.program)
     page.locator("#i-union").select_option(label=name)
-    page.get_by_label("部分发放：按资金能覆盖的人数发放").check()
+    page.locator('form[action="/issue/preview"]').get_by_label(
+        "部分发放：按资金能覆盖的人数发放").check()
     with loads(page):
         page.get_by_role("button", name="核对资金").click()
     assert page.locator("#to-receive").inner_text() == "2"
@@ -79,6 +81,7 @@ def test_the_page_in_english(page, login, live_server, screenshot):
     page.goto("/issue")
     assert "Issue vouchers" in page.locator("h1").inner_text()
     assert_no_serious_a11y(page)
+    page.locator("#i-program").select_option(value=live_server.world.w.program)
     with loads(page):
         page.get_by_role("button", name="Check the funding").click()  # union A: issued already
     assert "Funding check" in page.content()
@@ -87,3 +90,81 @@ def test_the_page_in_english(page, login, live_server, screenshot):
     assert page.get_by_role("button", name="Confirm issuance").count() == 0
     assert_no_serious_a11y(page)
     screenshot(page, "en")
+
+
+def _fresh_county(live_server, n: int) -> dict:
+    """A county of the city with two unions of two members each; one union can pay for
+    one member, the other for both."""
+    import uuid
+
+    w = live_server.world.w
+    tag = uuid.uuid4().hex[:4]
+    with live_server.db.session() as s:
+        county = create_org(s, level="county", name=f"杏花岭区总工会{tag}",
+                            division_code="140107" if n == 1 else "140108", parent_id=w.city)
+        per = s.execute(select(Program.per_member_fen).where(Program.key == w.program)).scalar()
+        unions = []
+        for j, funded in ((1, 1), (2, 2)):
+            code = make_uscc(980 + 2 * n + j)
+            u = create_org(s, level="union", name=f"子树工会{tag}-{j}", uscc=code,
+                           unit_type="enterprise", parent_id=county.id)
+            add_members(s, [(i, MemberRow(name=f"子树{n}{j}{i}",
+                                          id_number=make_id(1200 + 20 * n + 4 * j + i),
+                                          phone=None, union=code, status=MemberStatus.ACTIVE))
+                            for i in (1, 2)], key=SECRET)
+            deposit(s, org_id=u.id, amount_fen=funded * per, source="dues",
+                    idem_key=f"browser-subtree-{tag}-{j}")
+            unions.append(u.id)
+        s.commit()
+        return {"county": county.id, "name": county.name, "unions": unions, "per": per}
+
+
+@both_viewports
+@pytest.mark.zh
+def test_issue_for_a_whole_subtree_with_progress(page, login, live_server, screenshot,
+                                                 viewport):
+    from playwright.sync_api import expect
+
+    from civicvoucher.vouchers.models import Issuance
+
+    f = _fresh_county(live_server, 1 if viewport == "phone" else 2)
+    per = f["per"]
+    login(page, Role.CITY_ADMIN)
+    page.goto("/issue")
+    page.locator("#s-program").select_option(value=live_server.world.w.program)
+    page.locator("#s-org").select_option(value=str(f["county"]))
+    with loads(page):
+        page.get_by_role("button", name="核对各工会资金").click()
+    assert page.locator("#sub-unions").inner_text() == "2"
+    assert page.locator("#sub-to-receive").inner_text() == "4"
+    assert page.locator("#sub-needed").inner_text() == format_yuan(4 * per)
+    assert page.locator("#sub-available").inner_text() == format_yuan(3 * per)
+    assert page.locator("#sub-shortfall").inner_text() == format_yuan(per)
+    short = page.locator(f"#u-{f['unions'][0]}")
+    assert format_yuan(per) in short.locator("td.short").inner_text()
+    assert "资金不足" in page.locator("#sub-verdict").inner_text()
+    for u in f["unions"]:
+        assert _vouchers(live_server, u) == 0  # the check wrote nothing
+    assert_no_serious_a11y(page)
+    screenshot(page, "subtree-check")
+    with loads(page):
+        page.get_by_role("button", name="逐个工会发放").click()
+    assert "/issue/runs/" in page.url
+    expect(page.locator("#run-status")).to_have_text("已完成 2 / 2 个工会", timeout=30_000)
+    expect(page.locator("#run-progress")).not_to_have_attribute("hx-trigger", "every 1s")
+    assert page.locator("#run-shortfall").inner_text() == format_yuan(2 * per)  # all or nothing
+    assert page.locator(f"#run-u-{f['unions'][0]} .run-state").inner_text() == "未发放"
+    assert page.locator(f"#run-u-{f['unions'][1]} .run-state").inner_text() == "已完成" or \
+        page.locator(f"#run-u-{f['unions'][1]} .run-state a").count() == 1
+    assert page.locator("#run-amount").inner_text() == format_yuan(2 * per)
+    assert_no_serious_a11y(page)
+    screenshot(page, "subtree-done")
+    # the page reloaded or the confirm resent: the same run, nothing issued twice
+    page.reload()
+    page.go_back()
+    with live_server.db.session() as s:
+        made = s.execute(select(func.count()).select_from(Issuance).where(
+            Issuance.union_id.in_(f["unions"]))).scalar_one()
+    assert made == 2
+    assert _vouchers(live_server, f["unions"][0]) == 0
+    assert _vouchers(live_server, f["unions"][1]) > 0

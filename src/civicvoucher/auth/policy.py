@@ -222,3 +222,18 @@ RULES.update({
     "console_program": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
     "console_program_extend": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
 })
+
+# issue 11, progform: the program form (the API's create_program_route/update_program_route:
+# the province admin) and a whole subtree's issuance (a federation's admin: the funding check
+# of every union under the federation reads only; the run issues through create_issuance).
+RULES.update({
+    "console_program_new": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "console_program_create": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "console_program_edit": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "console_program_update": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "console_issue_subtree_preview": Rule(FEDERATION_ADMINS, "org", idempotent_key=False),
+    "console_issue_subtree_confirm": Rule(FEDERATION_ADMINS, "org"),
+    "console_issue_run": Rule(FEDERATION_ADMINS, "org"),
+    "console_issue_run_progress": Rule(FEDERATION_ADMINS, "org"),
+    "console_issue_run_resume": Rule(FEDERATION_ADMINS, "org"),
+})

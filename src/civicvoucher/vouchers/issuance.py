@@ -143,8 +143,10 @@ def _issue(session: Session, *, prog: Program, union_id: int, idem_key: str, rh:
 
     reserve = reserve_account(session, union.id, prog.id)
     ledger.lock_account(session, reserve)  # one issuance per union and program at a time
-    plan, eligible, duplicates = _plan(session, union, chosen, member_ids)
-    total = sum(cost for _, _, cost in plan)
+    planned = plan_issuance(session, prog=prog, union=union, chosen=chosen,
+                            member_ids=member_ids)
+    plan, eligible, duplicates = planned.items, planned.eligible, planned.duplicates
+    total = planned.needed_fen
 
     fund = fund_account(session, funder.id)
     available = ledger.lock_account(session, fund).available
@@ -184,6 +186,38 @@ def _issue(session: Session, *, prog: Program, union_id: int, idem_key: str, rh:
         iss.vouchers_issued = _write_vouchers(session, iss, union, issued, deadlines, form, now)
     session.flush()
     return iss
+
+
+@dataclass(frozen=True)
+class IssuancePlan:
+    """What an issuance for a union would issue now, read without writing or locking: the
+    products chosen, the members to receive (registry order, each with what they lack and its
+    cost), the active members counted and those entitled through another union."""
+
+    products: list[Product]
+    items: list  # [(member row, [products], cost_fen)...]
+    eligible: int
+    duplicates: int
+
+    @property
+    def needed_fen(self) -> int:
+        return sum(cost for _, _, cost in self.items)
+
+    @property
+    def first_fen(self) -> int:
+        """The first member's cost: partial issuance stops at the first one that does not fit."""
+        return self.items[0][2] if self.items else 0
+
+
+def plan_issuance(session: Session, *, prog: Program, union: Org,
+                  products: list[str] | None = None, member_ids: list[int] | None = None,
+                  chosen: list[Product] | None = None) -> IssuancePlan:
+    """The plan ``issue`` follows for ``union`` (its funding check), read-only. ``_issue``
+    calls it holding its locks; a page calls it to show the check before confirming."""
+    if chosen is None:
+        chosen = _choose_products(session, prog, products)
+    items, eligible, duplicates = _plan(session, union, chosen, member_ids)
+    return IssuancePlan(list(chosen), items, eligible, duplicates)
 
 
 def _choose_products(session: Session, prog: Program, keys: list[str] | None) -> list[Product]:
