@@ -222,3 +222,12 @@ RULES.update({
     "console_program": Rule(AUTHENTICATED - {R.CHANNEL, R.MEMBER}, "global"),
     "console_program_extend": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
 })
+
+# --- issue 11, reports ---
+# The reports page and its downloads (console/pages/reportspage.py): who may read the API's
+# program_report, over their own subtree (scope.scoped_root); aggregates only.
+RULES.update({
+    "console_reports": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "console_reports_xlsx": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "console_reports_pdf": Rule(ORG_READERS | {R.ANALYST}, "org"),
+})
