@@ -164,7 +164,7 @@ def test_downloads_are_the_report_on_the_page(console, tmp_path):
         assert f"{xl[1]:,}" == html[1]
         for i in (2, 3, 4):  # the yuan of the workbook are the page's amounts
             assert isinstance(xl[i], (int, float, Decimal))
-            assert fmt.in_unit(int(round(Decimal(str(xl[i])) * 100)), unit) == html[i]
+            assert fmt.in_unit(round(Decimal(str(xl[i])) * 100), unit) == html[i]
         assert fmt.value(xl[5], "share") == html[5]
     assert "小店区总工会" in ws["A2"].value  # what it covers, as the page
     p = client.get("/reports/download.pdf", params=q)
@@ -221,7 +221,10 @@ def test_both_languages(console):
     for word in ("Reports", "Show report", "Download PDF", "Download XLSX",
                  "Expected vs issued by level", "At a glance", "Headline figures"):
         assert word in en.text, word
-    assert page_tables(en.text)["expected_issued"][0][0] == "level"
+    shown = page_tables(en.text)
+    assert shown["expected_issued"][0][0] == "level"
+    assert shown["headline"][0][0] == "figure"  # its rows are the English labels
+    assert shown["headline"][1][0] == "active members, county"
     words = re.sub(r"<[^>]+>", " ", en.text.split("<main", 1)[1])
     names = {"小店区总工会", "太原市总工会", "山西省总工会", "消费券", "迎泽区总工会"}
     leftover = {x for x in re.findall(r"[\u4e00-\u9fff]+", words)} - names - {"万", "亿",

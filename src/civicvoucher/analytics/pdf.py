@@ -24,7 +24,7 @@ from typing import Any
 
 from civicvoucher.analytics import describe, fmt
 from civicvoucher.analytics.tables import Report, Table
-from civicvoucher.analytics.view import table_view
+from civicvoucher.analytics.view import cell_text, head_label, table_view
 
 FONT = "STSong-Light"
 LANGS = ("zh", "en")
@@ -115,20 +115,22 @@ def _width(text: str, size: float) -> float:
 
 def _col_widths(heads: list[str], rows: list[list[str]], text_cols: set[int],
                 avail: float) -> list[float]:
-    """Each column as wide as its widest cell (text columns capped: they wrap), the header
-    allowed to wrap onto two lines, then scaled down to fit ``avail`` when the sum is wider."""
+    """Each column as wide as its widest cell and its header; when that is wider than
+    ``avail``, text columns are capped (they wrap) and long headers wrap onto two lines, and
+    what is still too wide is scaled down."""
     pad = 8
+    body = [max((_width(r[i], 8) for r in rows[:400]), default=0) for i in range(len(heads))]
+    head = [_width(h, 8) for h in heads]
+    natural = [max(b, h, 22) + pad for b, h in zip(body, head, strict=True)]
+    if sum(natural) <= avail:
+        return natural
     out = []
-    for i, h in enumerate(heads):
-        body = max((_width(r[i], 8) for r in rows[:400]), default=0)
+    for i, (b, h) in enumerate(zip(body, head, strict=True)):
         if i in text_cols:
-            body = min(body, avail * 0.32)
-        head = _width(h, 8) / 2 if _width(h, 8) > 60 else _width(h, 8)
-        out.append(max(body, head, 22) + pad)
+            b = min(b, avail * 0.32)
+        out.append(max(b, h / 2 if h > 60 else h, 22) + pad)
     total = sum(out)
-    if total > avail:
-        out = [w * avail / total for w in out]
-    return out
+    return [w * avail / total for w in out] if total > avail else out
 
 
 class _NumberedCanvas:
@@ -166,13 +168,6 @@ class _NumberedCanvas:
         return NumberedCanvas
 
 
-def _cell_text(cell: dict, head: dict, lang: str) -> str:
-    text = cell["en"] if lang == "en" and cell["en"] else cell["text"]
-    if lang == "en" and head.get("kind") == "bool":
-        text = {"是": "yes", "否": "no"}.get(text, text)
-    return text
-
-
 def _table_flowables(table: Table, report: Report, lang: str, st: _Styles,
                      avail: float) -> list:
     from reportlab.lib import colors
@@ -188,8 +183,8 @@ def _table_flowables(table: Table, report: Report, lang: str, st: _Styles,
     heading = [Paragraph(_safe(title + mark), st.h2)]
     if lang == "zh":
         heading.append(Paragraph(_safe(v["title_en"]), st.h2_en))
-    head_text = [h["label_zh"] if lang == "zh" else h["label_en"] for h in heads]
-    body = [[_cell_text(c, h, lang) for c, h in zip(r["cells"], heads, strict=True)]
+    head_text = [head_label(h, lang) for h in heads]
+    body = [[cell_text(c, h, lang) for c, h in zip(r["cells"], heads, strict=True)]
             for r in v["rows"]]
     if not body:
         out.append(KeepTogether([*heading, Paragraph(_safe(w["none"]), st.note)]))

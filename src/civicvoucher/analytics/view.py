@@ -43,3 +43,19 @@ def table_view(table: Table) -> dict[str, Any]:
         rows.append(dict(cells=cells, total=total))
     return dict(name=table.name, title_zh=table.title_zh, title_en=table.title_en,
                 note_zh=table.note_zh, note_en=table.note_en, columns=heads, rows=rows)
+
+
+def head_label(head: dict[str, Any], lang: str) -> str:
+    """A column's header in ``lang``. A Chinese-label column shown in English shows its
+    rows' English labels, so its header drops the '(zh)' the workbook needs."""
+    return head["label_zh"] if lang == "zh" else head["label_en"].removesuffix(" (zh)")
+
+
+def cell_text(cell: dict[str, Any], head: dict[str, Any], lang: str) -> str:
+    """A cell in ``lang``: the row's English beside a Chinese label, yes/no for 是/否."""
+    if lang == "zh":
+        return cell["text"]
+    text = cell["en"] or cell["text"]
+    if head.get("kind") == "bool":
+        text = {"是": "yes", "否": "no"}.get(text, text)
+    return text

@@ -164,22 +164,15 @@ def tables(report: Report, lang: str) -> list[dict]:
     """Every table of the report (``render.all_tables``) as ``analytics.view`` lays it out,
     with the words of ``lang``."""
     from civicvoucher.analytics.render import all_tables
-    from civicvoucher.analytics.view import table_view
+    from civicvoucher.analytics.view import cell_text, head_label, table_view
 
     out = []
     for t in all_tables(report):
         v = table_view(t)
-        heads = [dict(label=h["label_zh"] if lang == "zh" else h["label_en"], num=h["num"])
-                 for h in v["columns"]]
-        rows = []
-        for r in v["rows"]:
-            cells = []
-            for cell, h in zip(r["cells"], v["columns"], strict=True):
-                text = cell["en"] if lang == "en" and cell["en"] else cell["text"]
-                if lang == "en" and h["kind"] == "bool":
-                    text = {"是": "yes", "否": "no"}.get(text, text)
-                cells.append(dict(text=text, num=h["num"]))
-            rows.append(dict(cells=cells, total=r["total"]))
+        heads = [dict(label=head_label(h, lang), num=h["num"]) for h in v["columns"]]
+        rows = [dict(cells=[dict(text=cell_text(cell, h, lang), num=h["num"])
+                            for cell, h in zip(r["cells"], v["columns"], strict=True)],
+                     total=r["total"]) for r in v["rows"]]
         out.append(dict(name=t.name, title=v["title_zh"] if lang == "zh" else v["title_en"],
                         note=v["note_zh"] if lang == "zh" else v["note_en"], columns=heads,
                         rows=rows))
