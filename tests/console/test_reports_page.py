@@ -230,3 +230,49 @@ def test_both_languages(console):
     leftover = {x for x in re.findall(r"[\u4e00-\u9fff]+", words)} - names - {"万", "亿",
                                                                               "元", "中文"}
     assert not leftover, leftover
+
+
+def test_the_downloads_are_the_report_the_page_showed(console):
+    """The page's links carry its snapshot: a member registered after the page was shown is
+    not in its files; without the snapshot (or for another user, or other choices) the
+    report is computed again and has them."""
+    from civicvoucher.members.rules import MemberRow, MemberStatus
+    from civicvoucher.members.service import add_members
+    from civicvoucher.orgs.models import Org
+    from tests.world import SECRET, make_id
+
+    client = signed_in(console, Role.COUNTY_ADMIN)
+    w = console.aw.w
+    page = client.get("/reports", params={"program": "p2020"})
+    link = unescape(re.search(r'id="dl-xlsx" href="([^"]+)"', page.text).group(1))
+    assert "snapshot=" in link
+    members = int(page_tables(page.text)["expected_issued"][-1][1])
+    with console.aw.db.session() as s:
+        union = s.get(Org, w.union_a).uscc
+        add_members(s, [(1, MemberRow(name="新会员", id_number=make_id(950, "140105"),
+                                      phone=None, union=union, status=MemberStatus.ACTIVE))],
+                    key=SECRET)
+        s.commit()
+
+    def total_members(r) -> int:
+        ws = load_workbook(io.BytesIO(r.content))["应发与实发"]
+        return next(row for row in ws.iter_rows(values_only=True) if row[0] == "合计")[1]
+
+    same = client.get(link)
+    assert same.headers["x-report-source"] == "snapshot"
+    assert total_members(same) == members  # the page's figures, not the new member
+    pdf = client.get(link.replace("download.xlsx", "download.pdf"))
+    assert pdf.headers["x-report-source"] == "snapshot"
+    fresh = client.get(link.split("&snapshot=")[0])
+    assert fresh.headers["x-report-source"] == "computed"
+    assert total_members(fresh) == members + 1
+    other = client.get(link + "&level=union")  # other choices: not the page's report
+    assert other.headers["x-report-source"] == "computed"
+    client.post("/logout", data={"csrf_token": console.csrf("/")})
+    analyst = signed_in(console, Role.ANALYST)  # the same county, another user
+    r = analyst.get(link)
+    assert r.status_code == 200 and r.headers["x-report-source"] == "computed"
+    client.post("/logout", data={"csrf_token": console.csrf("/")})
+    signed_in(console, Role.UNION_ADMIN)  # below the county: refused, snapshot or not
+    r = console.client.get(link)
+    assert r.status_code == 403 and "out_of_scope" in r.text

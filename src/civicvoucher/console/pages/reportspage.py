@@ -12,17 +12,24 @@ not check scope: the subtree is chosen here by ``auth.scope.scoped_root``, as th
 route chooses it, so an organisation outside the user's subtree is the same audited refusal
 (``out_of_scope``) and an unknown one the same not-found.
 
-It is computed on request, every time: about a second on a county, a few seconds on a
-province. The page says when it was computed and how long it took, and a download computes
-it again (its file states its own time). Nothing is cached: a report depends on members,
-vouchers, redemptions and the ledger, and their rows change in place (a voucher expires, a
-redemption is refunded), so no cheap key tells that the data are unchanged; a stale report
-shown as current is worse than a wait.
+It is computed on request: about a second on a county, a few seconds on a province. The
+page says when it was computed and how long it took. Its download links carry a snapshot
+token: for ``SNAPSHOT_SECONDS`` the files are made from the very report the page showed (kept
+in this process, for this user and these choices only), so the figures in the files are the
+figures on the page even if a redemption lands in between, and the report is not computed
+twice. An unknown or expired token (another worker process, a restart, a link kept for
+later) computes the report again; the file then states its own time. Nothing is cached across
+requests by the data: a report depends on members, vouchers, redemptions and the ledger,
+whose rows change in place (a voucher expires, a redemption is refunded), so no cheap key
+tells that the data are unchanged, and a stale report shown as current is worse than a wait.
 """
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -49,6 +56,8 @@ register(Link("console_reports", "/reports", N_("Reports")))
 
 LEVELS = ("city", "county", "union")
 _ORDER = ("province", "city", "county", "union")
+SNAPSHOT_SECONDS = 600  # how long a page's download links give the page's own report
+SNAPSHOT_MAX = 32  # reports kept at once (the oldest goes first)
 MAX_ORG_CHOICES = 400  # organisations in the picker; any other in scope by ?org=<id>
 # The figures shown as cards at the top (at full size), as on the offline page.
 CARDS = ("issued_fen_total", "expected_fen_total", "shortfall_fen_total", "issue_rate_total",
@@ -72,9 +81,15 @@ class View:
     level: str
     report: Report | None = None
     seconds: float = 0.0
+    snapshot: str = ""
+
+    @property
+    def choices(self) -> tuple[str, int, str]:
+        return self.program, self.root.id, self.level
 
     def query(self, **over) -> str:
-        q = {"program": self.program, "org": self.root.id, "level": self.level or None} | over
+        q = {"program": self.program, "org": self.root.id, "level": self.level or None,
+             "snapshot": self.snapshot or None} | over
         return urlencode({k: v for k, v in q.items() if v not in (None, "")})
 
 
@@ -149,7 +164,43 @@ def load(c: PageCtx, program: str | None, org: str | None, level: str | None, *,
         started = time.perf_counter()
         v.report = compute_report(c.db.url, program_key=key, org=root.id, level=lv or None)
         v.seconds = time.perf_counter() - started
+        v.snapshot = SNAPSHOTS.keep(c.principal.user_id, v.choices, v.report)
     return v
+
+
+# --- the report a page showed, for its downloads --------------------------------------------
+
+class Snapshots:
+    """Reports shown on a page, kept briefly so its download links give the same figures.
+    A snapshot is taken only by the user it was made for, with the same choices."""
+
+    def __init__(self, seconds: float = SNAPSHOT_SECONDS, size: int = SNAPSHOT_MAX) -> None:
+        self.seconds, self.size = seconds, size
+        self._kept: OrderedDict[str, tuple[float, int, tuple, Report]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, user_id: int, choices: tuple, report: Report) -> str:
+        token = secrets.token_urlsafe(18)
+        with self._lock:
+            self._kept[token] = (time.monotonic() + self.seconds, user_id, choices, report)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return token
+
+    def take(self, token: str | None, user_id: int, choices: tuple) -> Report | None:
+        if not token:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            for k in [k for k, v in self._kept.items() if v[0] < now]:
+                del self._kept[k]
+            found = self._kept.get(token[:64])
+        if found is None or found[1] != user_id or found[2] != choices:
+            return None
+        return found[3]
+
+
+SNAPSHOTS = Snapshots()
 
 
 # --- what the template shows ----------------------------------------------------------------
@@ -192,7 +243,7 @@ def _context(v: View, lang: str) -> dict:
             data_text=describe.data_zh(r) if zh else describe.data_en(r),
             warning=(describe.sample_warning_zh(r) if zh else describe.sample_warning_en(r)),
             notices=[n.zh if zh else n.en for n in r.notices],
-            seconds=f"{v.seconds:.1f}", sample_mark_skip=("comparison", "inconsistencies",
+            seconds=f"{v.seconds:.1f}", minutes=SNAPSHOT_SECONDS // 60, sample_mark_skip=("comparison", "inconsistencies",
                                                           "headline"))
     return ctx
 
@@ -213,31 +264,38 @@ def reports_page(program: str | None = Query(None), org: str | None = Query(None
 
 
 def _download(c: PageCtx, kind: str, program: str | None, org: str | None,
-              level: str | None) -> Response:
+              level: str | None, snapshot: str | None) -> Response:
+    """The file of the report the page showed (its snapshot), else of a report computed now;
+    the scope and the choices are checked again either way."""
     from civicvoucher.analytics.downloads import content_disposition, report_file
 
     if not (program or "").strip():
         raise ValidationError(N_("choose a program"), field="program")
-    v = load(c, program, org, level, compute=True)
-    assert v.report is not None
-    body, media, name = report_file(v.report, kind, lang=c.lang)
+    v = load(c, program, org, level, compute=False)
+    report = SNAPSHOTS.take(snapshot, c.principal.user_id, v.choices)
+    source = "snapshot"
+    if report is None:
+        report = load(c, program, org, level, compute=True).report
+        source = "computed"
+    assert report is not None
+    body, media, name = report_file(report, kind, lang=c.lang)
     return Response(body, media_type=media, headers={
         "Content-Disposition": content_disposition(name), "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff"})
+        "X-Content-Type-Options": "nosniff", "X-Report-Source": source})
 
 
 @router.get("/reports/download.xlsx", name="console_reports_xlsx")
 def reports_xlsx(program: str | None = Query(None), org: str | None = Query(None),
-                 level: str | None = Query(None),
+                 level: str | None = Query(None), snapshot: str | None = Query(None),
                  c: PageCtx = Depends(page_ctx)) -> Response:
-    return _download(c, "xlsx", program, org, level)
+    return _download(c, "xlsx", program, org, level, snapshot)
 
 
 @router.get("/reports/download.pdf", name="console_reports_pdf")
 def reports_pdf(program: str | None = Query(None), org: str | None = Query(None),
-                level: str | None = Query(None),
+                level: str | None = Query(None), snapshot: str | None = Query(None),
                 c: PageCtx = Depends(page_ctx)) -> Response:
-    return _download(c, "pdf", program, org, level)
+    return _download(c, "pdf", program, org, level, snapshot)
 
 
 __all__ = ["load", "router", "tables"]
