@@ -1,4 +1,5 @@
-"""Report outputs: one offline HTML page, a CSV per table, one XLSX workbook; a Rich summary.
+"""Report outputs: one offline HTML page, a CSV per table, one XLSX workbook, one PDF (A4, for
+printing and forwarding: ``pdf``); a Rich summary.
 
 The HTML inlines the vendored ECharts so it opens from a file or an e-mail with no network; it
 reads on a phone (charts fit the screen, tables become one card per row), and prints on A4
@@ -20,8 +21,10 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from civicvoucher.analytics import charts, describe, fmt
+from civicvoucher.analytics.pdf import write_pdf
 from civicvoucher.analytics.report import compare_reports
 from civicvoucher.analytics.tables import Column, Report, Table, headline_table
+from civicvoucher.analytics.view import table_view as _view
 from civicvoucher.analytics.xlsx import write_xlsx
 from civicvoucher.core.tabular import write_table
 
@@ -66,40 +69,6 @@ def all_tables(report: Report, baseline: Report | None = None) -> list[Table]:
     return tables
 
 
-def _view(table: Table) -> dict[str, Any]:
-    """A table as the template needs it: visible columns (a column of amounts in one unit,
-    named in its header) and formatted cells."""
-    cols = [c for c in table.columns if not c.code]
-    units = {c.key: fmt.money_unit(r.get(c.key) for r in table.rows)
-             for c in cols if c.kind == "fen"}
-    heads = []
-    for c in cols:
-        unit = units.get(c.key)
-        heads.append(dict(label_zh=f"{c.label_zh}（{unit.zh}）" if unit else c.label_zh,
-                          label_en=f"{c.label_en} ({unit.en})" if unit else c.label_en,
-                          num=c.kind not in ("text", "bool")))
-    rows = []
-    for r in table.rows:
-        cells = []
-        for c, head in zip(cols, heads, strict=True):
-            en = ""
-            if c.key.endswith("_zh"):
-                base = c.key[:-3]
-                en = r.get(f"{base}_en") or (r.get(base) if base != "label" else "") or ""
-            css = "num" if head["num"] else ""
-            if c.key in ("deviation_pct", "delta_pct"):
-                css += " dev-" + fmt.deviation_class(r.get(c.key))
-            if c.key == "verdict_zh":
-                css += " verdict-" + str(r.get("verdict"))
-            text = fmt.in_unit(r.get(c.key), units[c.key]) if c.key in units else fmt.cell(c, r)
-            cells.append(dict(text=text, en=str(en) if en != "" else "", css=css,
-                              label=head["label_zh"]))
-        total = any(r.get(k) == "total" for k in ("level", "form", "group"))
-        rows.append(dict(cells=cells, total=total))
-    return dict(name=table.name, title_zh=table.title_zh, title_en=table.title_en,
-                note_zh=table.note_zh, note_en=table.note_en, columns=heads, rows=rows)
-
-
 def _json_for_script(data: Any) -> str:
     """JSON safe inside <script>: no '</' can close the tag."""
     text = json.dumps(data, ensure_ascii=False, sort_keys=True)
@@ -129,10 +98,12 @@ def _csv_header(c: Column) -> str:
 
 
 def write_outputs(report: Report, out_dir: Path, *, baseline: Report | None = None,
-                  title: str | None = None) -> dict[str, Path]:
-    """Write report.html, <table>.csv for every table, and report.xlsx into ``out_dir``.
+                  title: str | None = None, pdf: bool = True,
+                  pdf_lang: str = "zh") -> dict[str, Path]:
+    """Write report.html, <table>.csv for every table, report.xlsx and (unless ``pdf`` is
+    false) report.pdf (in ``pdf_lang``) into ``out_dir``.
 
-    Returns {"html": path, "xlsx": path, "csv:<table>": path, ...}. Money in the CSV files is
+    Returns {"html": path, "xlsx": path, "pdf": path, "csv:<table>": path, ...}. Money in the CSV files is
     integer fen (exact); the workbook has yuan with number formats; the page shows one unit
     per column.
     """
@@ -152,6 +123,9 @@ def write_outputs(report: Report, out_dir: Path, *, baseline: Report | None = No
     xlsx = out_dir / "report.xlsx"
     write_xlsx(xlsx, report, tables, title=title)
     paths["xlsx"] = xlsx
+    if pdf:
+        paths["pdf"] = write_pdf(out_dir / "report.pdf", report, tables,
+                                 title=title if pdf_lang == "zh" else None, lang=pdf_lang)
     return paths
 
 

@@ -303,7 +303,8 @@ def concentration_table(con: duckdb.DuckDBPyConnection) -> Table:
     FROM pct LEFT JOIN ranked ON true GROUP BY pct.pct ORDER BY pct.pct
     """
     rows = [
-        {"top_pct": r["pct"], "label_zh": f"前{r['pct']}%商户", "merchants": r["merchants"],
+        {"top_pct": r["pct"], "label_zh": f"前{r['pct']}%商户",
+         "label_en": f"top {r['pct']}% of merchants", "merchants": r["merchants"],
          "top_merchants": r["top_merchants"], "top_fen": r["top_fen"],
          "total_fen": r["total_fen"], "share": ratio(r["top_fen"], r["total_fen"])}
         for r in fetch(con, sql)

@@ -237,3 +237,12 @@ RULES.update({
     "console_issue_run_progress": Rule(FEDERATION_ADMINS, "org"),
     "console_issue_run_resume": Rule(FEDERATION_ADMINS, "org"),
 })
+
+# --- issue 11, reports ---
+# The reports page and its downloads (console/pages/reportspage.py): who may read the API's
+# program_report, over their own subtree (scope.scoped_root); aggregates only.
+RULES.update({
+    "console_reports": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "console_reports_xlsx": Rule(ORG_READERS | {R.ANALYST}, "org"),
+    "console_reports_pdf": Rule(ORG_READERS | {R.ANALYST}, "org"),
+})

@@ -5,7 +5,9 @@ issuance against plan by level and form, shortfall, digital share, leverage, red
 breakage, the daily curve, merchant concentration; the comparison with a published article
 only for a simulated sample whose scenario has one (the demo's). ``--org`` restricts it to an
 organisation's subtree; ``--level`` adds one row per organisation of that level. The demo
-calls ``produce`` below too, so both write the same files the same way.
+calls ``produce`` below too, so both write the same files the same way: report.html, the CSV
+tables, report.xlsx and report.pdf (A4, Chinese unless ``--pdf-lang en``) in one folder, so
+one command gives every format and the PDF is never a different run's figures.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def report(
         None, help="where the report goes (default: report-<program key>[-<organisation>])"),
     database_url: str = typer.Option(
         None, help="the database (default: the configured one, CIVICVOUCHER_DATABASE_URL)"),
+    pdf_lang: str = typer.Option(
+        "zh", "--pdf-lang", help="the language of report.pdf: zh or en"),
 ) -> None:
     """The policy report of a program: issuance, redemption and leverage, as an HTML page, a
     workbook (XLSX) and CSV tables."""
@@ -53,6 +57,9 @@ def report(
     if level is not None and level not in ("city", "county", "union"):
         raise ValidationError(msg("--level takes city, county or union, not {level}",
                                   level=repr(level)), field="level")
+    if pdf_lang not in ("zh", "en"):
+        raise ValidationError(msg("--pdf-lang takes zh or en, not {lang}", lang=repr(pdf_lang)),
+                              field="pdf_lang")
     if database_url:
         url = normalise_url(database_url)
     else:
@@ -62,14 +69,14 @@ def report(
     if out is None:
         out = Path(f"report-{_safe(program)}" + (f"-{_safe(org)}" if org else ""))
     started = time.perf_counter()
-    produce(url, out, program=program, org=org, level=level)
+    produce(url, out, program=program, org=org, level=level, pdf_lang=pdf_lang)
     print_paths(out, url)
     console.print(f"[dim]{localize(msg('{s} s', s=f'{time.perf_counter() - started:.1f}'))}[/dim]")
 
 
 def produce(url: str, out: Path, *, program: str | int | None, org: str | None = None,
             level: str | None = None, baseline=None, title: str | None = None,
-            summary: bool = True):
+            summary: bool = True, pdf_lang: str = "zh"):
     """Compute the report (with a progress bar), write its files into ``out``, print its
     summary: ``(report, paths)``. The one path from a database to report files, for the
     demo and for ``civicvoucher report``."""
@@ -86,7 +93,7 @@ def produce(url: str, out: Path, *, program: str | int | None, org: str | None =
     except ValueError as exc:  # an in-memory or unsupported database
         raise ValidationError(msg("cannot report on this database: {reason}",
                                   reason=Text(str(exc))), field="database_url") from None
-    paths = write_outputs(rep, out, baseline=baseline, title=title)
+    paths = write_outputs(rep, out, baseline=baseline, title=title, pdf_lang=pdf_lang)
     if summary:
         print_summary(rep, console)
     return rep, paths
@@ -99,6 +106,8 @@ def print_paths(out: Path, url: str) -> None:
     console.print(f"\n[bold green]{_('report:')}[/bold green] {(out / 'report.html').resolve()}")
     console.print(localize(msg("tables (XLSX, CSV): {folder}/  ·  data: {url}",
                                folder=out.resolve(), url=shown)))
+    if (out / "report.pdf").exists():
+        console.print(localize(msg("PDF (A4): {path}", path=(out / "report.pdf").resolve())))
 
 
 def _safe(text: str) -> str:

@@ -21,11 +21,12 @@ def routers() -> list:
         imports,
         member,
         programs,
+        reportspage,
         tracepage,
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router, programs.router]
+            cashier.router, auditpage.router, programs.router, reportspage.router]
 
 
 def mount(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import Depends, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from civicvoucher.api.routers import make_router
 from civicvoucher.api.routing import Ctx, ctx
@@ -69,7 +70,12 @@ def summary_report(org_id: int | None = Query(None, ge=1, le=2_147_483_647),
     return c.db.run(run)
 
 
-@router.get("/programs/{program}", response_model=ProgramReportOut, name="program_report")
+_FILES = {"application/pdf": "pdf",
+          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx"}
+
+
+@router.get("/programs/{program}", response_model=ProgramReportOut, name="program_report",
+            responses={200: {"content": {m: {} for m in _FILES}}})
 def program_report(
     program: str = Path(min_length=1, max_length=80, pattern=r"^[^/\x00-\x1f]+$",
                         description="the program's key or id"),
@@ -77,12 +83,20 @@ def program_report(
                                description="subtree root (default: your organisation)"),
     level: Literal["city", "county", "union"] | None = Query(
         None, description="add a table with one row per organisation of this level"),
+    format: Literal["json", "xlsx", "pdf"] | None = Query(
+        None, description="json (default), or the workbook (xlsx) or the A4 report (pdf) "
+                          "people read; an Accept of application/pdf or the xlsx type asks "
+                          "the same"),
     c: Ctx = Depends(ctx),
-) -> ProgramReportOut:
+) -> ProgramReportOut | Response:
     """The policy report ``civicvoucher report`` writes, as JSON, over the caller's subtree
     (or a part of it): issuance against plan by level and form, shortfall, digital share,
     leverage, redemption rate, breakage, the daily curve, merchant concentration. Money is
-    integer fen. Aggregates only: no row about a person."""
+    integer fen. Aggregates only: no row about a person.
+
+    ``format=xlsx`` or ``pdf`` (or that Accept) answers the same report as a file: the
+    workbook ``civicvoucher report`` writes (yuan with number formats), or the PDF (A4, in the
+    request's language)."""
     from civicvoucher.analytics import compute_report
     from civicvoucher.analytics.render import all_tables
 
@@ -92,6 +106,18 @@ def program_report(
 
     key, root = c.db.run(where)
     report = compute_report(c.db.url, program_key=key, org=root, level=level)
+    kind = format if format != "json" else None
+    if format is None:
+        accept = c.request.headers.get("accept", "")
+        kind = next((k for m, k in _FILES.items() if m in accept), None)
+    if kind is not None:
+        from civicvoucher import i18n
+        from civicvoucher.analytics.downloads import content_disposition, report_file
+
+        body, media, name = report_file(report, kind, lang=i18n.current())
+        return Response(body, media_type=media,
+                        headers={"Content-Disposition": content_disposition(name),
+                                 "Cache-Control": "no-store"})
     return report_out(report, all_tables(report))
 
 
