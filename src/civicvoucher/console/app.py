@@ -20,12 +20,15 @@ def routers() -> list:
         home,
         imports,
         member,
+        merchantspage,
         programs,
+        settlepage,
         tracepage,
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router, programs.router]
+            cashier.router, auditpage.router, programs.router,
+            merchantspage.router, settlepage.router]
 
 
 def mount(app: FastAPI) -> None:
