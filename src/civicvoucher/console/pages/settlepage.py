@@ -149,7 +149,7 @@ def run_page(run_id: int = RunId, new: int | None = None,
 
 
 @router.get("/settlement/batches/{batch_id}", name="console_settlement_batch")
-def batch_page(batch_id: int = RunId, c: PageCtx = Depends(page_ctx)) -> Response:
+def batch_page(batch_id: int = Path(ge=1, le=2_147_483_647), c: PageCtx = Depends(page_ctx)) -> Response:
     def run(s: Session):
         b = s.get(SettlementBatch, batch_id)
         if b is None:
