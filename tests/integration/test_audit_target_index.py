@@ -30,7 +30,7 @@ def test_0010_indexes_the_audit_target_and_downgrades(blank_db):
             "INSERT INTO audit_entry (seq, created_at, actor, action, target, outcome, detail, "
             "prev_hash, hash) VALUES (1, '2026-01-01 00:00:00', 'x', 'issuance.create', "
             "'issuance:1', 'ok', '{}', :z, :z)"), {"z": "0" * 64})
-    upgrade(db.engine)
+    upgrade(db.engine, "0010")
     assert current(db.engine) == "0010"
     assert _indexes(db)["ix_audit_entry_target"] == ["target"]
     with db.engine.connect() as c:

@@ -246,3 +246,23 @@ RULES.update({
     "console_reports_xlsx": Rule(ORG_READERS | {R.ANALYST}, "org"),
     "console_reports_pdf": Rule(ORG_READERS | {R.ANALYST}, "org"),
 })
+
+# --- issue 11, merchset: merchants (onboarding, approvals) and settlement in the console -----
+# (console/pages/merchantspage.py, settlepage.py). Merchants as the API's merchant routes:
+# federation admins register and decide, auditors read; the registrant never approves their
+# own (merchants.service.may_activate). Settlement as list_settlement_runs/run_settlement;
+# the bank's payout file opens the sealed account numbers: the province admin only, audited.
+RULES.update({
+    "console_merchants": Rule(FEDERATION_ADMINS | {R.AUDITOR}, "merchant"),
+    "console_merchant": Rule(FEDERATION_ADMINS | {R.AUDITOR}, "merchant"),
+    "console_merchant_new": Rule(FEDERATION_ADMINS, "merchant"),
+    "console_merchant_register": Rule(FEDERATION_ADMINS, "merchant"),
+    "console_merchant_queue": Rule(FEDERATION_ADMINS, "merchant"),
+    "console_merchant_status": Rule(FEDERATION_ADMINS, "merchant"),
+    "console_merchant_bank": Rule(FEDERATION_ADMINS, "merchant"),
+    "console_settlement": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "global"),
+    "console_settlement_run": Rule(frozenset({R.PROVINCE_ADMIN}), "global"),
+    "console_settlement_run_page": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "merchant"),
+    "console_settlement_batch": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "merchant"),
+    "console_settlement_export": Rule(frozenset({R.PROVINCE_ADMIN}), "merchant"),
+})

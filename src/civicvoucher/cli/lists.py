@@ -184,3 +184,41 @@ def settlement_list(
     page_or_export("结算批次", title, SETTLEMENT_COLUMNS,
          lambda s, a, n: _batch_rows(s, a, n, run, mid), limit=limit, after=after, file=file,
          action="settlement.export", detail={"run": run, "merchant_id": mid})
+
+
+@settlement_app.command("export")
+def settlement_export(
+    run: int = typer.Argument(..., help="the settlement run"),
+    out: Path = typer.Option(..., "--out", help="the payout file for the bank: .xlsx or .csv"),
+) -> None:
+    """Write a run's payout file for the bank (payee, bank, full account number, amount in
+    yuan, batch, reference). It opens the sealed account numbers: audited
+    (settlement.bank_export), and the file is made readable by its owner only."""
+    import os
+
+    from civicvoucher.cli.common import audit
+    from civicvoucher.settlement import export as bank
+
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in bank.FORMATS:
+        from civicvoucher.errors import ValidationError
+
+        raise ValidationError(msg("{file}: use a .csv or .xlsx file", file=out.name),
+                              field="out")
+
+    def work(s):
+        export = bank.payout_file(s, run)
+        data = bank.render(export, fmt)
+        audit(s, "settlement.bank_export", f"settlement_run:{run}",
+              {**bank.audit_detail(export, fmt), "via": "cli", "file": out.name[:100]})
+        return export, data
+
+    export, data = database().run(work)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    from civicvoucher.cli.common import console
+
+    console.print(localize(msg("wrote {file}: {n} payouts, {amount}", file=str(out),
+                               n=len(export.lines), amount=i18n.Yuan(export.total_fen))),
+                  markup=False)

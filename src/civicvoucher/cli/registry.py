@@ -94,6 +94,15 @@ TEMPLATE_NOTES: dict[str, dict[str, ColumnNote]] = {
         "category": ColumnNote(("选填", "optional"), "用券类别；留空按 MCC 归类。可填：日用百货、"
                                "粮油果蔬、超市便利加油、宾馆餐娱、医药交通缴费",
                                "the voucher category; empty: from the MCC"),
+        "payee_name": ColumnNote(("选填", "optional"), "收款账户的户名；与开户行、银行账号一起填写或"
+                                 "都留空", "the payee's account name; with the bank and the "
+                                 "account number, or none of them"),
+        "bank_name": ColumnNote(("选填", "optional"), "开户行（银行及支行名称）",
+                                "the bank and branch holding the account"),
+        "account_no": ColumnNote(("选填", "optional"), "银行账号，8 到 32 位数字；请把这一列设为文本。"
+                                 "导入后加密保存，只显示掩码",
+                                 "the account number, 8 to 32 digits, as text; sealed at rest, "
+                                 "shown masked"),
     },
 }
 TEMPLATE_ALIASES: dict[str, Mapping[str, str]] = {"org": ORG_ALIASES,
@@ -138,8 +147,9 @@ def template_example_rows(kind: str) -> list[list[str]]:
                 ["基层工会", "示例公司工会委员会", "", union, "企业", "140105"]]
     shop, diner = (body + uscc.calc_check_digit(body)
                    for body in ("91140105000000001", "92140105000000002"))
-    return [[shop, "示例超市", "5411", "140105", "线下、线上", "正常", ""],
-            [diner, "示例饭店", "5812", "140105", "线下、外卖", "", "宾馆餐娱"]]
+    return [[shop, "示例超市", "5411", "140105", "线下、线上", "正常", "", "示例超市有限公司",
+             "中国工商银行太原小店支行", "6222020000000000018"],
+            [diner, "示例饭店", "5812", "140105", "线下、外卖", "", "宾馆餐娱", "", "", ""]]
 
 
 def write_template(kind: str, file: Path) -> None:

@@ -20,13 +20,16 @@ def routers() -> list:
         home,
         imports,
         member,
+        merchantspage,
         programs,
         reportspage,
+        settlepage,
         tracepage,
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router, programs.router, reportspage.router]
+            cashier.router, auditpage.router, programs.router, reportspage.router,
+            merchantspage.router, settlepage.router]
 
 
 def mount(app: FastAPI) -> None:

@@ -9,6 +9,11 @@ key), and that wins, since programmes file some trades differently (one files 54
 supermarkets under 粮油果蔬). The MCC must still be an eligible one. Whether the county is a
 real one inside the deployment's map is checked against the database by the service
 (``merchants.regions``). Pure: no database.
+
+Bank details (收款户名, 开户行, 银行账号) are optional columns; given, all three are needed
+(a payout cannot go to half an address). The account number is digits (spaces and hyphens
+as printed on a form are dropped), 8 to 32 of them; the row holds it in clear only until the
+service seals it.
 """
 
 from __future__ import annotations
@@ -192,7 +197,20 @@ MERCHANT_ALIASES: dict[str, str] = {
     "商户分类": "category",
     "消费类别": "category",
     "用券类别": "category",
+    "收款户名": "payee_name",
+    "收款人": "payee_name",
+    "账户名称": "payee_name",
+    "户名": "payee_name",
+    "开户行": "bank_name",
+    "开户银行": "bank_name",
+    "银行账号": "account_no",
+    "收款账号": "account_no",
+    "账号": "account_no",
 }
+
+ACCOUNT_MIN, ACCOUNT_MAX = 8, 32
+BANK_MAX = 200
+_ACCOUNT_JUNK = re.compile(r"[\s\-－]+")
 
 _CHANNEL_WORDS: dict[str, Channel] = {
     **{label: ch for ch, label in CHANNEL_LABEL_ZH.items()},
@@ -237,6 +255,45 @@ class MerchantRow:
     county_code: str
     channels: tuple[Channel, ...]
     status: MerchantStatus
+    payee_name: str = ""  # bank details: all three or none
+    bank_name: str = ""
+    account_no: str = ""  # in clear only here: the service seals it
+
+    @property
+    def has_bank(self) -> bool:
+        return bool(self.account_no)
+
+
+def normalise_account(text: str) -> str:
+    return _ACCOUNT_JUNK.sub("", text or "")
+
+
+def mask_account(number: str) -> str:
+    """'6222021234567890123' → '6222****0123' (what pages and lists show)."""
+    return f"{number[:4]}****{number[-4:]}"
+
+
+def bank_errors(row_no: int, payee: str, bank: str, account: str) -> list[RowError]:
+    """Problems with a row's bank details (already stripped; account normalised)."""
+    errors: list[RowError] = []
+    if not (payee or bank or account):
+        return errors
+    for column, value, what in (("payee_name", payee, N_("the payee's account name is "
+                                                         "required with bank details")),
+                                ("bank_name", bank, N_("the bank (开户行) is required with bank"
+                                                       " details")),
+                                ("account_no", account, N_("the account number is required "
+                                                           "with bank details"))):
+        if not value:
+            errors.append(RowError(row_no, column, what))
+        elif column != "account_no" and len(value) > BANK_MAX:
+            errors.append(RowError(row_no, column, msg("name is longer than {max} characters",
+                                                       max=BANK_MAX)))
+    if account and not re.fullmatch(rf"\d{{{ACCOUNT_MIN},{ACCOUNT_MAX}}}", account):
+        errors.append(RowError(row_no, "account_no", msg(
+            "the account number must be {least} to {most} digits", least=ACCOUNT_MIN,
+            most=ACCOUNT_MAX)))
+    return errors
 
 
 def parse_channels(text: str) -> tuple[tuple[Channel, ...], list[str]]:
@@ -320,6 +377,11 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
     if status is None:
         bad("status", msg("unknown status {value!r}; use 待审核, 正常 or 暂停", value=raw_status))
 
+    payee = row.get("payee_name", "").strip()
+    bank = row.get("bank_name", "").strip()
+    account = normalise_account(row.get("account_no", ""))
+    errors.extend(bank_errors(row_no, payee, bank, account))
+
     if errors or category is None or status is None:
         return errors
     return MerchantRow(
@@ -330,6 +392,9 @@ def validate_merchant_row(row_no: int, row: dict[str, str]) -> MerchantRow | lis
         county_code=county,
         channels=channels,
         status=status,
+        payee_name=payee,
+        bank_name=bank,
+        account_no=account,
     )
 
 

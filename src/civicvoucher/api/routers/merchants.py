@@ -17,7 +17,12 @@ from civicvoucher.errors import Conflict, ImportRejected, ValidationError
 from civicvoucher.i18n import msg
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.merchants.rules import validate_merchant_row
-from civicvoucher.merchants.service import find_merchant, register_merchant, set_status
+from civicvoucher.merchants.service import (
+    find_merchant,
+    may_activate,
+    register_merchant,
+    set_status,
+)
 
 router = make_router("/merchants", "merchants")
 MerchantId = Path(ge=1, le=2_147_483_647)
@@ -28,6 +33,13 @@ class MerchantCreateIn(MerchantIn):
         None, max_length=20,
         description="voucher category (Chinese label or key, e.g. 粮油果蔬 or grain_produce); "
                     "default: the MCC's")
+    payee_name: str | None = Field(None, max_length=200,
+                                   description="bank details (all three or none): the payee's "
+                                               "account name (收款户名)")
+    bank_name: str | None = Field(None, max_length=200, description="the bank (开户行)")
+    account_no: str | None = Field(None, max_length=60,
+                                   description="the account number (digits; sealed at rest, "
+                                               "never answered in clear)")
 
 
 def merchant_out(m: Merchant) -> MerchantOut:
@@ -63,7 +75,9 @@ def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> Me
     tree, or an allowed one); its category follows from its MCC unless ``category`` says."""
     raw = {"uscc": body.uscc, "name": body.name, "mcc": body.mcc,
            "county_code": body.county_code, "channels": ",".join(body.channels),
-           "status": body.status, "category": body.category or ""}
+           "status": body.status, "category": body.category or "",
+           "payee_name": body.payee_name or "", "bank_name": body.bank_name or "",
+           "account_no": body.account_no or ""}
     row = validate_merchant_row(1, raw)
     if isinstance(row, list):
         e = row[0]
@@ -73,7 +87,7 @@ def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> Me
 
     def run(s: Session) -> MerchantOut:
         try:
-            m = register_merchant(s, row)
+            m = register_merchant(s, row, registered_by=f"user:{c.principal.user_id}")
         except ImportRejected as exc:
             outside = [e for e in exc.errors if e.field == "county_code"]
             if outside:
@@ -82,7 +96,8 @@ def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> Me
             raise Conflict(exc.errors[0].reason,
                            code="merchant_exists") from None
         c.audit(s, "merchant.register", target=f"merchant:{m.id}",
-                detail={"county_code": m.county_code, "status": m.status})
+                detail={"county_code": m.county_code, "status": m.status,
+                        "bank": m.account_masked})
         return merchant_out(m)
 
     return c.db.run(run)
@@ -92,10 +107,13 @@ def register_merchant_route(body: MerchantCreateIn, c: Ctx = Depends(ctx)) -> Me
 def set_merchant_status(body: MerchantStatusIn, merchant_id: int = MerchantId,
                         c: Ctx = Depends(ctx)) -> MerchantOut:
     """Activate or suspend a merchant in your region (only active merchants redeem; one whose
-    county is outside the map cannot be activated: 409 county_outside_map)."""
+    county is outside the map cannot be activated: 409 county_outside_map). A pending merchant
+    is activated by someone other than who registered it (403 self_approval_refused)."""
 
     def run(s: Session) -> MerchantOut:
-        before = scope.require_merchant(c.principal, find_merchant(s, merchant_id)).status
+        found = scope.require_merchant(c.principal, find_merchant(s, merchant_id))
+        before = found.status
+        may_activate(found, f"user:{c.principal.user_id}", body.status)
         m = set_status(s, merchant_id=merchant_id, status=body.status)
         c.audit(s, "merchant.status", target=f"merchant:{m.id}",
                 detail={"from": before, "to": m.status})
