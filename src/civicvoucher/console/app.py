@@ -17,6 +17,7 @@ def routers() -> list:
         auditpage,
         cashier,
         dashpage,
+        fundspage,
         home,
         imports,
         member,
@@ -25,7 +26,7 @@ def routers() -> list:
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router, programs.router]
+            cashier.router, auditpage.router, programs.router, fundspage.router]
 
 
 def mount(app: FastAPI) -> None:
