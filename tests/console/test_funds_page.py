@@ -153,6 +153,12 @@ def test_small_dues_post_at_once_and_a_double_submit_replays(console, db):
     page = console.client.get(r.headers["location"])
     assert 'id="outcome"' in page.text and "¥15,000.00" in page.text
     assert "会费凭证 2020-07 第3号" in page.text  # the document, in the movements
+    # the same key with another amount (the back button, an edit): refused, a fresh key given
+    other = console.client.post(f"/funds/orgs/{w.union_a}/deposit",
+                                data={**data, "amount": "16000"})
+    assert other.status_code == 409 and 'id="deposit-error"' in other.text
+    fresh = other.text.split(f'action="/funds/orgs/{w.union_a}/deposit"')[1]
+    assert KEY.search(fresh).group(1) != key and _count(db, Transfer) == n + 1
     audits = _audits(db, "fund.deposit")
     assert len(audits) == 1 and audits[0].actor == f"u-{Role.COUNTY_ADMIN}"
     assert audits[0].detail["amount_fen"] == 15_000_00

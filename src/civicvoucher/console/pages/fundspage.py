@@ -53,6 +53,7 @@ from civicvoucher.core.money import yuan_to_fen
 from civicvoucher.errors import (
     CivicVoucherError,
     Forbidden,
+    IdempotencyConflict,
     InsufficientFunds,
     InvalidTransition,
     ValidationError,
@@ -335,13 +336,15 @@ def _redirect(org_id: int, out) -> RedirectResponse:
 
 def _form_error(c: PageCtx, org_id: int, exc: CivicVoucherError, which: str, form: dict,
                 key: str) -> Response:
-    return _org_page(c, org_id, status=exc.http_status, form=form, keys={which: key},
+    # a key already used for another deposit (the back button, an edit): a fresh one
+    keys = {} if isinstance(exc, IdempotencyConflict) else {which: key}
+    return _org_page(c, org_id, status=exc.http_status, form=form, keys=keys,
                      error=exc.localized(c.lang), error_code=exc.code,
                      error_field=getattr(exc, "field", None) or exc.details.get("field"),
                      error_form=which)
 
 
-WRITE_ERRORS = (ValidationError, InsufficientFunds)
+WRITE_ERRORS = (ValidationError, InsufficientFunds, IdempotencyConflict)
 
 
 @router.post("/funds/orgs/{org_id}/deposit", name="console_fund_deposit")
@@ -451,9 +454,6 @@ def fund_distribute(org_id: int = OrgId, amount: str = Form("", max_length=40),
     key = idempotency_key or str(uuid.uuid4())
     try:
         key = _key(idempotency_key)
-        if len(key) > 80:
-            raise ValidationError(N_("the page's attempt key is missing: reload the page"),
-                                  field="idempotency_key", code="idempotency_key_missing")
         fen = _amount(amount)
         doc = _document(document)
 
