@@ -266,3 +266,21 @@ RULES.update({
     "console_settlement_batch": Rule(frozenset({R.PROVINCE_ADMIN, R.AUDITOR}), "merchant"),
     "console_settlement_export": Rule(frozenset({R.PROVINCE_ADMIN}), "merchant"),
 })
+
+# --- issue 11, funds ---
+# Funds in the console (console/pages/fundspage.py): balances as the API's get_fund_balance
+# (ORG_READERS, the user's subtree); a deposit as create_deposit (ORG_ADMINS); a transfer or a
+# distribution down from a federation's own fund (FEDERATION_ADMINS: a union has nothing under
+# it); the approval queue as list_deposit_requests, decisions as approve/reject_deposit_request
+# (funds.approvals.may_check decides which admin). A decision is idempotent on the request
+# itself (a second approval answers the first), so its form carries no attempt key.
+RULES.update({
+    "console_funds": Rule(ORG_READERS, "org"),
+    "console_fund_org": Rule(ORG_READERS, "org"),
+    "console_fund_deposit": Rule(ORG_ADMINS, "org"),
+    "console_fund_transfer": Rule(FEDERATION_ADMINS, "org"),
+    "console_fund_distribute": Rule(FEDERATION_ADMINS, "org"),
+    "console_fund_requests": Rule(ORG_READERS, "org"),
+    "console_fund_request_approve": Rule(FEDERATION_ADMINS, "org", idempotent_key=False),
+    "console_fund_request_reject": Rule(FEDERATION_ADMINS, "org", idempotent_key=False),
+})

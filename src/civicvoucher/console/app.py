@@ -17,6 +17,7 @@ def routers() -> list:
         auditpage,
         cashier,
         dashpage,
+        fundspage,
         home,
         imports,
         member,
@@ -28,8 +29,8 @@ def routers() -> list:
     )
 
     return [home.router, dashpage.router, imports.router, member.router, tracepage.router,
-            cashier.router, auditpage.router, programs.router, reportspage.router,
-            merchantspage.router, settlepage.router]
+            cashier.router, auditpage.router, programs.router, fundspage.router,
+            reportspage.router, merchantspage.router, settlepage.router]
 
 
 def mount(app: FastAPI) -> None:
