@@ -17,15 +17,31 @@ class Link:
     phone: bool = False  # a member's or cashier's page, laid out for a phone
 
 
-# In the order shown. A page is added here when it exists.
+# Every page module registers its link when it is imported; they are shown in this order (an
+# official's day: the figures, the tree, money in, programs and issuance, merchants and their
+# pay, then reading back), whatever order the modules happen to be imported in. A link not
+# named here comes after these, in the order registered.
+ORDER = (
+    "console_home", "console_dashboard", "console_orgs", "console_import_members",
+    "console_funds", "console_programs", "console_issue", "console_merchants",
+    "console_merchant_queue", "console_settlement", "console_reports", "console_trace",
+    "console_audit",
+    "console_member_vouchers", "console_member_merchants", "console_member_history",
+    "console_cashier", "console_cashier_settlement",
+)
 LINKS: list[Link] = [
     Link("console_home", "/", N_("Home")),
 ]
 
 
+def _place(link: Link) -> int:
+    return ORDER.index(link.route) if link.route in ORDER else len(ORDER)
+
+
 def register(link: Link) -> None:
     if all(x.route != link.route for x in LINKS):
         LINKS.append(link)
+        LINKS.sort(key=_place)  # stable: unnamed links keep their registration order
 
 
 def navigation(principal, request) -> list[dict]:
