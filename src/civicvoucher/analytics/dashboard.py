@@ -332,8 +332,7 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
         raise ValueError(f"source must be 'auto' or 'live', not {source!r}")
     use_rollup = False
     if source == "auto":
-        rollup.maybe_refresh(session)
-        use_rollup = rollup.usable(session)
+        use_rollup = rollup.prepare(session)[0]
     as_of = now or (clock.end_of_day(today) if today is not None else clock.now())
     node = _node(session, org_path)
     programs = _programs(session, program)

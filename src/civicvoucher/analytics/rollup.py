@@ -242,12 +242,17 @@ def pending(session: Session) -> tuple[int, int]:
 def maybe_refresh(session: Session) -> Refreshed | None:
     """Refresh first when the live part of a read has grown past its bound (and the
     summaries are built: building them is the CLI's job, not a page view's)."""
+    return prepare(session)[1]
+
+
+def prepare(session: Session) -> tuple[bool, Refreshed | None]:
+    """What a read does first: (the summaries are usable, the refresh it ran if any)."""
     if not usable(session):
-        return None
+        return False, None
     rows, unions = pending(session)
     if rows <= LOG_ROWS_MAX and unions <= DIRTY_UNIONS_MAX:
-        return None
-    return refresh(session, wait=False)
+        return True, None
+    return True, refresh(session, wait=False)
 
 
 __all__ = [
@@ -259,6 +264,7 @@ __all__ = [
     "Refreshed",
     "maybe_refresh",
     "pending",
+    "prepare",
     "refresh",
     "usable",
 ]
