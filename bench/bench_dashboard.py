@@ -1,16 +1,23 @@
 """The console dashboard (``analytics.dashboard.dashboard``) on a demo database, beside the
-same SQL run raw by pgbench: ours / raw.
+same SQL run raw by pgbench: ours / raw; from the rollup (``analytics/rollup.py``: what the
+page does) and computed directly (``source="live"``, the oracle, what the page did before).
 
     civicvoucher demo --scale 1.0 --database-url postgresql+psycopg://postgres@127.0.0.1/cv
     python bench/bench_dashboard.py --url postgresql+psycopg://postgres@127.0.0.1/cv \\
-        --repeat 10 --out bench/results/dashboard-postgresql.md
+        --repeat 10 --refresh --dirty 200 --out bench/results/dashboard-postgresql.md
+
+``--refresh``: time a full rebuild of the rollup first (a database that had data before
+migration 0013 needs one; the demo does it after its load). ``--dirty N``: also measure with N
+unions marked changed since the last refresh (log rows inserted for N unions spread over the
+province, as redemptions coming in would leave them; computed directly by each view), then time
+the incremental refresh that consumes them.
 
 For the province root and for the county federation with the most unions: the dashboard
 function's wall time (median of ``--repeat`` calls, one session each, after a warm-up call),
 then every statement that call sent, captured from the engine and rendered with its values
 (psycopg's ``mogrify``), written to one pgbench script and run ``pgbench -n -r -t N`` (one
-transaction = one dashboard's statements; ``-r`` gives each statement's latency). Then
-EXPLAIN (ANALYZE, BUFFERS) of the slowest statement. Not a test; run by hand.
+transaction = one dashboard's statements; ``-r`` gives each statement's latency).
+Not a test; run by hand.
 """
 
 from __future__ import annotations
@@ -24,14 +31,16 @@ import time
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from civicvoucher.analytics import rollup  # noqa: E402
 from civicvoucher.analytics.dashboard import dashboard  # noqa: E402
 from civicvoucher.db import Database  # noqa: E402
+from civicvoucher.rollup_schema import DIRTY, SUMMARIES  # noqa: E402
 
 
 def libpq_args(url: str) -> list[str]:
@@ -40,7 +49,7 @@ def libpq_args(url: str) -> list[str]:
             u.username or "postgres", u.database]
 
 
-def capture(db: Database, org_path: str | None) -> list[str]:
+def capture(db: Database, org_path: str | None, source: str = "auto") -> list[str]:
     """The statements one dashboard call sends, with their values inlined."""
     sent: list[tuple[str, object]] = []
 
@@ -50,7 +59,7 @@ def capture(db: Database, org_path: str | None) -> list[str]:
     event.listen(db.engine, "before_cursor_execute", grab)
     try:
         with db.session() as s:
-            dashboard(s, org_path=org_path)
+            dashboard(s, org_path=org_path, source=source)
     finally:
         event.remove(db.engine, "before_cursor_execute", grab)
     u = make_url(db.url)
@@ -60,14 +69,15 @@ def capture(db: Database, org_path: str | None) -> list[str]:
         return [" ".join(cur.mogrify(sql, params).split()) for sql, params in sent]
 
 
-def time_ours(db: Database, org_path: str | None, repeat: int) -> list[float]:
+def time_ours(db: Database, org_path: str | None, repeat: int,
+              source: str = "auto") -> list[float]:
     with db.session() as s:
-        dashboard(s, org_path=org_path)  # warm-up
+        dashboard(s, org_path=org_path, source=source)  # warm-up
     out = []
     for _ in range(repeat):
         t = time.perf_counter()
         with db.session() as s:
-            dashboard(s, org_path=org_path)
+            dashboard(s, org_path=org_path, source=source)
         out.append(time.perf_counter() - t)
     return out
 
@@ -111,12 +121,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", required=True)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--refresh", action="store_true", help="time a full rebuild first")
+    ap.add_argument("--dirty", type=int, default=0, help="also measure with N changed unions")
+    ap.add_argument("--live-repeat", type=int, default=None,
+                    help="repeats of the direct computation (default --repeat)")
+    ap.add_argument("--note", default="", help="a line to put under the title")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     db = Database(args.url)
+    out = ["# Dashboard on PostgreSQL", ""]
+    if args.note:
+        out += [args.note, ""]
+    if args.refresh:
+        with db.session() as s:
+            r = rollup.refresh(s, full=True)
+        out += [f"Full rebuild of the rollup (`civicvoucher dashboard refresh --full`): "
+                f"{r.seconds:.1f} s, {r.unions:,} unions.", ""]
+    with db.session() as s:
+        if not rollup.usable(s):
+            sys.exit("the rollup is not built: run with --refresh (or civicvoucher dashboard "
+                     "refresh --full)")
     with db.engine.connect() as c:
         counts = {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar()
-                  for t in ("org", "member", "voucher", "redemption", "refund", "merchant")}
+                  for t in ("org", "member", "voucher", "redemption", "refund", "merchant",
+                            *(t.name for t in SUMMARIES))}
         county = c.execute(text("""
             SELECT c.path, c.name, c.division_code, count(*) AS unions
             FROM org c JOIN org u ON u.parent_id = c.id
@@ -124,33 +152,58 @@ def main() -> None:
         """)).one()
         root = c.execute(text("SELECT path, name FROM org WHERE parent_id IS NULL"
                               " ORDER BY id LIMIT 1")).one()
-    out = ["# Dashboard on PostgreSQL", "",
-           f"`python bench/bench_dashboard.py --repeat {args.repeat}` on `"
-           f"{make_url(args.url).database}`; rows: "
-           + ", ".join(f"{k} {v:,}" for k, v in counts.items()), ""]
-    out += ["| scope | ours median (ms) | ours min–max (ms) | raw pgbench (ms) | ours / raw |"
-            " statements |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    out += [f"`python bench/bench_dashboard.py --repeat {args.repeat}"
+            + (" --refresh" if args.refresh else "")
+            + (f" --dirty {args.dirty}" if args.dirty else "")
+            + f"` on `{make_url(args.url).database}`; rows: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items()), ""]
+    out += ["| scope | read | ours median (ms) | ours min–max (ms) | raw pgbench (ms) |"
+            " ours / raw | statements |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     details = []
-    slowest: tuple[float, str, str] = (0.0, "", "")
-    for label, path in ((f"province root {root.name} `{root.path}`", root.path),
-                        (f"county {county.name} {county.division_code} `{county.path}` "
-                         f"({county.unions} unions)", county.path)):
-        ours = time_ours(db, path, args.repeat)
-        stmts = capture(db, path)
-        raw, per, text_out = pgbench(args.url, stmts, args.repeat)
+    scopes = ((f"province root {root.name} `{root.path}`", root.path),
+              (f"county {county.name} {county.division_code} `{county.path}` "
+               f"({county.unions} unions)", county.path))
+    medians: dict[tuple[str, str], float] = {}
+
+    def measure(label: str, path: str, source: str, read: str, repeat: int) -> None:
+        ours = time_ours(db, path, repeat, source)
+        stmts = capture(db, path, source)
+        raw, _per, text_out = pgbench(args.url, stmts, repeat)
         med = statistics.median(ours) * 1000
-        out.append(f"| {label} | {med:.1f} | {min(ours) * 1000:.1f}–{max(ours) * 1000:.1f}"
-                   f" | {raw:.1f} | {med / raw:.2f} | {len(stmts)} |")
-        details += [f"## pgbench, {label}", "", "```", text_out.strip(), "```", ""]
-        for ms, s in zip(per, stmts, strict=False):
-            if ms > slowest[0]:
-                slowest = (ms, s, label)
+        medians[(label, read)] = med
+        out.append(f"| {label} | {read} | {med:.1f} | {min(ours) * 1000:.1f}–"
+                   f"{max(ours) * 1000:.1f} | {raw:.1f} | {med / raw:.2f} | {len(stmts)} |")
+        details.extend([f"## pgbench, {label}, {read}", "", "```", text_out.strip(), "```",
+                        ""])
+
+    for label, path in scopes:
+        measure(label, path, "auto", "rollup, nothing changed", args.repeat)
+    if args.dirty:
+        with db.session() as s:
+            ids = list(s.execute(text(
+                "SELECT id FROM org WHERE level = 'union' ORDER BY md5(id::text) LIMIT :n"),
+                {"n": args.dirty}).scalars())
+            s.execute(insert(DIRTY), [{"union_id": i} for i in ids])
+        for label, path in scopes:
+            measure(label, path, "auto", f"rollup + {len(ids)} changed unions", args.repeat)
+        with db.session() as s:
+            r = rollup.refresh(s)
+        refreshed = (f"Incremental refresh of those {r.unions:,} unions "
+                     f"({r.log_rows:,} log rows): {r.seconds * 1000:.0f} ms.")
+    else:
+        refreshed = ""
+    for label, path in scopes:
+        measure(label, path, "live", "direct (the oracle; before the rollup)",
+                args.live_repeat or args.repeat)
+    out.append("")
+    for label, _path in scopes:
+        a = medians[(label, "rollup, nothing changed")]
+        b = medians[(label, "direct (the oracle; before the rollup)")]
+        out.append(f"- {label}: direct / rollup = {b / a:.1f}x")
+    if refreshed:
+        out += ["", refreshed]
     out.append("")
     out += details
-    if slowest[1]:
-        out += [f"## EXPLAIN (ANALYZE, BUFFERS) of the slowest statement ({slowest[0]:.1f} ms,"
-                f" {slowest[2]})", "", "```sql", slowest[1], "```", "", "```",
-                explain(args.url, slowest[1]).rstrip(), "```", ""]
     text_md = "\n".join(out)
     print(text_md)
     if args.out:

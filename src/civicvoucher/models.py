@@ -41,3 +41,6 @@ __all__ += [
     "ApiToken", "ApiUser", "AuditEntry", "AuditHead", "DeploymentSetting", "IdempotencyRecord",
     "PaymentChannel", "RateBucket",
 ]
+
+# The dashboard's rollup (summaries and the log of changed unions): migration 0013.
+from civicvoucher import rollup_schema as _dashboard_rollup  # noqa: E402,F401

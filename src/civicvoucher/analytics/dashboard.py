@@ -57,6 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from civicvoucher.analytics import rollup
 from civicvoucher.analytics.spending import _offset_periods
 from civicvoucher.analytics.tables import level_order, ratio
 from civicvoucher.core import clock
@@ -66,6 +67,7 @@ from civicvoucher.members.models import Member
 from civicvoucher.merchants.models import Merchant
 from civicvoucher.orgs.models import Org
 from civicvoucher.programs.models import Product, Program
+from civicvoucher.rollup_schema import DD, DI, DIRTY, DM, DR, DS, DV
 from civicvoucher.vouchers.models import Redemption, Refund, Voucher
 
 V = Voucher.__table__
@@ -313,13 +315,24 @@ _MEASURES = (
 
 
 def dashboard(session: Session, *, org_path: str | None, program: str | int | None = None,
-              today: date | None = None, now: datetime | None = None) -> Dashboard:
+              today: date | None = None, now: datetime | None = None,
+              source: str = "auto") -> Dashboard:
     """The dashboard of the subtree at ``org_path`` (an ``Org.path`` such as '/1/4/'; None:
     every organisation) for ``program`` (key or id; None: every program, summed).
 
     ``as_of`` (what outstanding and lapsed are measured at) is ``now`` (naive UTC), else the
     end of the local day ``today``, else the clock's now. The caller checks scope first
-    (``auth/scope.py``: the principal's ``org_path`` or an org inside it)."""
+    (``auth/scope.py``: the principal's ``org_path`` or an org inside it).
+
+    ``source``: "auto" reads the rollup (``analytics/rollup.py``) for the unions that did not
+    change since its last refresh and computes the others directly, after refreshing it first
+    if too many changed; "live" computes every union directly (the oracle the tests compare
+    the rollup with). Both give the same figures."""
+    if source not in ("auto", "live"):
+        raise ValueError(f"source must be 'auto' or 'live', not {source!r}")
+    use_rollup = False
+    if source == "auto":
+        use_rollup = rollup.prepare(session)[0]
     as_of = now or (clock.end_of_day(today) if today is not None else clock.now())
     node = _node(session, org_path)
     programs = _programs(session, program)
@@ -344,9 +357,22 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
     unions = (select(O.c.id, O.c.path, par.c.level.label("level"))
               .join(par, par.c.id == O.c.parent_id)
               .where(O.c.level == "union", in_tree).cte("u"))
+    changed = select(DIRTY.c.union_id)
+    ul = unions
+    uc = select(unions.c.id).where(unions.c.id.not_in(changed)).cte("uc")  # from the rollup
+
+    def changed_only(col):
+        """Computed directly: every union, or (rollup) those changed since its last refresh.
+        PostgreSQL: ``= ANY(ARRAY(subquery))``, an index condition on the union (a semi-join
+        on the log is estimated at half the unions, and then whole tables were scanned)."""
+        if not use_rollup:
+            return true()
+        if dialect == "postgresql":
+            return col == func.any(func.array(changed.scalar_subquery()))
+        return col.in_(changed)
 
     live = V.c.status.in_(("issued", "held"))
-    vs = (select(
+    vs_live = (select(
         V.c.union_id,
         _sum(V.c.amount_fen).label("issued_fen"),
         func.count().label("issued_count"),
@@ -362,19 +388,45 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
         _sum(_when(and_(live, V.c.expires_at <= as_of), 1)).label("lapsed_count"),
         _sum(_when(V.c.status == "expired", V.c.amount_fen)).label("expired_fen"),
         _sum(_when(V.c.status == "expired", 1)).label("expired_count"),
-    ).join(unions, unions.c.id == V.c.union_id)
-        .where(V.c.program_id.in_(pids or [-1]), V.c.product_id.in_(cons or [-1]))
-        .group_by(V.c.union_id).cte("vs"))
+    ).join(ul, ul.c.id == V.c.union_id)
+        .where(V.c.program_id.in_(pids or [-1]), V.c.product_id.in_(cons or [-1]),
+               changed_only(V.c.union_id))
+        .group_by(V.c.union_id))
+
+    if use_rollup:
+        rlive = DV.c.status.in_(("issued", "held"))
+        vs_roll = (select(
+            DV.c.union_id,
+            _sum(DV.c.fen), _sum(DV.c.n),
+            _sum(_when(DV.c.form == "digital", DV.c.fen)),
+            _sum(_when(DV.c.form == "paper", DV.c.fen)),
+            _sum(_when(DV.c.form == "digital", DV.c.n)),
+            _sum(_when(DV.c.form == "paper", DV.c.n)),
+            _sum(_when(DV.c.status == "redeemed", DV.c.fen)),
+            _sum(_when(and_(rlive, DV.c.expires_at > as_of), DV.c.fen)),
+            _sum(_when(and_(rlive, DV.c.expires_at > as_of), DV.c.n)),
+            _sum(_when(and_(rlive, DV.c.expires_at <= as_of), DV.c.fen)),
+            _sum(_when(and_(rlive, DV.c.expires_at <= as_of), DV.c.n)),
+            _sum(_when(DV.c.status == "expired", DV.c.fen)),
+            _sum(_when(DV.c.status == "expired", DV.c.n)),
+        ).join(uc, uc.c.id == DV.c.union_id)
+            .where(DV.c.program_id.in_(pids or [-1]), DV.c.product_id.in_(cons or [-1]))
+            .group_by(DV.c.union_id))
+        vs = union_all(vs_live, vs_roll).cte("vs")
+    else:
+        vs = vs_live.cte("vs")
 
     def redemptions_in_scope(*cols):
         """Redemptions of consumption vouchers of the subtree's unions. Redemption rows carry
         no product: when the programs have other products (tourism cards), their vouchers are
         left out by one hashed anti-join (cheaper than a voucher look-up per redemption)."""
-        q = (select(*cols).select_from(R).join(unions, unions.c.id == R.c.union_id)
-             .where(R.c.program_id.in_(pids or [-1])))
+        q = (select(*cols).select_from(R).join(ul, ul.c.id == R.c.union_id)
+             .where(R.c.program_id.in_(pids or [-1]), changed_only(R.c.union_id)))
         if other_products:
+            # (a redemption's union is its voucher's: the changed unions' cards only)
             q = q.where(R.c.voucher_id.not_in(
-                select(V.c.id).where(V.c.program_id.in_(pids), V.c.product_id.in_(others))))
+                select(V.c.id).where(V.c.program_id.in_(pids), V.c.product_id.in_(others),
+                                     changed_only(V.c.union_id))))
         return q
 
     posted = R.c.status == "posted"
@@ -389,11 +441,28 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
         _sum(_when(F.c.outcome == "to_fund", F.c.amount_fen)).label("refunded_to_fund_fen"),
     ).outerjoin(F, F.c.redemption_id == R.c.id)
         .where(R.c.status.in_(("posted", "refunded")))
-        .group_by(R.c.union_id).cte("rs"))
-
+        .group_by(R.c.union_id))
     ms = (select(M.c.union_id, func.count().label("members"))
-          .join(unions, unions.c.id == M.c.union_id).where(M.c.status == "active")
-          .group_by(M.c.union_id).cte("ms"))
+          .join(ul, ul.c.id == M.c.union_id)
+          .where(M.c.status == "active", changed_only(M.c.union_id))
+          .group_by(M.c.union_id))
+
+    def roll_redemptions(table, *cols):
+        """Rollup rows of the unchanged unions, tourism cards left out by the product."""
+        q = (select(*cols).join(uc, uc.c.id == table.c.union_id)
+             .where(table.c.program_id.in_(pids or [-1])))
+        return q.where(table.c.product_id.not_in(others)) if other_products else q
+
+    if use_rollup:
+        rposted = DR.c.status == "posted"
+        rs = union_all(rs, roll_redemptions(
+            DR, DR.c.union_id, _sum(_when(rposted, DR.c.fen)), _sum(_when(rposted, DR.c.n)),
+            _sum(_when(rposted, DR.c.order_fen)), _sum(DR.c.refunded_fen), _sum(DR.c.refunds),
+            _sum(DR.c.restored_fen), _sum(DR.c.to_fund_fen)).group_by(DR.c.union_id))
+        ms = union_all(ms, select(DM.c.union_id, DM.c.members)
+                       .join(uc, uc.c.id == DM.c.union_id))
+    rs = rs.cte("rs")
+    ms = ms.cte("ms")
 
     per_union = (select(
         unions.c.id, unions.c.path, unions.c.level,
@@ -460,16 +529,28 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
         R.c.merchant_id, R.c.channel, R.c.amount_fen, R.c.order_amount_fen,
     ).where(posted).cte("sp")
     cat = func.coalesce(MER.c.category, "unknown")
-    q_cat = (select(literal("category").label("dim"), cat.label("k"),
-                    func.count().label("n"), _sum(spend.c.amount_fen).label("fen"),
-                    _sum(spend.c.order_amount_fen).label("order_fen"))
-             .select_from(spend).outerjoin(MER, MER.c.id == spend.c.merchant_id)
-             .group_by(cat))
-    q_chan = (select(literal("channel").label("dim"), spend.c.channel, func.count(),
-                     _sum(spend.c.amount_fen), _sum(spend.c.order_amount_fen))
-              .group_by(spend.c.channel))
+    parts = [
+        select(literal("category").label("dim"), cat.label("k"), func.count().label("n"),
+               _sum(spend.c.amount_fen).label("fen"),
+               _sum(spend.c.order_amount_fen).label("order_fen"))
+        .select_from(spend).outerjoin(MER, MER.c.id == spend.c.merchant_id).group_by(cat),
+        select(literal("channel").label("dim"), spend.c.channel, func.count(),
+               _sum(spend.c.amount_fen), _sum(spend.c.order_amount_fen))
+        .group_by(spend.c.channel),
+    ]
+    if use_rollup:
+        parts += [
+            roll_redemptions(DS, literal("category"), DS.c.category, _sum(DS.c.n),
+                             _sum(DS.c.fen), _sum(DS.c.order_fen)).group_by(DS.c.category),
+            roll_redemptions(DS, literal("channel"), DS.c.channel, _sum(DS.c.n),
+                             _sum(DS.c.fen), _sum(DS.c.order_fen)).group_by(DS.c.channel),
+        ]
+    sp = union_all(*parts).subquery("spa")
+    q_spend = (select(sp.c.dim, sp.c.k, _sum(sp.c.n).label("n"), _sum(sp.c.fen).label("fen"),
+                      _sum(sp.c.order_fen).label("order_fen"))
+               .group_by(sp.c.dim, sp.c.k))
     by_cat, by_chan = [], []
-    for r in session.execute(union_all(q_cat, q_chan)).mappings():
+    for r in session.execute(q_spend).mappings():
         row = SpendRow(str(r["k"]), _n(r["n"]), _n(r["fen"]), _n(r["order_fen"]))
         (by_cat if r["dim"] == "category" else by_chan).append(row)
     by_cat.sort(key=lambda x: (-x.redeemed_fen, x.key))
@@ -486,17 +567,34 @@ def dashboard(session: Session, *, org_path: str | None, program: str | int | No
     ).where(posted).subquery("rd")
     iss_days = (select(_local_day(V.c.issued_at, dialect, periods).label("day"),
                        V.c.amount_fen.label("fen"))
-                .join(unions, unions.c.id == V.c.union_id)
-                .where(V.c.program_id.in_(pids or [-1]), V.c.product_id.in_(cons or [-1]))
+                .join(ul, ul.c.id == V.c.union_id)
+                .where(V.c.program_id.in_(pids or [-1]), V.c.product_id.in_(cons or [-1]),
+                       changed_only(V.c.union_id))
                 .subquery("idy"))
     zero = literal(0)
-    q_days = union_all(
-        select(literal("issued").label("what"), iss_days.c.day, func.count().label("n"),
-               _sum(iss_days.c.fen).label("fen"), zero.label("order_fen"))
+    day_parts = [
+        select(literal("issued").label("what"), iss_days.c.day.label("day"),
+               func.count().label("n"), _sum(iss_days.c.fen).label("fen"),
+               zero.label("order_fen"))
         .group_by(iss_days.c.day),
         select(literal("redeemed"), red_days.c.day, func.count(), _sum(red_days.c.fen),
                _sum(red_days.c.order_fen)).group_by(red_days.c.day),
-    )
+    ]
+    if use_rollup:
+        day_parts += [
+            select(literal("issued"), DI.c.day, _sum(DI.c.n), _sum(DI.c.fen), zero)
+            .join(uc, uc.c.id == DI.c.union_id)
+            .where(DI.c.program_id.in_(pids or [-1]), DI.c.product_id.in_(cons or [-1]))
+            .group_by(DI.c.day),
+            roll_redemptions(DD, literal("redeemed"), DD.c.day, _sum(DD.c.n), _sum(DD.c.fen),
+                             _sum(DD.c.order_fen)).group_by(DD.c.day),
+        ]
+        da = union_all(*day_parts).subquery("da")
+        q_days = (select(da.c.what, da.c.day, _sum(da.c.n).label("n"),
+                         _sum(da.c.fen).label("fen"), _sum(da.c.order_fen).label("order_fen"))
+                  .group_by(da.c.what, da.c.day))
+    else:
+        q_days = union_all(*day_parts)
     days: dict[str, dict[str, int]] = {}
     for r in session.execute(q_days).mappings():
         day = r["day"].isoformat() if isinstance(r["day"], date) else str(r["day"])

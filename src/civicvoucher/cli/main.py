@@ -104,9 +104,10 @@ def ledger_verify() -> None:
 def _register_more() -> None:
     """Commands of the layers built on the core, each group in its own module: the demo and
     the report, the HTTP server, maintenance, voucher hand-out and the list commands."""
-    from civicvoucher.cli import demo, lists, maintenance, report, server, vouchers
+    from civicvoucher.cli import dashboard, demo, lists, maintenance, report, server, vouchers
 
     demo.register(app)
+    dashboard.register(app)
     server.register(app)
     maintenance.register(app)
     report.register(app)

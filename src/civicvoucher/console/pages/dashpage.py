@@ -2,7 +2,10 @@
 
 ``GET /dashboard`` is the page (the user's own subtree, or ``?org=<id>`` inside it, for
 ``?program=<key>``); ``GET /dashboard/figures`` is the fragment the page polls every 10 s
-(the figure cards, the shortfall by level and the charts' data). Both read
+(the figure cards, the shortfall by level, the charts' data, and the children's tables as
+out-of-band swaps). The figures are read from the rollup for the unions that did not change
+since its last refresh (``analytics/rollup.py``), so a poll costs about the same at province
+scale as in a county. Both read
 ``analytics.dashboard.dashboard``, which does not check scope: the subtree is chosen here by
 ``auth.scope.scoped_root``, as the API's report routes choose theirs, so an organisation
 outside the user's subtree is the same refusal (``out_of_scope``) and an unknown one the same
@@ -205,9 +208,11 @@ def dashboard_page(org: str | None = Query(None),
 def dashboard_figures(org: str | None = Query(None),
                       program: str | None = Query(None),
                       c: PageCtx = Depends(page_ctx)) -> Response:
-    """The figures alone (what the page polls): cards, shortfall by level, charts' data."""
+    """The figures alone (what the page polls): cards, shortfall by level, charts' data, and
+    the children's tables as out-of-band swaps (they change with the rest)."""
     v = load(c, org, program)
-    return render(c.request, "dashpage/_figures.html.j2", **_context(v))
+    return render(c.request, "dashpage/_figures.html.j2",
+                  oob_children=unions_and_federations(v.d), **_context(v))
 
 
 __all__ = ["chart_data", "load", "router"]
