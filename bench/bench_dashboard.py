@@ -7,7 +7,7 @@ page does) and computed directly (``source="live"``, the oracle, what the page d
         --repeat 10 --refresh --dirty 200 --out bench/results/dashboard-postgresql.md
 
 ``--refresh``: time a full rebuild of the rollup first (a database that had data before
-migration 0013 needs one; the demo does it after its load). ``--dirty N``: also measure with N
+migration 0012 needs one; the demo does it after its load). ``--dirty N``: also measure with N
 unions marked changed since the last refresh (log rows inserted for N unions spread over the
 province, as redemptions coming in would leave them; computed directly by each view), then time
 the incremental refresh that consumes them.

@@ -42,5 +42,5 @@ __all__ += [
     "PaymentChannel", "RateBucket",
 ]
 
-# The dashboard's rollup (summaries and the log of changed unions): migration 0013.
+# The dashboard's rollup (summaries and the log of changed unions): migration 0012.
 from civicvoucher import rollup_schema as _dashboard_rollup  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""The dashboard rollup's tables and the triggers that log changed unions (migration 0013).
+"""The dashboard rollup's tables and the triggers that log changed unions (migration 0012).
 What they mean and how they are kept: ``civicvoucher.analytics.rollup``. Here, apart from the
 analytics package, so that ``civicvoucher.models`` can list them without importing DuckDB."""
 
@@ -81,7 +81,7 @@ DM = Table(
 )
 SUMMARIES = (DV, DI, DR, DS, DD, DM)
 
-# --- triggers (created by migration 0013) ----------------------------------------------------
+# --- triggers (created by migration 0012) ----------------------------------------------------
 
 _PG_SOURCES = {  # table -> the union ids of a transition table ``t``
     "voucher": "SELECT union_id FROM {t}",

@@ -285,7 +285,7 @@ def test_a_refresh_racing_redemptions_loses_nothing(pg_db, at):
         assert dashboard(s, org_path=None, now=at_).to_dict() == want.to_dict()
 
 
-def test_0013_on_a_database_with_data_and_back(blank_db):
+def test_0012_on_a_database_with_data_and_back(blank_db):
     """Migrated with data already in it: the dashboard computes directly (no ``dash_state``)
     until a full refresh, then reads the summaries, the same figures; the downgrade takes the
     tables and triggers away and redemptions still work."""
@@ -295,10 +295,10 @@ def test_0013_on_a_database_with_data_and_back(blank_db):
     from civicvoucher.schema import alembic_config, current
 
     db = blank_db
-    upgrade(db.engine, "0010")
+    upgrade(db.engine, "0011")
     rw = build_report_world(db, expire_rest=False)
-    upgrade(db.engine)
-    assert current(db.engine) == "0013"
+    upgrade(db.engine, "0012")
+    assert current(db.engine) == "0012"
     with db.session() as s:
         assert not rollup.usable(s)
         before = dashboard(s, org_path=None, now=T0).to_dict()
@@ -310,7 +310,7 @@ def test_0013_on_a_database_with_data_and_back(blank_db):
     cfg = alembic_config(db.engine.url.render_as_string(hide_password=False))
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0010")
+        command.downgrade(cfg, "0011")
     assert not [t for t in inspect(db.engine).get_table_names() if t.startswith("dash_")]
     with db.session() as s:
         code = s.execute(select(Voucher.code).where(Voucher.status == "issued",

@@ -179,7 +179,7 @@ def test_0011_upgrades_and_downgrades(blank_db):
                        " status, created_at) VALUES (:u, '旧店', '5411', 'supermarket_fuel',"
                        " '140105', 'offline', 'active', '2026-01-01 00:00:00')"),
                   {"u": make_uscc(806)})
-    upgrade(db.engine)
+    upgrade(db.engine, "0011")
     assert current(db.engine) == "0011"
     assert {"payee_name", "bank_name", "account_sealed", "account_masked",
             "registered_by"} <= _columns(db)

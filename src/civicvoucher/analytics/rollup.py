@@ -4,7 +4,7 @@ up to the moment.
 
 Design: **summaries per union + a log of the unions whose rows changed since** ("dirty").
 
-- Summary tables (migration 0013), each keyed by union and only as fine as the dashboard
+- Summary tables (migration 0012), each keyed by union and only as fine as the dashboard
   reads them: ``dash_voucher`` (program, product, form, status, and the deadline of vouchers
   still issued/held, so outstanding vs lapsed is split at any ``as_of`` when reading: an
   extension moves a voucher's deadline, which is a change like any other),

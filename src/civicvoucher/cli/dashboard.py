@@ -1,7 +1,7 @@
 """``civicvoucher dashboard refresh``: bring the dashboard's rollup up to date
 (``analytics/rollup.py``). Incremental by default (the unions changed since the last refresh);
 ``--full`` rebuilds every union (needed once on a database that had data before migration
-0013). Safe to run from cron and while redemptions come in; audited once per run."""
+0012). Safe to run from cron and while redemptions come in; audited once per run."""
 
 from __future__ import annotations
 

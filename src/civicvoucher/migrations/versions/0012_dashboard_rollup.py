@@ -1,7 +1,7 @@
 """the dashboard's rollup: per-union summaries and the log of unions changed since
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 05:00:00
 
 See ``analytics/rollup.py``. Tables ``dash_voucher``, ``dash_issue_day``, ``dash_redemption``,
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
