@@ -8,18 +8,20 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.config import Settings, load_settings
 from civicvoucher.core import clock
 from civicvoucher.core.money import yuan_to_fen
-from civicvoucher.db import Database
 from civicvoucher.errors import ValidationError
 from civicvoucher.i18n import localize, msg
+
+if TYPE_CHECKING:  # the engine (SQLAlchemy) is loaded by the first command that opens it
+    from civicvoucher.db import Database
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,6 +51,7 @@ def reason(exc: BaseException):
 @cache
 def database() -> Database:
     """Open the configured database, bringing the schema up to date (Alembic)."""
+    from civicvoucher.db import Database
     from civicvoucher.keys import bind_key
     from civicvoucher.schema import upgrade
 
@@ -196,6 +199,14 @@ def parse_cutoff(text: str | None, field: str, *, now: datetime | None = None
 @contextmanager
 def progress(description: str, total: int | None):
     """A progress bar on stderr; ``description`` is a message (shown in the language)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err_console, transient=False,
