@@ -71,6 +71,10 @@ def alembic_config(url: str) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (idempotent: a current database is left as it is)."""
     if revision == "head" and at_head(engine):
+        # what Alembic's env.py does on every run, and callers rely on: every model mapped
+        # (a relationship or foreign key to a class nobody imported fails at first use)
+        import civicvoucher.models  # noqa: F401
+
         return
     from alembic import command
 
