@@ -42,6 +42,14 @@ for args in json.loads(sys.argv[1]):
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory) -> list[set[str]]:
     """Top-level modules loaded after each of HELPS, then after ``org list`` on a database."""
+    from civicvoucher.i18n import catalogue
+
+    # the first command of an installation compiles the catalogue (Babel) and keeps it in the
+    # cache folder; every later one reads the kept file: that is the start measured here
+    catalogue.translations.cache_clear()
+    catalogue.translations("zh")
+    if not (kept := catalogue._cache_file("zh")) or not kept.is_file():
+        pytest.skip("the cache folder cannot be written: every command compiles the catalogue")
     db = tmp_path_factory.mktemp("startup") / "cv.db"
     r = subprocess.run([sys.executable, "-c", PROBE, json.dumps([*HELPS, ["org", "list"]])],
                        capture_output=True, text=True, timeout=120,
