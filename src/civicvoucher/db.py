@@ -68,10 +68,21 @@ def scrub_error(ctx) -> None:
         wrapped.args = (wrapped.args[0].replace(message, orig.args[0]),)
 
 
+def note_connect_failure(ctx) -> None:
+    """The engines' other ``handle_error`` hook: an error raised while connecting (no server,
+    no such database, login refused, a file SQLite cannot open) carries ``database_url``, the
+    database it was for, without its password, for the door that explains it to a person
+    (``cli.common.database_problem``). Class and message stay as they are."""
+    if ctx.connection is None and ctx.sqlalchemy_exception is not None:
+        ctx.sqlalchemy_exception.database_url = ctx.engine.url.render_as_string(
+            hide_password=True)
+
+
 def make_engine(url: str, **kw: Any) -> Engine:
     kw.setdefault("hide_parameters", True)  # never a bound value in an error or a log
     engine = _make_engine(url, **kw)
     event.listen(engine, "handle_error", scrub_error)
+    event.listen(engine, "handle_error", note_connect_failure)
     return engine
 
 

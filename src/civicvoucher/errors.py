@@ -14,6 +14,8 @@
     │   ├── InvalidTransition              invalid_transition
     │   └── RedemptionNotRefundable        redemption_not_refundable
     ├── Forbidden                          forbidden
+    ├── DatabaseUnavailable                database_unavailable, database_missing,
+    │                                      database_unreachable, database_login_refused
     └── LedgerInvariantBroken              ledger_invariant_broken (a bug, not user error)
 
 The HTTP layer adds its own leaves in ``auth/errors.py`` (401 unauthenticated, 403 role and
@@ -166,3 +168,15 @@ class Forbidden(CivicVoucherError):
 class LedgerInvariantBroken(CivicVoucherError):
     code = "ledger_invariant_broken"
     http_status = 500
+
+
+class DatabaseUnavailable(CivicVoucherError):
+    """The configured database cannot be opened: no server answers, the database does not
+    exist, the login is refused, SQLite cannot open the file. ``url`` has no password."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+    def __init__(self, message, *, url: str, code: str | None = None) -> None:
+        super().__init__(message, code=code, url=url)
+        self.url = url

@@ -10,6 +10,8 @@ the first may see, a user of every role, and vouchers issued on both sides.
 
 from __future__ import annotations
 
+import copy
+import shutil
 import uuid
 from dataclasses import dataclass, field
 
@@ -33,6 +35,7 @@ from civicvoucher.merchants.service import add_merchants
 from civicvoucher.orgs.service import create_org
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.models import Voucher
+from tests.conftest import settle_sqlite
 from tests.world import SECRET, T0, World, build_world, make_id, make_uscc, program_spec
 
 
@@ -142,9 +145,45 @@ def build_api_world(db, *, limits: Limits | None = None) -> ApiWorld:
     return aw
 
 
+@pytest.fixture(scope="session")
+def _sqlite_api_world(tmp_path_factory, _sqlite_template):
+    """The API world built once per worker on SQLite: its file and what the builder learnt
+    (ids, tokens, codes), for ``api`` to copy. Built at T0, as ``frozen_clock`` has it."""
+    from civicvoucher.db import Database
+
+    path = tmp_path_factory.mktemp("api-world") / "api.db"
+    shutil.copyfile(_sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    before = clock._now  # the test that asked first may have its own clock: given back
+    clock.set_clock(lambda: T0)
+    try:
+        aw = build_api_world(db)
+    finally:
+        clock.set_clock(before)
+    aw.client.close()
+    db.dispose()
+    settle_sqlite(path)
+    aw.client, aw.w.db = None, None  # type: ignore[assignment]
+    return path, aw
+
+
 @pytest.fixture
-def api(db):
-    aw = build_api_world(db)
+def api(db, request):
+    """A fresh API world on each database. On SQLite, a copy of the one the worker built
+    (building it takes a second; the copy holds the same rows, so the same ids, tokens and
+    codes), with its own Database, keyring and app; on PostgreSQL, built anew."""
+    if db.dialect == "sqlite":
+        path, template = request.getfixturevalue("_sqlite_api_world")
+        db.dispose()
+        shutil.copyfile(path, db.engine.url.database)
+        aw = copy.deepcopy(template)
+        aw.w.db = db
+        from civicvoucher.keys import bind_sealing
+
+        bind_sealing(db, SECRET)
+        aw.client = TestClient(create_app(db, secret_key=SECRET), raise_server_exceptions=False)
+    else:
+        aw = build_api_world(db)
     yield aw
     aw.client.close()
 

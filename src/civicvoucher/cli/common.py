@@ -8,18 +8,20 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from civicvoucher.config import Settings, load_settings
 from civicvoucher.core import clock
 from civicvoucher.core.money import yuan_to_fen
-from civicvoucher.db import Database
-from civicvoucher.errors import ValidationError
+from civicvoucher.errors import DatabaseUnavailable, ValidationError
 from civicvoucher.i18n import localize, msg
+
+if TYPE_CHECKING:  # the engine (SQLAlchemy) is loaded by the first command that opens it
+    from civicvoucher.db import Database
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,6 +51,7 @@ def reason(exc: BaseException):
 @cache
 def database() -> Database:
     """Open the configured database, bringing the schema up to date (Alembic)."""
+    from civicvoucher.db import Database
     from civicvoucher.keys import bind_key
     from civicvoucher.schema import upgrade
 
@@ -56,6 +59,64 @@ def database() -> Database:
     upgrade(db.engine)
     bind_key(db, settings())  # refuses to run with another key than the database's
     return db
+
+
+_NO_SERVER = ("connection refused", "could not translate host name", "name or service not known",
+              "timeout expired", "no route to host", "network is unreachable",
+              "no such file or directory", "could not connect")
+_LOGIN_REFUSED = ("password authentication failed", "no password supplied", "no pg_hba.conf entry",
+                  "peer authentication failed")
+
+
+def database_problem(exc: BaseException) -> DatabaseUnavailable | None:
+    """A database that could not be opened, as the operator reads it: which one (no password),
+    what failed, what to do. Errors raised while connecting carry ``database_url``
+    (``db.note_connect_failure``); any other error gives None (it is not this kind)."""
+    seen = 0
+    while exc is not None and not isinstance(getattr(exc, "database_url", None), str):
+        exc = exc.__cause__ or exc.__context__  # raised again by whoever was connecting
+        seen += 1
+        if seen > 5:
+            return None
+    if exc is None:
+        return None
+    url = exc.database_url
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    # psycopg: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  ...'
+    why = re.sub(r"^(FATAL|ERROR):\s+", "", said.rsplit(" failed: ", 1)[-1].splitlines()[0])
+    low = said.lower()
+    if u.get_backend_name() == "sqlite":
+        return DatabaseUnavailable(msg(
+            "cannot open {url}: SQLite cannot open the file {path} ({reason}); it must be a "
+            "file, or not exist yet, in a folder this user may write", url=url,
+            path=u.database or "", reason=why), url=url)
+    server = f"{u.host or 'localhost'}:{u.port or 5432}"
+    if (missing := re.search(r'database "([^"]+)" does not exist', said)) is not None:
+        name = missing.group(1)
+        create = " ".join(["createdb", *(["-h", u.host] if u.host else []),
+                           *(["-p", str(u.port)] if u.port else []),
+                           *(["-U", u.username] if u.username else []), name])
+        return DatabaseUnavailable(msg(
+            "cannot open {url}: database {name} does not exist on the server at {server}; "
+            "create it ({createdb}), or name another with --database-url or "
+            "CIVICVOUCHER_DATABASE_URL", url=url, name=name, server=server, createdb=create),
+            url=url, code="database_missing")
+    if any(s in low for s in _NO_SERVER):
+        return DatabaseUnavailable(msg(
+            "cannot open {url}: no PostgreSQL server answers at {server} ({reason}); is the "
+            "server running, and are the host and port right?", url=url, server=server,
+            reason=why), url=url, code="database_unreachable")
+    if any(s in low for s in _LOGIN_REFUSED) or re.search(r'role "[^"]+" does not exist', said):
+        return DatabaseUnavailable(msg(
+            "cannot open {url}: the server at {server} refused the login ({reason}); check the "
+            "user name and password in the URL", url=url, server=server, reason=why),
+            url=url, code="database_login_refused")
+    return DatabaseUnavailable(msg("cannot open {url}: {reason}", url=url, reason=why), url=url)
 
 
 OPERATOR_ENV = "CIVICVOUCHER_OPERATOR"
@@ -196,6 +257,14 @@ def parse_cutoff(text: str | None, field: str, *, now: datetime | None = None
 @contextmanager
 def progress(description: str, total: int | None):
     """A progress bar on stderr; ``description`` is a message (shown in the language)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err_console, transient=False,

@@ -10,11 +10,11 @@ from rich.markup import escape
 from civicvoucher import i18n
 from civicvoucher.cli import operations as ops
 from civicvoucher.cli import program_file  # noqa: F401  (registers `program template`)
-from civicvoucher.cli.common import console, database, err_console
+from civicvoucher.cli.common import console, database, database_problem, err_console
 from civicvoucher.cli.i18n import language_from_argv, localize_tree, strip_lang
 from civicvoucher.cli.keys import keys_app
 from civicvoucher.cli.registry import member_app, merchant_app, org_app
-from civicvoucher.errors import CivicVoucherError, ImportRejected
+from civicvoucher.errors import CivicVoucherError, DatabaseUnavailable, ImportRejected
 
 app = typer.Typer(
     help="civicvoucher: public consumption-voucher programs (消费券) on a double-entry ledger.",
@@ -146,7 +146,10 @@ def report_error(exc: CivicVoucherError) -> None:
     text = f"{where}: {exc.localized()}" if where else exc.localized()
     if i18n.current() == i18n.ZH and where:
         text = f"{where}：{exc.localized()}"
-    err_console.print(f"[red]{label}[/red] {escape(f'[{exc.code}]')} {escape(text)}")
+    # a database that cannot be opened: one line the terminal wraps, so that the command it
+    # suggests (createdb ...) is copied whole
+    err_console.print(f"[red]{label}[/red] {escape(f'[{exc.code}]')} {escape(text)}",
+                      soft_wrap=isinstance(exc, DatabaseUnavailable))
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -158,6 +161,13 @@ def run(argv: list[str] | None = None) -> None:
         command().main(strip_lang(args), prog_name="civicvoucher")
     except CivicVoucherError as exc:
         report_error(exc)
+        sys.exit(2)
+    except Exception as exc:
+        # a database that is not there (no server, no such database, login refused, a file
+        # SQLite cannot open), wherever the command opened it: said as any other error
+        if (problem := database_problem(exc)) is None:
+            raise
+        report_error(problem)
         sys.exit(2)
     finally:
         _argv_language = None  # an in-process caller's next run decides afresh

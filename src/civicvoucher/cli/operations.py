@@ -31,16 +31,9 @@ terms.register("issuance_status", ISSUANCE_STATUS_ZH)
 terms.register("refund_outcome", REFUND_OUTCOME_ZH)
 terms.register("deposit_status", DEPOSIT_STATUS_ZH)
 
-
-def _register_domain_terms() -> None:
-    from civicvoucher.funds.approvals import REASON_ZH
-    from civicvoucher.vouchers.listing import REDEMPTION_STATUS_LABEL_ZH
-
-    terms.register("deposit_reason", REASON_ZH)
-    terms.register("redemption_status", REDEMPTION_STATUS_LABEL_ZH)
-
-
-_register_domain_terms()
+# "deposit_reason" and "redemption_status" are registered by their domains (funds.approvals,
+# vouchers.rules) when the command that shows them imports its service: importing them here
+# would load the database layer for every command, --help included.
 
 
 def say(line, replayed: bool = False) -> None:

@@ -11,12 +11,12 @@ import hashlib
 import io
 import os
 from functools import cache
+from gettext import GNUTranslations, NullTranslations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
 
 HERE = Path(__file__).resolve().parent
 LOCALES = {"zh": "zh_CN"}
@@ -28,6 +28,9 @@ def po_files(lang: str) -> list[Path]:
 
 def merged(lang: str) -> tuple[Catalog, list[str]]:
     """The language's catalogue and the conflicts found while merging its files."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
     locale = LOCALES[lang]
     out = Catalog(locale=locale, domain="civicvoucher")
     seen: dict[object, tuple[object, str]] = {}
@@ -62,19 +65,22 @@ def _cache_file(lang: str) -> Path | None:
 
 
 @cache
-def translations(lang: str) -> Translations:
+def translations(lang: str) -> NullTranslations:
     """The language's compiled catalogue. Reading and merging the ``.po`` files costs about
     0.2 s, paid by every command: the result is kept in the cache folder, and a process
-    whose folder cannot be written compiles in memory."""
+    whose folder cannot be written compiles in memory. A kept catalogue is read with the
+    standard library's ``gettext`` (Babel, which compiles, is not even imported then)."""
     if lang not in LOCALES:
-        return Translations()
+        return NullTranslations()
     cached = _cache_file(lang)
     if cached is not None and cached.is_file():
         try:
             with cached.open("rb") as f:
-                return Translations(fp=io.BytesIO(f.read()), domain="civicvoucher")
+                return GNUTranslations(io.BytesIO(f.read()))
         except (OSError, ValueError):
             pass  # unreadable or cut short: compile again below
+    from babel.messages.mofile import write_mo
+
     catalog, _ = merged(lang)
     buf = io.BytesIO()
     write_mo(buf, catalog)
@@ -87,4 +93,4 @@ def translations(lang: str) -> Translations:
             os.replace(tmp, cached)  # whole or not at all: a reader never sees half a file
         except OSError:
             pass
-    return Translations(fp=io.BytesIO(data), domain="civicvoucher")
+    return GNUTranslations(io.BytesIO(data))

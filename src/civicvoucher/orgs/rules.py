@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-from stdnum.cn import uscc as _uscc
-from stdnum.exceptions import InvalidChecksum, InvalidLength
-from stdnum.exceptions import ValidationError as StdnumError
-
 from civicvoucher.core.tabular import Table, validate_rows
 from civicvoucher.errors import RowError
 from civicvoucher.i18n import N_, Msg, Term, msg, terms
@@ -127,6 +123,11 @@ def uscc_problem(value: str) -> Msg | None:
     code = normalise_code(value)
     if re.search(r"[\u4e00-\u9fff]", code):
         return msg("must be the 18-character unified social credit code, not a name")
+    # python-stdnum loads pydoc and ssl on import (0.1 s): only when a code is checked
+    from stdnum.cn import uscc as _uscc
+    from stdnum.exceptions import InvalidChecksum, InvalidLength
+    from stdnum.exceptions import ValidationError as StdnumError
+
     try:
         _uscc.validate(code)
     except InvalidLength:
