@@ -17,6 +17,7 @@ it; ``core.sealed``, docs/secrets.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -68,21 +69,25 @@ def scrub_error(ctx) -> None:
         wrapped.args = (wrapped.args[0].replace(message, orig.args[0]),)
 
 
-def note_connect_failure(ctx) -> None:
+def note_connect_failure(url: str, ctx) -> None:
     """The engines' other ``handle_error`` hook: an error raised while connecting (no server,
     no such database, login refused, a file SQLite cannot open) carries ``database_url``, the
     database it was for, without its password, for the door that explains it to a person
-    (``cli.common.database_problem``). Class and message stay as they are."""
+    (``cli.common.database_problem``). Class and message stay as they are.
+
+    ``url`` is bound when the engine is made: a failed pre-ping on checkout reaches this hook
+    with no ``ctx.engine`` (reading it there turned the API's 503 into a 500)."""
     if ctx.connection is None and ctx.sqlalchemy_exception is not None:
-        ctx.sqlalchemy_exception.database_url = ctx.engine.url.render_as_string(
-            hide_password=True)
+        ctx.sqlalchemy_exception.database_url = url
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
     kw.setdefault("hide_parameters", True)  # never a bound value in an error or a log
     engine = _make_engine(url, **kw)
     event.listen(engine, "handle_error", scrub_error)
-    event.listen(engine, "handle_error", note_connect_failure)
+    event.listen(engine, "handle_error",
+                 functools.partial(note_connect_failure,
+                                   engine.url.render_as_string(hide_password=True)))
     return engine
 
 
