@@ -8,6 +8,7 @@ once with the poll's own read refreshing the summaries first (bound 0)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import httpx
@@ -17,9 +18,13 @@ from sqlalchemy import select
 from civicvoucher.analytics import rollup
 from civicvoucher.auth.roles import Role
 from civicvoucher.funds.service import deposit
+from civicvoucher.members.models import Member
+from civicvoucher.members.rules import MemberRow, MemberStatus
+from civicvoucher.members.service import add_members
 from civicvoucher.vouchers.issuance import issue
 from civicvoucher.vouchers.models import Voucher
 from tests.browser.harness import assert_no_serious_a11y, both_viewports
+from tests.world import SECRET, make_id
 
 CHARTS = ("chart-level", "chart-children", "chart-category", "chart-channel", "chart-day")
 
@@ -62,35 +67,47 @@ def charts_drawn(page) -> list:
     return sizes
 
 
+_people = itertools.count(900)  # ID numbers of this file's own members (the trace page: 700+)
+
+
 def spendable_codes(live_server) -> list[str]:
-    """Union A's vouchers, then union B's (issued here once: union A has only three, and
-    several tests spend one)."""
+    """A voucher nobody else's test spends: a new member of union B (in 小店区), issued just
+    now. Not union A's: the world's member holds those, and the member page needs one left."""
     w = live_server.world.w
-    db = live_server.db
-    with db.session() as s:
-        deposit(s, org_id=w.union_b, amount_fen=1_000_000, source="dues", idem_key="dashroll-b")
-        issue(s, union_id=w.union_b, program=w.program, idem_key="dashroll-b-issue")
-        b = list(s.execute(select(Voucher.code).where(Voucher.union_id == w.union_b)
-                           .order_by(Voucher.id)).scalars())
-    return [*live_server.world.voucher_codes, *b]
+    n = next(_people)
+    with live_server.db.session() as s:
+        deposit(s, org_id=w.union_b, amount_fen=60_000, source="dues",
+                idem_key=f"dashpage-b-{n}")
+        add_members(s, [(1, MemberRow(name=f"看板{n}", id_number=make_id(n), phone=None,
+                                      union=w.union_uscc["B"], status=MemberStatus.ACTIVE))],
+                    key=SECRET)
+        member = s.execute(select(Member.id).where(Member.union_id == w.union_b)
+                           .order_by(Member.id.desc())).scalars().first()
+        issue(s, union_id=w.union_b, program=w.program, idem_key=f"dashpage-b-issue-{n}",
+              member_ids=[member])
+        codes = list(s.execute(select(Voucher.code).where(Voucher.member_id == member))
+                     .scalars())
+        s.commit()
+    return codes
 
 
 def redeem_through_the_api(live_server, codes: list[str] | None = None) -> int:
-    """A cashier of 超市 redeems one of union A's vouchers: the amount redeemed."""
+    """A cashier of 超市 redeems one of ``codes`` (default: a fresh voucher of union B): the
+    amount redeemed."""
     cashier = live_server.account(Role.CASHIER)
     with httpx.Client(base_url=live_server.url, headers={"Accept-Language": "en"}) as http:
         r = http.post("/api/v1/auth/login",
                       json={"username": cashier.username, "password": cashier.password})
         assert r.status_code == 200, r.text
         auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        for code in reversed(codes or live_server.world.voucher_codes):  # one nobody spent
+        for code in reversed(codes or spendable_codes(live_server)):
             r = http.post("/api/v1/redemptions", headers=auth | {
                 "Idempotency-Key": str(uuid.uuid4())},
                 json={"code": code, "order_amount_fen": 35000})
             if r.status_code == 201:
                 return r.json()["amount_fen"]
             assert r.json()["code"] == "voucher_already_redeemed", r.text
-    raise AssertionError("every voucher of union A is spent")
+    raise AssertionError("every voucher given is spent")
 
 
 @both_viewports
