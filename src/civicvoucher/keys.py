@@ -19,16 +19,18 @@ A default file is created (mode 0600) only for a database that has no fingerprin
 Rotating the key means re-hashing every member under the new key; there is no command for that
 yet, so keep the key with the database's backups (README: "The ID-hash key").
 
-The same custody keeps the keys that seal secrets at rest (payment-channel secrets,
-``core.sealed``): ``bind_key`` also binds the database's sealing keyring. Its keys are
+The same custody keeps the keys that seal secrets at rest (payment-channel secrets and
+merchants' bank account numbers, ``core.sealed``): ``bind_key`` also binds the database's
+sealing keyring. Its keys are
 
 * ``h1``: an HKDF subkey of the ID-hash key (label "sealing key h1"), always there, so a
   deployment seals from its first start with nothing more to configure;
 * the keys of the sealing-keys file (``CIVICVOUCHER_SEALING_KEYS_FILE``, default: the ID-hash
   key file's path plus ``.sealing-keys``), one ``<id> <64 hex>`` a line, the last the current
   one. ``civicvoucher keys new-sealing-key`` appends one; ``civicvoucher keys
-  rotate-channel-secrets`` seals every channel secret again under the current key; a key
-  no value uses any more (``civicvoucher keys status``) may be deleted from the file.
+  rotate-secrets`` seals every channel secret and every merchant's account number again under
+  the current key; a key no value uses any more (``civicvoucher keys status``) may be deleted
+  from the file.
 
 ``bind_key`` also seals what migration 0009 left in clear (``payment_channel.unsealed_secret``,
 which a migration cannot seal: it has no key), audited, so nothing reads it after the first
@@ -267,6 +269,13 @@ def seal_leftovers(db: Database, secret_key: bytes) -> int:
     return db.run(run)
 
 
+def _merchant_accounts(session: Session):
+    from civicvoucher.merchants.models import Merchant
+
+    return Merchant, session.execute(select(Merchant).where(Merchant.account_sealed.is_not(None))
+                                     .order_by(Merchant.id)).scalars().all()
+
+
 def reseal_channel_secrets(session: Session, keyring: Keyring) -> dict[str, int]:
     """Seal every channel secret that is not under the current key again under it, in the
     caller's transaction: {old key id: how many}. Idempotent: a second run moves none. A
@@ -284,11 +293,33 @@ def reseal_channel_secrets(session: Session, keyring: Keyring) -> dict[str, int]
     return dict(moved)
 
 
+def reseal_merchant_accounts(session: Session, keyring: Keyring) -> dict[str, int]:
+    """The same for merchants' bank account numbers (``merchant.account_sealed``): sealed again
+    under the current key, bound to the same USCC; {old key id: how many}; idempotent."""
+    mc, rows = _merchant_accounts(session)
+    moved: Counter[str] = Counter()
+    for m in rows:
+        if not keyring.needs_reseal(m.account_sealed):
+            continue
+        old = m.account_sealed
+        fresh = keyring.seal(m.open_account(keyring), context=mc.account_context(m.uscc))
+        if session.execute(update(mc).where(mc.id == m.id, mc.account_sealed == old)
+                           .values(account_sealed=fresh)).rowcount:
+            moved[key_id_of(old)] += 1
+    return dict(moved)
+
+
 def sealing_status(session: Session, keyring: Keyring) -> dict:
-    """Which keys the keyring has, which is current, and how many channel secrets each seals
-    (a key with none may be deleted from the file); secrets still in clear."""
+    """Which keys the keyring has, which is current, and how many values each seals: channel
+    secrets (``keys``) and merchants' account numbers (``accounts``); a key with neither may be
+    deleted from the file. ``missing`` / ``accounts_missing``: values sealed under a key this
+    process does not have; ``unsealed``: channel secrets still in clear."""
     _, rows = _channels(session)
     used = Counter(key_id_of(ch.secret_sealed) for ch in rows if ch.secret_sealed)
+    _, merchants = _merchant_accounts(session)
+    accounts = Counter(key_id_of(m.account_sealed) for m in merchants)
     return {"current": keyring.current, "keys": {k: used.get(k, 0) for k in keyring.key_ids},
+            "accounts": {k: accounts.get(k, 0) for k in keyring.key_ids},
             "missing": {k: n for k, n in used.items() if k not in keyring.key_ids},
+            "accounts_missing": {k: n for k, n in accounts.items() if k not in keyring.key_ids},
             "unsealed": sum(ch.unsealed_secret is not None for ch in rows)}

@@ -283,3 +283,50 @@ def test_the_migration_scrubs_stored_answers_and_the_first_keyed_start_seals_old
     client = TestClient(create_app(db, secret_key=SECRET), raise_server_exceptions=False)
     assert verifies(client, plain, "pay-old") and not verifies(client, "cd" * 32, "pay-old")
     client.close()
+
+
+def test_rotation_moves_merchants_account_numbers_too(keyed, settings, monkeypatch):
+    """Merchants' bank account numbers (migration 0011) are sealed under the same keyring: the
+    rotation seals them again under the new key, bound to the same merchant, audited once;
+    ``keys status`` counts them, so a key is not deleted while a number still needs it. The
+    old command name does the same."""
+    from civicvoucher.audit.models import AuditEntry
+    from civicvoucher.db import keyring_of
+    from civicvoucher.merchants.models import Merchant
+    from civicvoucher.merchants.service import set_bank_details
+
+    aw, db = keyed, keyed.db
+    number = "6217000010012345678"
+    merchant = aw.merchant_in  # 超市
+    with db.session() as s:
+        set_bank_details(s, merchant_id=merchant, payee_name="超市有限公司", bank_name="工商银行",
+                         account_no=number)
+        s.commit()
+
+    def account():
+        with db.session() as s:
+            return s.get(Merchant, merchant).account_sealed
+
+    assert sealed.key_id_of(account()) == sealed.DERIVED_ID
+    kid = add_sealing_key(settings)
+    bind_sealing(db, SECRET, settings)
+    status = " ".join(run_cli(db, monkeypatch, "keys", "status").output.split())
+    assert "h1: 1 channel secret · 1 merchant account number" in status, status
+
+    got = run_cli(db, monkeypatch, "keys", "rotate-channel-secrets")  # the old name
+    assert got.exit_code == 0, got.output
+    assert "1 merchant account number sealed again" in " ".join(got.output.split())
+    moved = account()
+    assert sealed.key_id_of(moved) == kid
+    with db.session() as s:
+        assert s.get(Merchant, merchant).open_account(keyring_of(s)) == number
+        assert s.get(Merchant, merchant).account_masked.endswith("5678")
+        entries = s.execute(select(AuditEntry.detail).where(
+            AuditEntry.action == "keys.merchant_accounts.rotate")).scalars().all()
+    assert entries == [{"to": kid, "from": {"h1": 1}}]
+    again = run_cli(db, monkeypatch, "keys", "rotate-secrets")
+    assert again.exit_code == 0 and "nothing to do" in " ".join(again.output.split())
+    assert account() == moved
+    status = " ".join(run_cli(db, monkeypatch, "keys", "status").output.split())
+    assert "h1: 0 channel secrets · 0 merchant account numbers" in status, status
+    assert f"{kid}: 1 channel secret · 1 merchant account number" in status, status

@@ -26,6 +26,91 @@ depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
+# --- the triggers that log changed unions in dash_dirty (PostgreSQL: once per statement,
+# from its transition tables; SQLite: per row) -----------------------------------------------
+
+_PG_SOURCES = {  # table -> the union ids of a transition table ``t``
+    "voucher": "SELECT union_id FROM {t}",
+    "redemption": "SELECT union_id FROM {t}",
+    "member": "SELECT union_id FROM {t}",
+    "refund": "SELECT r.union_id FROM {t} x JOIN redemption r ON r.id = x.redemption_id",
+}
+
+
+def pg_trigger_ddl() -> list[str]:
+    out = []
+    for table, src in _PG_SOURCES.items():
+        for event, refs, body in (
+            ("INSERT", "NEW TABLE AS dash_new", src.format(t="dash_new")),
+            ("UPDATE", "OLD TABLE AS dash_old NEW TABLE AS dash_new",
+             src.format(t="dash_new") + " UNION " + src.format(t="dash_old")),
+            ("DELETE", "OLD TABLE AS dash_old", src.format(t="dash_old")),
+        ):
+            fn = f"dash_mark_{table}_{event.lower()}"
+            out.append(
+                f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"BEGIN\n  INSERT INTO dash_dirty (union_id) SELECT DISTINCT u.union_id FROM "
+                f"({body}) u WHERE u.union_id IS NOT NULL;\n  RETURN NULL;\nEND $$")
+            out.append(f"CREATE TRIGGER {fn} AFTER {event} ON {table} REFERENCING {refs} "
+                       f"FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
+    out.append(
+        "CREATE OR REPLACE FUNCTION dash_mark_merchant_update() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$\nBEGIN\n  INSERT INTO dash_dirty (union_id) SELECT DISTINCT r.union_id FROM "
+        "dash_new n JOIN dash_old o ON o.id = n.id JOIN redemption r ON r.merchant_id = n.id "
+        "WHERE n.category IS DISTINCT FROM o.category;\n  RETURN NULL;\nEND $$")
+    out.append("CREATE TRIGGER dash_mark_merchant_update AFTER UPDATE ON merchant REFERENCING "
+               "OLD TABLE AS dash_old NEW TABLE AS dash_new FOR EACH STATEMENT EXECUTE "
+               "FUNCTION dash_mark_merchant_update()")
+    return out
+
+
+def pg_trigger_drop() -> list[str]:
+    out = []
+    for table in (*_PG_SOURCES, "merchant"):
+        for event in ("insert", "update", "delete"):
+            if table == "merchant" and event != "update":
+                continue
+            fn = f"dash_mark_{table}_{event}"
+            out.append(f"DROP TRIGGER IF EXISTS {fn} ON {table}")
+            out.append(f"DROP FUNCTION IF EXISTS {fn}()")
+    return out
+
+
+def sqlite_trigger_ddl() -> list[str]:
+    out = []
+    for table in ("voucher", "redemption", "member"):
+        out += [
+            f"CREATE TRIGGER dash_mark_{table}_insert AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO dash_dirty (union_id) VALUES (NEW.union_id); END",
+            f"CREATE TRIGGER dash_mark_{table}_update AFTER UPDATE ON {table} BEGIN "
+            f"INSERT INTO dash_dirty (union_id) VALUES (NEW.union_id); "
+            f"INSERT INTO dash_dirty (union_id) SELECT OLD.union_id "
+            f"WHERE OLD.union_id IS NOT NEW.union_id; END",
+            f"CREATE TRIGGER dash_mark_{table}_delete AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO dash_dirty (union_id) VALUES (OLD.union_id); END",
+        ]
+    for event, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD")):
+        extra = ("INSERT INTO dash_dirty (union_id) SELECT union_id FROM redemption "
+                 "WHERE id = OLD.redemption_id AND OLD.redemption_id IS NOT "
+                 "NEW.redemption_id; ") if event == "update" else ""
+        out.append(
+            f"CREATE TRIGGER dash_mark_refund_{event} AFTER {event.upper()} ON refund BEGIN "
+            f"INSERT INTO dash_dirty (union_id) SELECT union_id FROM redemption "
+            f"WHERE id = {row}.redemption_id; {extra}END")
+    out.append(
+        "CREATE TRIGGER dash_mark_merchant_update AFTER UPDATE OF category ON merchant "
+        "WHEN OLD.category IS NOT NEW.category BEGIN INSERT INTO dash_dirty (union_id) "
+        "SELECT DISTINCT union_id FROM redemption WHERE merchant_id = NEW.id; END")
+    return out
+
+
+def sqlite_trigger_drop() -> list[str]:
+    return [f"DROP TRIGGER IF EXISTS dash_mark_{t}_{e}"
+            for t in ("voucher", "redemption", "member", "refund")
+            for e in ("insert", "update", "delete")] + [
+        "DROP TRIGGER IF EXISTS dash_mark_merchant_update"]
+
+
 def _nf() -> list:
     return [sa.Column('n', sa.BigInteger(), nullable=False),
             sa.Column('fen', sa.BigInteger(), nullable=False)]
@@ -38,8 +123,6 @@ def _keys(*more) -> list:
 
 
 def upgrade() -> None:
-    from civicvoucher import rollup_schema as rollup
-
     op.create_table('dash_dirty',
                     sa.Column('seq', BigId, autoincrement=True, nullable=False),
                     sa.Column('union_id', sa.Integer(), nullable=False),
@@ -75,8 +158,7 @@ def upgrade() -> None:
         op.create_index(f'ix_dash_{t}_union', f'dash_{t}', ['union_id'])
 
     bind = op.get_bind()
-    ddl = rollup.pg_trigger_ddl() if bind.dialect.name == 'postgresql' \
-        else rollup.sqlite_trigger_ddl()
+    ddl = pg_trigger_ddl() if bind.dialect.name == 'postgresql' else sqlite_trigger_ddl()
     for stmt in ddl:
         op.execute(stmt)
     empty = not any(bind.execute(sa.text(f"SELECT 1 FROM {t} LIMIT 1")).first()
@@ -91,11 +173,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from civicvoucher import rollup_schema as rollup
-
     bind = op.get_bind()
-    drop = rollup.pg_trigger_drop() if bind.dialect.name == 'postgresql' \
-        else rollup.sqlite_trigger_drop()
+    drop = pg_trigger_drop() if bind.dialect.name == 'postgresql' else sqlite_trigger_drop()
     for stmt in drop:
         op.execute(stmt)
     for t in ('voucher', 'issue_day', 'redemption', 'spend', 'redeem_day'):
