@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 
 import pytest
@@ -39,15 +40,26 @@ def _english_by_default(monkeypatch, request):
     i18n._current.reset(token)
 
 
-def _pg_available() -> str | None:
-    try:
-        eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(text("SELECT 1"))
-        eng.dispose()
-        return None
-    except Exception as exc:
-        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}"
+def _pg_available(attempts: int = 4) -> str | None:
+    """None when the server answers. A busy machine (a checkpoint, a long build) can hold a
+    connection past a few seconds: the session fixture that asks fails every PostgreSQL test of
+    its worker when this does, so it tries again before saying the server is not there."""
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                connect_args={"connect_timeout": 10})
+            try:
+                with eng.connect() as c:
+                    c.execute(text("SELECT 1"))
+            finally:
+                eng.dispose()
+            return None
+        except Exception as exc:  # any failure is "not reachable", said below
+            last = exc
+            time.sleep(1 + 2 * attempt)
+    return (f"PostgreSQL not reachable at {PG_ADMIN_URL} after {attempts} attempts: "
+            f"{last.__class__.__name__}: {str(last).splitlines()[0] if str(last) else ''}")
 
 
 @pytest.fixture(scope="session")
