@@ -38,15 +38,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
-from civicvoucher.api import idempotency as idem
 from civicvoucher.api.routing import _audit_refusal
 from civicvoucher.api.uploads import read_upload, saved_upload, upload_limit
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.auth.policy import Rule, rule_for
-from civicvoucher.console import nav
+from civicvoucher.console import attempts, nav
 from civicvoucher.console.render import render
 from civicvoucher.console.routing import ConsoleRoute, PageCtx, page_ctx
 from civicvoucher.core.tabular import write_table
@@ -76,7 +75,6 @@ PAGE_SIZE = 50
 SEARCH_LIMIT = 50
 PREVIEW_ROWS = 10
 ERRORS_SHOWN = 5000  # every error of any real roster; past this the page says how many more
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 STATUSES = [str(s) for s in MemberStatus]
 
@@ -280,27 +278,6 @@ def members_page(org_id: int, q: str = Query("", max_length=50),
                   reason_max=REASON_MAX)
 
 
-def _claim(c: PageCtx, kind: str, key: str, body: bytes) -> idem.Claim:
-    """The page's key in the API's key table (under a console prefix): one owner runs, a
-    retry gets the stored answer."""
-    if not KEY_RE.fullmatch(key or ""):
-        raise ValidationError(N_("the form is missing its idempotency key: reload the page "
-                                 "and try again"), field="idempotency_key",
-                              code="idempotency_key_required")
-    rh = idem.request_fingerprint("POST", c.request.url.path, "", body)
-    return idem.claim(c.db, user_id=c.principal.user_id, key=f"console:{kind}:{key}", rh=rh)
-
-
-def _finish(c: PageCtx, claim: idem.Claim, answer: dict | None) -> None:
-    try:
-        if answer is None:
-            idem.release(c.db, claim)
-        else:
-            idem.complete(c.db, claim, JSONResponse(answer))
-    finally:
-        claim.unlock()
-
-
 @router.post("/orgs/{org_id}/members/{member_id}/status", name="console_member_status")
 def member_status(org_id: int, member_id: int, status: str = Form(..., max_length=20),
                   reason: str = Form("", max_length=REASON_MAX + 50),
@@ -309,7 +286,7 @@ def member_status(org_id: int, member_id: int, status: str = Form(..., max_lengt
     """A member's status (在职/停用/离会/调出), with a reason: ``change_member`` as the API's
     route calls it (audited there, nothing written when it already was so)."""
     body = json.dumps([org_id, member_id, status, reason]).encode()
-    claim = _claim(c, "member-status", idempotency_key, body)
+    claim = attempts.claim(c, "member-status", idempotency_key, body)
     if claim.replay is not None:
         answer, replayed = json.loads(claim.replay.body), True
     else:
@@ -329,7 +306,7 @@ def member_status(org_id: int, member_id: int, status: str = Form(..., max_lengt
 
             answer = _run(c, run)
         finally:
-            _finish(c, claim, answer)
+            attempts.finish(c, claim, answer)
         replayed = False
     return render(c.request, "imports/status_done.html.j2", title=N_("Member status"),
                   union_id=org_id, a=answer, replayed=replayed)
@@ -551,7 +528,7 @@ def import_members_confirm(token: str = Form(..., max_length=100),
                            c: PageCtx = Depends(page_ctx)) -> Response:
     """Import the previewed roster, all or nothing, audited as the API's import; the same
     key again answers the first result and imports nothing more."""
-    claim = _claim(c, "member-import", idempotency_key, token.encode())
+    claim = attempts.claim(c, "member-import", idempotency_key, token.encode())
     if claim.replay is not None:
         return _import_done(c, json.loads(claim.replay.body), replayed=True)
     answer = None
@@ -585,7 +562,7 @@ def import_members_confirm(token: str = Form(..., max_length=100),
         answer = _run(c, run)
         STASH.drop(token)
     finally:
-        _finish(c, claim, answer)
+        attempts.finish(c, claim, answer)
     return _import_done(c, answer, replayed=False)
 
 

@@ -26,20 +26,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import uuid
 
 from fastapi import APIRouter, Depends, Form, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from civicvoucher.api import idempotency as idem
 from civicvoucher.api.routers import merchants as api_merchants
 from civicvoucher.auth import scope
 from civicvoucher.auth.errors import OutOfScope
 from civicvoucher.auth.policy import Rule, rule_for
-from civicvoucher.console import nav
+from civicvoucher.console import attempts, nav
 from civicvoucher.console.render import render
 from civicvoucher.console.routing import ConsoleRoute, PageCtx, page_ctx
 from civicvoucher.errors import CivicVoucherError, RowError, ValidationError
@@ -62,7 +60,6 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 nav.register(nav.Link("console_merchants", "/merchants", N_("Merchants")))
 nav.register(nav.Link("console_merchant_queue", "/merchants/queue", N_("Merchant approvals")))
 
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 PAGE_SIZE = 50
 REASON_MAX = 200
 STATUSES = [str(s) for s in MerchantStatus]
@@ -76,35 +73,6 @@ MerchantId = Path(ge=1, le=2_147_483_647)
 def _may(c: PageCtx, route: str) -> bool:
     rule = rule_for(route)
     return isinstance(rule, Rule) and c.principal.role in rule.roles
-
-
-def _claim(c: PageCtx, kind: str, key: str, body: bytes) -> idem.Claim:
-    if not KEY_RE.fullmatch(key or ""):
-        raise ValidationError(N_("the page's attempt key is missing: reload the page"),
-                              field="idempotency_key", code="idempotency_key_missing")
-    rh = idem.request_fingerprint("POST", c.request.url.path, "", body)
-    return idem.claim(c.db, user_id=c.principal.user_id, key=f"console:{kind}:{key}", rh=rh)
-
-
-def _once(c: PageCtx, kind: str, key: str, body: bytes, work) -> dict:
-    """Run ``work()`` once per attempt key: a replay answers the first run's dict; a failure
-    gives the key back (nothing was done)."""
-    claim = _claim(c, kind, key, body)
-    if claim.replay is not None:
-        claim.unlock()
-        return json.loads(claim.replay.body)
-    answer = None
-    try:
-        answer = work()
-        return answer
-    finally:
-        try:
-            if answer is None:
-                idem.release(c.db, claim)
-            else:
-                idem.complete(c.db, claim, JSONResponse(answer))
-        finally:
-            claim.unlock()
 
 
 def _blind(c: PageCtx, account_no: str) -> str:
@@ -217,7 +185,7 @@ def merchant_register(uscc: str = Form("", max_length=40), name: str = Form("", 
         return {"merchant_id": out.id}
 
     try:
-        answer = _once(c, "merchant-register", idempotency_key,
+        answer = attempts.once(c, "merchant-register", idempotency_key,
                        json.dumps({**raw, "account_no": _blind(c, row.account_no)},
                                   sort_keys=True).encode(), work)
     except CivicVoucherError as exc:
@@ -281,7 +249,7 @@ def merchant_status(merchant_id: int = MerchantId, status: str = Form("", max_le
     """Approve, reject or suspend: the same service as the API's set_merchant_status."""
     body = json.dumps([merchant_id, status, reason]).encode()
     try:
-        answer = _once(c, "merchant-status", idempotency_key, body,
+        answer = attempts.once(c, "merchant-status", idempotency_key, body,
                        lambda: _decide(c, merchant_id, status, reason))
     except ValidationError as exc:
         if back == "queue":
@@ -339,7 +307,7 @@ def merchant_bank(merchant_id: int = MerchantId, payee_name: str = Form("", max_
 
     body = json.dumps([merchant_id, payee_name, bank_name, _blind(c, account_no)]).encode()
     try:
-        _once(c, "merchant-bank", idempotency_key, body, work)
+        attempts.once(c, "merchant-bank", idempotency_key, body, work)
     except ValidationError as exc:
         return _merchant_page(c, merchant_id, status=exc.http_status,
                               bank_error=exc.localized(c.lang), bank_field=exc.field,

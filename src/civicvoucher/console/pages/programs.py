@@ -42,10 +42,9 @@ import pydantic
 from fastapi import APIRouter, Depends, Form, Path, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from civicvoucher import i18n
-from civicvoucher.api import idempotency as idem
 from civicvoucher.api.routers import issuance as api_issuance
 from civicvoucher.api.routers import programs as api_programs
 from civicvoucher.api.routers import runs as api_runs
@@ -53,7 +52,7 @@ from civicvoucher.api.schemas import ExtensionIn, IssueIn
 from civicvoucher.auth import scope
 from civicvoucher.auth.models import IdempotencyRecord
 from civicvoucher.auth.policy import rule_for
-from civicvoucher.console import nav
+from civicvoucher.console import attempts, nav
 from civicvoucher.console.render import render
 from civicvoucher.console.routing import ConsoleRoute, PageCtx, page_ctx
 from civicvoucher.core import clock
@@ -80,7 +79,6 @@ nav.register(nav.Link("console_programs", "/programs", N_("Programs")))
 nav.register(nav.Link("console_issue", "/issue", N_("Issue vouchers")))
 
 TEMPLATE = "programs/issue.html.j2"
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 MODES = [str(m) for m in IssueMode]
 PROGRAM_KEY = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -210,7 +208,7 @@ def issue_confirm(union_id: int = Form(..., ge=1, le=2_147_483_647),
                   c: PageCtx = Depends(page_ctx)) -> Response:
     """Issue through the API's own handler, exactly once per attempt key."""
     chosen = {"union_id": union_id, "program": program, "mode": mode}
-    if not KEY_RE.fullmatch(idempotency_key or ""):
+    if not attempts.KEY_RE.fullmatch(idempotency_key or ""):
         exc = ValidationError(N_("the page's attempt key is missing: check the funding again"),
                               field="idempotency_key", code="idempotency_key_missing")
         return _page(c, status=400, chosen=chosen, **_error(c, exc))
@@ -250,7 +248,8 @@ def issuance_page(issuance_id: int = Path(ge=1, le=2_147_483_647),
 # issuances those keys made. The worker is a thread of the process that took the confirm; if
 # the process stops, the run page offers to resume (the same keys: the rest only).
 
-RUN_PREFIX = "console:issue-run:"
+RUN_KIND = "issue-run"
+RUN_PREFIX = f"console:{RUN_KIND}:"  # attempts.claim's key of a run
 
 
 @dataclass(frozen=True)
@@ -439,7 +438,7 @@ def issue_subtree_confirm(org_id: int = Form(..., ge=1, le=2_147_483_647),
     more), then show its progress."""
     chosen = {"union_id": 0, "org_id": org_id, "program": program, "mode": mode}
     try:
-        if not KEY_RE.fullmatch(idempotency_key or ""):
+        if not attempts.KEY_RE.fullmatch(idempotency_key or ""):
             raise ValidationError(N_("the page's attempt key is missing: check the funding "
                                      "again"), field="idempotency_key",
                                   code="idempotency_key_missing")
@@ -447,9 +446,7 @@ def issue_subtree_confirm(org_id: int = Form(..., ge=1, le=2_147_483_647),
     except ValidationError as exc:
         return _page(c, status=400, chosen=chosen, **_error(c, exc))
     body = json.dumps({"org_id": org_id, "program": program, "mode": mode}).encode()
-    rh = idem.request_fingerprint("POST", c.request.url.path, "", body)
-    claim = idem.claim(c.db, user_id=c.principal.user_id, key=RUN_PREFIX + idempotency_key,
-                       rh=rh)
+    claim = attempts.claim(c, RUN_KIND, idempotency_key, body)
     if claim.replay is not None:
         plan = json.loads(claim.replay.body)
     else:
@@ -464,13 +461,7 @@ def issue_subtree_confirm(org_id: int = Form(..., ge=1, le=2_147_483_647),
 
             plan = c.db.run(run)
         finally:
-            try:
-                if plan is None:
-                    idem.release(c.db, claim)
-                else:
-                    idem.complete(c.db, claim, JSONResponse(plan))
-            finally:
-                claim.unlock()
+            attempts.finish(c, claim, plan)
     start_run(c, idempotency_key, plan)  # a resubmit of a stopped run resumes it
     return RedirectResponse(f"/issue/runs/{idempotency_key}", status_code=303)
 
@@ -778,15 +769,6 @@ def _form_page(c: PageCtx, form: ProgramForm, *, editing: str | None, status: in
                   max_products=MAX_PRODUCTS)
 
 
-def _program_claim(c: PageCtx, kind: str, attempt: str, body: dict) -> idem.Claim:
-    if not KEY_RE.fullmatch(attempt or ""):
-        raise ValidationError(N_("the page's attempt key is missing: reload the page"),
-                              field="idempotency_key", code="idempotency_key_missing")
-    rh = idem.request_fingerprint("POST", c.request.url.path, "",
-                                  json.dumps(body, sort_keys=True, default=str).encode())
-    return idem.claim(c.db, user_id=c.principal.user_id, key=f"console:{kind}:{attempt}", rh=rh)
-
-
 def _save(c: PageCtx, form: ProgramForm, *, attempt: str, action: str | None,
           editing: str | None) -> Response:
     """Add a row (nothing written; rows ticked for removal go), or create/update through
@@ -801,8 +783,9 @@ def _save(c: PageCtx, form: ProgramForm, *, attempt: str, action: str | None,
     if spec is None:
         return _form_page(c, form, editing=editing, status=422, errors=errors, key=attempt)
     kind = "program-update" if editing else "program-create"
-    claim = _program_claim(c, kind, attempt, {"program": editing,
-                                              "spec": spec.model_dump(mode="json")})
+    claim = attempts.claim(c, kind, attempt, json.dumps(
+        {"program": editing, "spec": spec.model_dump(mode="json")}, sort_keys=True,
+        default=str).encode())
     if claim.replay is not None:
         answer = json.loads(claim.replay.body)
         return RedirectResponse(f"/programs/{answer['key']}?saved={answer['saved']}",
@@ -827,13 +810,7 @@ def _save(c: PageCtx, form: ProgramForm, *, attempt: str, action: str | None,
             return _form_page(c, form, editing=editing, status=422, errors=errors, key=attempt)
         answer = {"key": out.key, "saved": saved}
     finally:
-        try:
-            if answer is None:
-                idem.release(c.db, claim)
-            else:
-                idem.complete(c.db, claim, JSONResponse(answer))
-        finally:
-            claim.unlock()
+        attempts.finish(c, claim, answer)
     return RedirectResponse(f"/programs/{out.key}?saved={saved}", status_code=303)
 
 
@@ -977,7 +954,7 @@ def program_extend(program: str = Path(min_length=1, max_length=80, pattern=PROG
     form = {"until": until, "reason": reason, "document": document}
     again = {"form": form, "key": idempotency_key or str(uuid.uuid4())}
     try:
-        if not KEY_RE.fullmatch(idempotency_key or ""):
+        if not attempts.KEY_RE.fullmatch(idempotency_key or ""):
             raise ValidationError(N_("the page's attempt key is missing: reload the page"),
                                   field="idempotency_key", code="idempotency_key_missing")
         if not reason.strip():
